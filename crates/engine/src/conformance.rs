@@ -1,0 +1,838 @@
+//! The store conformance suite: the semantics every backend must show, driven through the
+//! [`Engine`] with a manual clock so visibility and expiry are exact and nothing sleeps.
+//!
+//! A backend crate runs it with one line:
+//! `hematite_engine::store_conformance_tests!(#[tokio::test] || -> Arc<dyn Store> { ... });`
+//! which expands to one test per case, so a failure names the rule that broke.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::{test_clock, ManualClock};
+use crate::model::{AccessPolicy, MessageId, Metadata, PopReceipt, QueueRef};
+use crate::service::{Created, Engine, SendOptions, Ttl};
+use crate::store::Store;
+use crate::time::Timestamp;
+use crate::Error;
+
+/// Expands to one test function per conformance case.
+///
+/// `#[attr]` is the test attribute to put on each (an async one such as `#[tokio::test]`), and
+/// `$make` a closure returning a fresh `Arc<dyn Store>`.
+#[macro_export]
+macro_rules! store_conformance_tests {
+    (#[$attr:meta] $make:expr) => {
+        $crate::store_conformance_tests!(@cases #[$attr] $make;
+            create_queue_rules, delete_queue_removes_everything, list_queues_pages_in_name_order,
+            metadata_round_trip_keeps_case, access_policies_round_trip, put_receive_delete,
+            lease_expiry_makes_message_visible_again, receipt_survives_lapsed_lease_until_redequeued,
+            put_with_visibility_delay, expired_messages_vanish, peek_does_not_lease,
+            update_message_rules, clear_removes_every_message, receive_order_and_batch,
+            missing_queue_everywhere, accounts_are_isolated, account_documents_round_trip,
+            sequence_numbers_increase);
+    };
+    (@cases #[$attr:meta] $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[$attr]
+            async fn $case() {
+                let make = $make;
+                $crate::conformance::$case(make()).await;
+            }
+        )*
+    };
+}
+
+const T: Duration = Duration::from_secs(1);
+
+fn secs(n: u64) -> Duration {
+    T * n as u32
+}
+
+struct Fixture {
+    engine: Engine,
+    clock: Arc<ManualClock>,
+}
+
+fn fixture(store: Arc<dyn Store>) -> Fixture {
+    let clock = Arc::new(test_clock());
+    Fixture {
+        engine: Engine::new(store, clock.clone()),
+        clock,
+    }
+}
+
+const ACC: &str = "acct";
+
+fn q(name: &str) -> QueueRef<'_> {
+    QueueRef::new(ACC, name)
+}
+
+fn meta(pairs: &[(&str, &str)]) -> Metadata {
+    Metadata(
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    )
+}
+
+fn opts(delay: u64, ttl: Ttl) -> SendOptions {
+    SendOptions {
+        visibility_delay: secs(delay),
+        ttl,
+    }
+}
+
+const DEFAULT_TTL: Ttl = Ttl::After(Duration::from_secs(604_800));
+
+async fn send(f: &Fixture, queue: &str, body: &str) -> crate::Message {
+    f.engine
+        .send(q(queue), body.as_bytes().to_vec(), opts(0, DEFAULT_TTL))
+        .await
+        .expect("send")
+}
+
+fn bodies(ms: &[crate::Message]) -> Vec<String> {
+    ms.iter()
+        .map(|m| String::from_utf8_lossy(&m.body).into_owned())
+        .collect()
+}
+
+pub async fn create_queue_rules(store: Arc<dyn Store>) {
+    let f = fixture(store);
+    let m = meta(&[("Color", "red"), ("k", "v")]);
+    assert_eq!(
+        f.engine.create_queue(q("a"), m.clone()).await.ok(),
+        Some(Created::New)
+    );
+    // Same pairs, names differing only in case, in another order: identical.
+    let same = meta(&[("k", "v"), ("COLOR", "red")]);
+    assert_eq!(
+        f.engine.create_queue(q("a"), same).await.ok(),
+        Some(Created::AlreadyIdentical)
+    );
+    let other = meta(&[("Color", "blue"), ("k", "v")]);
+    assert!(matches!(
+        f.engine.create_queue(q("a"), other).await,
+        Err(Error::QueueAlreadyExists)
+    ));
+    assert!(matches!(
+        f.engine.create_queue(q("a"), Metadata::default()).await,
+        Err(Error::QueueAlreadyExists)
+    ));
+    // The failed creates changed nothing.
+    let info = f.engine.queue_info(q("a")).await.expect("info");
+    assert_eq!(info.metadata, m);
+    // No metadata on both sides is identical.
+    assert_eq!(
+        f.engine
+            .create_queue(q("b"), Metadata::default())
+            .await
+            .ok(),
+        Some(Created::New)
+    );
+    assert_eq!(
+        f.engine
+            .create_queue(q("b"), Metadata::default())
+            .await
+            .ok(),
+        Some(Created::AlreadyIdentical)
+    );
+    assert!(matches!(
+        f.engine.create_queue(q("b"), meta(&[("x", "1")])).await,
+        Err(Error::QueueAlreadyExists)
+    ));
+}
+
+pub async fn delete_queue_removes_everything(store: Arc<dyn Store>) {
+    let f = fixture(store);
+    f.engine
+        .create_queue(q("a"), meta(&[("x", "1")]))
+        .await
+        .expect("create");
+    send(&f, "a", "hello").await;
+    let policy = AccessPolicy {
+        id: "p".into(),
+        start: None,
+        expiry: None,
+        permissions: Some("r".into()),
+    };
+    f.engine
+        .set_access_policies(q("a"), vec![policy])
+        .await
+        .expect("acl");
+    f.engine.delete_queue(q("a")).await.expect("delete");
+    assert!(matches!(
+        f.engine.queue_info(q("a")).await,
+        Err(Error::QueueNotFound)
+    ));
+    assert!(matches!(
+        f.engine.delete_queue(q("a")).await,
+        Err(Error::QueueNotFound)
+    ));
+    // A queue recreated under the same name starts empty.
+    f.engine
+        .create_queue(q("a"), Metadata::default())
+        .await
+        .expect("recreate");
+    let info = f.engine.queue_info(q("a")).await.expect("info");
+    assert_eq!(info.message_count, 0);
+    assert!(info.metadata.is_empty());
+    assert!(f
+        .engine
+        .access_policies(q("a"))
+        .await
+        .expect("acl")
+        .is_empty());
+    assert!(f
+        .engine
+        .receive(q("a"), 32, secs(30))
+        .await
+        .expect("recv")
+        .is_empty());
+}
+
+pub async fn list_queues_pages_in_name_order(store: Arc<dyn Store>) {
+    let f = fixture(store);
+    // Created out of name order: paging must still visit each exactly once, sorted.
+    for name in ["q3", "q1", "a9", "q5", "q2", "q4", "qq"] {
+        f.engine
+            .create_queue(q(name), meta(&[("N", name)]))
+            .await
+            .expect("create");
+    }
+    f.engine
+        .create_queue(QueueRef::new("other", "q0"), Metadata::default())
+        .await
+        .expect("create other");
+    let mut seen = Vec::new();
+    let mut start: Option<String> = None;
+    loop {
+        let page = f
+            .engine
+            .list_queues(ACC, "q", start.as_deref(), 2)
+            .await
+            .expect("list");
+        assert!(page.queues.len() <= 2);
+        seen.extend(page.queues.iter().map(|s| s.name.clone()));
+        for s in &page.queues {
+            assert_eq!(s.metadata, meta(&[("N", &s.name)]));
+        }
+        match page.next {
+            Some(n) => start = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["q1", "q2", "q3", "q4", "q5", "qq"]);
+    let all = f
+        .engine
+        .list_queues(ACC, "", None, 5000)
+        .await
+        .expect("list all");
+    assert_eq!(all.queues.len(), 7);
+    assert_eq!(all.next, None);
+    let page = f
+        .engine
+        .list_queues(ACC, "", Some("q4"), 5000)
+        .await
+        .expect("list from");
+    let names: Vec<_> = page.queues.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["q4", "q5", "qq"]);
+    assert!(f
+        .engine
+        .list_queues(ACC, "zz", None, 10)
+        .await
+        .expect("none")
+        .queues
+        .is_empty());
+    assert!(f
+        .engine
+        .list_queues("nobody", "", None, 10)
+        .await
+        .expect("nobody")
+        .queues
+        .is_empty());
+    assert!(matches!(
+        f.engine.list_queues(ACC, "", None, 0).await,
+        Err(Error::InvalidArgument(_))
+    ));
+}
+
+pub async fn metadata_round_trip_keeps_case(store: Arc<dyn Store>) {
+    let f = fixture(store);
+    f.engine
+        .create_queue(q("a"), Metadata::default())
+        .await
+        .expect("create");
+    let m = meta(&[("Color", "red"), ("camelCase", "x y"), ("UPPER", "")]);
+    f.engine.set_metadata(q("a"), m.clone()).await.expect("set");
+    assert_eq!(f.engine.queue_info(q("a")).await.expect("info").metadata, m);
+    f.engine
+        .set_metadata(q("a"), Metadata::default())
+        .await
+        .expect("clear");
+    assert!(f
+        .engine
+        .queue_info(q("a"))
+        .await
+        .expect("info")
+        .metadata
+        .is_empty());
+}
+
+pub async fn access_policies_round_trip(store: Arc<dyn Store>) {
+    let f = fixture(store);
+    f.engine
+        .create_queue(q("a"), Metadata::default())
+        .await
+        .expect("create");
+    let ps = vec![
+        AccessPolicy {
+            id: "p1".into(),
+            start: Some(Timestamp::from_millis(1_000)),
+            expiry: Some(Timestamp::from_millis(2_000)),
+            permissions: Some("raup".into()),
+        },
+        AccessPolicy {
+            id: "p2".into(),
+            start: None,
+            expiry: None,
+            permissions: None,
+        },
+    ];
+    f.engine
+        .set_access_policies(q("a"), ps.clone())
+        .await
+        .expect("set");
+    assert_eq!(f.engine.access_policies(q("a")).await.expect("get"), ps);
+    f.engine
+        .set_access_policies(q("a"), vec![])
+        .await
+        .expect("clear");
+    assert!(f
+        .engine
+        .access_policies(q("a"))
+        .await
+        .expect("get")
+        .is_empty());
+}
+
+pub async fn put_receive_delete(store: Arc<dyn Store>) {
+    let f = fixture(store);
+    f.engine
+        .create_queue(q("a"), Metadata::default())
+        .await
+        .expect("create");
+    let put = send(&f, "a", "hello").await;
+    let now = f.engine.now();
+    assert_eq!(put.inserted_at, now);
+    assert_eq!(put.visible_at, now);
+    assert_eq!(put.expires_at, now.saturating_add(secs(604_800)));
+    assert_eq!(put.dequeue_count, 0);
+    assert_eq!(
+        f.engine
+            .queue_info(q("a"))
+            .await
+            .expect("info")
+            .message_count,
+        1
+    );
+
+    let got = f.engine.receive(q("a"), 1, secs(30)).await.expect("recv");
+    assert_eq!(got.len(), 1);
+    let m = &got[0];
+    assert_eq!(
+        (m.id, m.body.as_slice(), m.dequeue_count),
+        (put.id, &b"hello"[..], 1)
+    );
+    assert_eq!(m.visible_at, now.saturating_add(secs(30)));
+    assert_ne!(m.receipt, put.receipt);
+    // Leased: invisible to receive and peek, but still counted.
+    assert!(f
+        .engine
+        .receive(q("a"), 1, secs(30))
+        .await
+        .expect("recv")
+        .is_empty());
+    assert!(f.engine.peek(q("a"), 32).await.expect("peek").is_empty());
+    assert_eq!(
+        f.engine
+            .queue_info(q("a"))
+            .await
+            .expect("info")
+            .message_count,
+        1
+    );
+
+    assert!(matches!(
+        f.engine.delete_message(q("a"), m.id, put.receipt).await,
+        Err(Error::PopReceiptMismatch)
+    ));
+    f.engine
+        .delete_message(q("a"), m.id, m.receipt)
+        .await
+        .expect("delete");
+    assert!(matches!(
+        f.engine.delete_message(q("a"), m.id, m.receipt).await,
+        Err(Error::MessageNotFound)
+    ));
+    assert_eq!(
+        f.engine
+            .queue_info(q("a"))
+            .await
+            .expect("info")
+            .message_count,
+        0
+    );
+}
+
+pub async fn lease_expiry_makes_message_visible_again(store: Arc<dyn Store>) {
+    let f = fixture(store);
+    f.engine
+        .create_queue(q("a"), Metadata::default())
+        .await
+        .expect("create");
+    send(&f, "a", "m").await;
+    let first = f
+        .engine
+        .receive(q("a"), 1, secs(30))
+        .await
+        .expect("recv")
+        .remove(0);
+    f.clock.advance(secs(30) - Duration::from_millis(1));
+    assert!(f
+        .engine
+        .receive(q("a"), 1, secs(30))
+        .await
+        .expect("recv")
+        .is_empty());
+    f.clock.advance(Duration::from_millis(1));
+    let second = f.engine.receive(q("a"), 1, secs(10)).await.expect("recv");
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].id, first.id);
+    assert_eq!(second[0].dequeue_count, 2);
+    assert_ne!(second[0].receipt, first.receipt);
+    // The first lease's receipt died when the message was dequeued again.
+    assert!(matches!(
+        f.engine
+            .delete_message(q("a"), first.id, first.receipt)
+            .await,
+        Err(Error::PopReceiptMismatch)
+    ));
+    f.engine
+        .delete_message(q("a"), first.id, second[0].receipt)
+        .await
+        .expect("delete");
+}
+
+pub async fn receipt_survives_lapsed_lease_until_redequeued(store: Arc<dyn Store>) {
+    let f = fixture(store);
+    f.engine
+        .create_queue(q("a"), Metadata::default())
+        .await
+        .expect("create");
+    send(&f, "a", "m").await;
+    let m = f
+        .engine
+        .receive(q("a"), 1, secs(5))
+        .await
+        .expect("recv")
+        .remove(0);
+    f.clock.advance(secs(60));
+    // Visible again, but nobody dequeued it: the old receipt still works (digest §3.15).
+    let upd = f
+        .engine
+        .update_message(q("a"), m.id, m.receipt, secs(5), None)
+        .await
+        .expect("update after lapse");
+    f.clock.advance(secs(60));
+    f.engine
+        .delete_message(q("a"), m.id, upd.receipt)
+        .await
+        .expect("delete after lapse");
+}
+
+pub async fn put_with_visibility_delay(store: Arc<dyn Store>) {
+    let f = fixture(store);
+    f.engine
+        .create_queue(q("a"), Metadata::default())
+        .await
+        .expect("create");
+    let put = f
+        .engine
+        .send(q("a"), b"later".to_vec(), opts(10, DEFAULT_TTL))
+        .await
+        .expect("send");
+    assert_eq!(put.visible_at, f.engine.now().saturating_add(secs(10)));
+    assert!(f.engine.peek(q("a"), 1).await.expect("peek").is_empty());
+    assert_eq!(
+        f.engine
+            .queue_info(q("a"))
+            .await
+            .expect("info")
+            .message_count,
+        1
+    );
+    // The put's receipt is valid before the message is ever received.
+    let upd = f
+        .engine
+        .update_message(
+            q("a"),
+            put.id,
+            put.receipt,
+            Duration::ZERO,
+            Some(b"now".to_vec()),
+        )
+        .await
+        .expect("update with put receipt");
+    assert_eq!(upd.dequeue_count, 0);
+    let got = f.engine.receive(q("a"), 1, secs(30)).await.expect("recv");
+    assert_eq!(bodies(&got), ["now"]);
+}
+
+pub async fn expired_messages_vanish(store: Arc<dyn Store>) {
+    let f = fixture(store);
+    f.engine
+        .create_queue(q("a"), Metadata::default())
+        .await
+        .expect("create");
+    let short = f
+        .engine
+        .send(q("a"), b"short".to_vec(), opts(0, Ttl::After(secs(10))))
+        .await
+        .expect("send");
+    let leased_short = f
+        .engine
+        .send(q("a"), b"leased".to_vec(), opts(0, Ttl::After(secs(10))))
+        .await
+        .expect("send");
+    let forever = f
+        .engine
+        .send(q("a"), b"forever".to_vec(), opts(0, Ttl::Never))
+        .await
+        .expect("send");
+    assert_eq!(forever.expires_at, Timestamp::NEVER);
+    // Lease the second so an invisible message expires too.
+    let leased = f.engine.receive(q("a"), 2, secs(3600)).await.expect("recv");
+    assert_eq!(bodies(&leased), ["short", "leased"]);
+    f.clock.advance(secs(10));
+    let info = f.engine.queue_info(q("a")).await.expect("info");
+    assert_eq!(info.message_count, 1, "expired messages do not count");
+    assert_eq!(
+        bodies(&f.engine.peek(q("a"), 32).await.expect("peek")),
+        ["forever"]
+    );
+    for m in &leased {
+        assert!(matches!(
+            f.engine.delete_message(q("a"), m.id, m.receipt).await,
+            Err(Error::MessageNotFound)
+        ));
+        assert!(matches!(
+            f.engine
+                .update_message(q("a"), m.id, m.receipt, secs(1), None)
+                .await,
+            Err(Error::MessageNotFound)
+        ));
+    }
+    let _ = (short, leased_short);
+    let got = f.engine.receive(q("a"), 32, secs(30)).await.expect("recv");
+    assert_eq!(bodies(&got), ["forever"]);
+    // A TTL that runs past year 9999 is clamped to "never".
+    let huge = f
+        .engine
+        .send(
+            q("a"),
+            b"huge".to_vec(),
+            opts(0, Ttl::After(Duration::from_secs(i32::MAX as u64 * 200))),
+        )
+        .await
+        .expect("send");
+    assert_eq!(huge.expires_at, Timestamp::NEVER);
+}
+
+pub async fn peek_does_not_lease(store: Arc<dyn Store>) {
+    let f = fixture(store);
+    f.engine
+        .create_queue(q("a"), Metadata::default())
+        .await
+        .expect("create");
+    send(&f, "a", "one").await;
+    send(&f, "a", "two").await;
+    let p1 = f.engine.peek(q("a"), 32).await.expect("peek");
+    let p2 = f.engine.peek(q("a"), 1).await.expect("peek");
+    assert_eq!(bodies(&p1), ["one", "two"]);
+    assert_eq!(bodies(&p2), ["one"]);
+    assert!(p1.iter().all(|m| m.dequeue_count == 0));
+    let got = f.engine.receive(q("a"), 2, secs(30)).await.expect("recv");
+    assert_eq!(bodies(&got), ["one", "two"]);
+    assert!(got.iter().all(|m| m.dequeue_count == 1));
+}
+
+pub async fn update_message_rules(store: Arc<dyn Store>) {
+    let f = fixture(store);
+    f.engine
+        .create_queue(q("a"), Metadata::default())
+        .await
+        .expect("create");
+    send(&f, "a", "v1").await;
+    let m = f
+        .engine
+        .receive(q("a"), 1, secs(30))
+        .await
+        .expect("recv")
+        .remove(0);
+    let u = f
+        .engine
+        .update_message(q("a"), m.id, m.receipt, secs(60), Some(b"v2".to_vec()))
+        .await
+        .expect("update");
+    assert_ne!(u.receipt, m.receipt);
+    assert_eq!(u.dequeue_count, 1);
+    assert_eq!(u.visible_at, f.engine.now().saturating_add(secs(60)));
+    assert_eq!(u.body, b"v2");
+    // The replaced receipt no longer works.
+    assert!(matches!(
+        f.engine
+            .update_message(q("a"), m.id, m.receipt, secs(1), None)
+            .await,
+        Err(Error::PopReceiptMismatch)
+    ));
+    // Body None keeps the body; visibility 0 makes it visible at once.
+    let u2 = f
+        .engine
+        .update_message(q("a"), m.id, u.receipt, Duration::ZERO, None)
+        .await
+        .expect("update");
+    assert_eq!(u2.body, b"v2");
+    let got = f.engine.receive(q("a"), 1, secs(30)).await.expect("recv");
+    assert_eq!(bodies(&got), ["v2"]);
+    assert_eq!(got[0].dequeue_count, 2);
+    let unknown = MessageId(42);
+    assert!(matches!(
+        f.engine
+            .update_message(q("a"), unknown, got[0].receipt, secs(1), None)
+            .await,
+        Err(Error::MessageNotFound)
+    ));
+    assert!(matches!(
+        f.engine
+            .delete_message(q("a"), unknown, PopReceipt(7))
+            .await,
+        Err(Error::MessageNotFound)
+    ));
+}
+
+pub async fn clear_removes_every_message(store: Arc<dyn Store>) {
+    let f = fixture(store);
+    f.engine
+        .create_queue(q("a"), Metadata::default())
+        .await
+        .expect("create");
+    for i in 0..5 {
+        send(&f, "a", &format!("m{i}")).await;
+    }
+    f.engine.receive(q("a"), 2, secs(30)).await.expect("recv");
+    f.engine.clear_messages(q("a")).await.expect("clear");
+    assert_eq!(
+        f.engine
+            .queue_info(q("a"))
+            .await
+            .expect("info")
+            .message_count,
+        0
+    );
+    f.clock.advance(secs(31));
+    assert!(f
+        .engine
+        .receive(q("a"), 32, secs(30))
+        .await
+        .expect("recv")
+        .is_empty());
+    send(&f, "a", "after").await;
+    assert_eq!(
+        bodies(&f.engine.peek(q("a"), 32).await.expect("peek")),
+        ["after"]
+    );
+}
+
+pub async fn receive_order_and_batch(store: Arc<dyn Store>) {
+    let f = fixture(store);
+    f.engine
+        .create_queue(q("a"), Metadata::default())
+        .await
+        .expect("create");
+    for i in 0..5 {
+        send(&f, "a", &format!("m{i}")).await;
+        f.clock.advance(Duration::from_millis(1));
+    }
+    let got = f.engine.receive(q("a"), 3, secs(30)).await.expect("recv");
+    assert_eq!(bodies(&got), ["m0", "m1", "m2"]);
+    assert_eq!(
+        bodies(&f.engine.peek(q("a"), 32).await.expect("peek")),
+        ["m3", "m4"]
+    );
+    let rest = f.engine.receive(q("a"), 32, secs(30)).await.expect("recv");
+    assert_eq!(bodies(&rest), ["m3", "m4"]);
+    // A message whose lease lapsed comes back after those that were visible earlier.
+    f.clock.advance(secs(31));
+    let again = f.engine.receive(q("a"), 32, secs(30)).await.expect("recv");
+    assert_eq!(bodies(&again), ["m0", "m1", "m2", "m3", "m4"]);
+}
+
+pub async fn missing_queue_everywhere(store: Arc<dyn Store>) {
+    let f = fixture(store);
+    let e = &f.engine;
+    let nf = |r: Result<(), Error>| assert!(matches!(r, Err(Error::QueueNotFound)), "{r:?}");
+    nf(e.queue_info(q("x")).await.map(drop));
+    nf(e.delete_queue(q("x")).await);
+    nf(e.set_metadata(q("x"), Metadata::default()).await);
+    nf(e.access_policies(q("x")).await.map(drop));
+    nf(e.set_access_policies(q("x"), vec![]).await);
+    nf(e.send(q("x"), vec![], opts(0, DEFAULT_TTL)).await.map(drop));
+    nf(e.receive(q("x"), 1, secs(1)).await.map(drop));
+    nf(e.peek(q("x"), 1).await.map(drop));
+    nf(e.delete_message(q("x"), MessageId(1), PopReceipt(1)).await);
+    nf(
+        e.update_message(q("x"), MessageId(1), PopReceipt(1), secs(1), None)
+            .await
+            .map(drop),
+    );
+    nf(e.clear_messages(q("x")).await);
+}
+
+pub async fn accounts_are_isolated(store: Arc<dyn Store>) {
+    let f = fixture(store);
+    let a = QueueRef::new("one", "q");
+    let b = QueueRef::new("two", "q");
+    f.engine
+        .create_queue(a, meta(&[("a", "1")]))
+        .await
+        .expect("create");
+    assert!(matches!(
+        f.engine.queue_info(b).await,
+        Err(Error::QueueNotFound)
+    ));
+    f.engine
+        .create_queue(b, Metadata::default())
+        .await
+        .expect("create");
+    f.engine
+        .send(a, b"for one".to_vec(), opts(0, DEFAULT_TTL))
+        .await
+        .expect("send");
+    assert!(f
+        .engine
+        .receive(b, 32, secs(30))
+        .await
+        .expect("recv")
+        .is_empty());
+    assert_eq!(
+        bodies(&f.engine.receive(a, 32, secs(30)).await.expect("recv")),
+        ["for one"]
+    );
+    f.engine.delete_queue(a).await.expect("delete");
+    assert!(f.engine.queue_info(b).await.is_ok());
+}
+
+pub async fn account_documents_round_trip(store: Arc<dyn Store>) {
+    let f = fixture(store);
+    assert_eq!(
+        f.engine.account_document(ACC, "props").await.expect("get"),
+        None
+    );
+    f.engine
+        .set_account_document(ACC, "props", b"<x/>".to_vec())
+        .await
+        .expect("set");
+    f.engine
+        .set_account_document(ACC, "props", b"<y/>".to_vec())
+        .await
+        .expect("set");
+    assert_eq!(
+        f.engine
+            .account_document(ACC, "props")
+            .await
+            .expect("get")
+            .as_deref(),
+        Some(&b"<y/>"[..])
+    );
+    assert_eq!(
+        f.engine
+            .account_document("other", "props")
+            .await
+            .expect("get"),
+        None
+    );
+}
+
+pub async fn sequence_numbers_increase(store: Arc<dyn Store>) {
+    let f = fixture(store);
+    f.engine
+        .create_queue(q("a"), Metadata::default())
+        .await
+        .expect("create");
+    let mut last = None;
+    for i in 0..10 {
+        let m = send(&f, "a", &format!("{i}")).await;
+        if let Some(prev) = last {
+            assert!(m.sequence > prev);
+        }
+        last = Some(m.sequence);
+    }
+    // Deleting messages does not let sequence numbers go back.
+    f.engine.clear_messages(q("a")).await.expect("clear");
+    let m = send(&f, "a", "after").await;
+    assert!(Some(m.sequence) > last);
+}
+
+/// Drives a future whose store never waits (the in-memory store) to completion.
+#[cfg(test)]
+pub(crate) fn block_on_ready<F: std::future::Future>(fut: F) -> F::Output {
+    use std::task::{Context, Poll, Waker};
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = Context::from_waker(Waker::noop());
+    match fut.as_mut().poll(&mut cx) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("future was not ready: the memory store must never wait"),
+    }
+}
+
+#[cfg(test)]
+mod memory_store {
+    use std::sync::Arc;
+
+    use crate::{MemoryStore, Store};
+
+    macro_rules! sync_cases {
+        ($($case:ident),* $(,)?) => {
+            $(
+                #[test]
+                fn $case() {
+                    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+                    super::block_on_ready(super::$case(store));
+                }
+            )*
+        };
+    }
+
+    sync_cases!(
+        create_queue_rules,
+        delete_queue_removes_everything,
+        list_queues_pages_in_name_order,
+        metadata_round_trip_keeps_case,
+        access_policies_round_trip,
+        put_receive_delete,
+        lease_expiry_makes_message_visible_again,
+        receipt_survives_lapsed_lease_until_redequeued,
+        put_with_visibility_delay,
+        expired_messages_vanish,
+        peek_does_not_lease,
+        update_message_rules,
+        clear_removes_every_message,
+        receive_order_and_batch,
+        missing_queue_everywhere,
+        accounts_are_isolated,
+        account_documents_round_trip,
+        sequence_numbers_increase,
+    );
+}

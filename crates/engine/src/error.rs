@@ -1,0 +1,22 @@
+//! The engine's domain errors: protocol-neutral facts that each front maps, exhaustively, to its
+//! own wire error. Adding a variant breaks every front's build until it is mapped.
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the queue does not exist")]
+    QueueNotFound,
+    #[error("the queue already exists with different metadata")]
+    QueueAlreadyExists,
+    #[error("the message does not exist or has expired")]
+    MessageNotFound,
+    #[error("the receipt is not the message's current one")]
+    PopReceiptMismatch,
+    /// An argument outside what the engine can honour; fronts validate first, so this is a bug
+    /// in a front if it ever reaches a client.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(&'static str),
+    #[error("storage failure: {0}")]
+    Storage(#[from] StoreError),
+}

@@ -1,0 +1,252 @@
+//! The in-memory store: nothing persists, everything is simple.
+//!
+//! It serves `--in-memory` runs and is the executable specification the conformance suite and the
+//! model test pin down. Each queue has its own lock, so traffic on one queue never waits for
+//! another; the account map is behind a read-write lock taken only briefly.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use crate::index::{LeaseGrant, MessageUpdate, QueueMessages};
+use crate::model::{
+    AccessPolicy, Message, MessageId, Metadata, NewMessage, PopReceipt, QueueInfo, QueueRef,
+    QueueSummary,
+};
+use crate::store::{CreateOutcome, ReceiptOutcome, Store, StoreFuture};
+use crate::time::Timestamp;
+
+#[derive(Debug, Default)]
+struct QueueEntry {
+    metadata: Metadata,
+    policies: Vec<AccessPolicy>,
+    messages: QueueMessages,
+}
+
+#[derive(Debug, Default)]
+struct Account {
+    queues: BTreeMap<String, Arc<Mutex<QueueEntry>>>,
+    documents: HashMap<String, Vec<u8>>,
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    accounts: RwLock<HashMap<String, Account>>,
+}
+
+/// A poisoned lock means a panic mid-operation elsewhere; the data is still structurally sound
+/// (every mutation here is a few field writes), so keep serving rather than cascade the panic.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn queue(&self, q: QueueRef<'_>) -> Option<Arc<Mutex<QueueEntry>>> {
+        let accounts = self.accounts.read().unwrap_or_else(|e| e.into_inner());
+        accounts.get(q.account)?.queues.get(q.queue).cloned()
+    }
+
+    fn with_queue<T>(&self, q: QueueRef<'_>, f: impl FnOnce(&mut QueueEntry) -> T) -> Option<T> {
+        let entry = self.queue(q)?;
+        let mut guard = lock(&entry);
+        Some(f(&mut guard))
+    }
+}
+
+impl Store for MemoryStore {
+    fn create_queue<'a>(
+        &'a self,
+        q: QueueRef<'a>,
+        metadata: &'a Metadata,
+    ) -> StoreFuture<'a, CreateOutcome> {
+        Box::pin(async move {
+            let mut accounts = self.accounts.write().unwrap_or_else(|e| e.into_inner());
+            let account = accounts.entry(q.account.to_owned()).or_default();
+            if let Some(existing) = account.queues.get(q.queue) {
+                return Ok(CreateOutcome::Existing(lock(existing).metadata.clone()));
+            }
+            let entry = QueueEntry {
+                metadata: metadata.clone(),
+                ..QueueEntry::default()
+            };
+            account
+                .queues
+                .insert(q.queue.to_owned(), Arc::new(Mutex::new(entry)));
+            Ok(CreateOutcome::Created)
+        })
+    }
+
+    fn delete_queue<'a>(&'a self, q: QueueRef<'a>) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let mut accounts = self.accounts.write().unwrap_or_else(|e| e.into_inner());
+            Ok(accounts
+                .get_mut(q.account)
+                .and_then(|a| a.queues.remove(q.queue))
+                .is_some())
+        })
+    }
+
+    fn list_queues<'a>(
+        &'a self,
+        account: &'a str,
+        prefix: &'a str,
+        start_at: Option<&'a str>,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<QueueSummary>> {
+        Box::pin(async move {
+            let accounts = self.accounts.read().unwrap_or_else(|e| e.into_inner());
+            let Some(acc) = accounts.get(account) else {
+                return Ok(Vec::new());
+            };
+            let from = match start_at {
+                Some(s) if s > prefix => s,
+                _ => prefix,
+            };
+            Ok(acc
+                .queues
+                .range::<str, _>((std::ops::Bound::Included(from), std::ops::Bound::Unbounded))
+                .take_while(|(name, _)| name.starts_with(prefix))
+                .take(limit)
+                .map(|(name, e)| QueueSummary {
+                    name: name.clone(),
+                    metadata: lock(e).metadata.clone(),
+                })
+                .collect())
+        })
+    }
+
+    fn queue_info<'a>(
+        &'a self,
+        q: QueueRef<'a>,
+        now: Timestamp,
+    ) -> StoreFuture<'a, Option<QueueInfo>> {
+        Box::pin(async move {
+            Ok(self.with_queue(q, |e| {
+                e.messages.purge_expired(now);
+                QueueInfo {
+                    metadata: e.metadata.clone(),
+                    message_count: e.messages.len() as u64,
+                }
+            }))
+        })
+    }
+
+    fn set_metadata<'a>(&'a self, q: QueueRef<'a>, metadata: Metadata) -> StoreFuture<'a, bool> {
+        Box::pin(async move { Ok(self.with_queue(q, |e| e.metadata = metadata).is_some()) })
+    }
+
+    fn access_policies<'a>(
+        &'a self,
+        q: QueueRef<'a>,
+    ) -> StoreFuture<'a, Option<Vec<AccessPolicy>>> {
+        Box::pin(async move { Ok(self.with_queue(q, |e| e.policies.clone())) })
+    }
+
+    fn set_access_policies<'a>(
+        &'a self,
+        q: QueueRef<'a>,
+        policies: Vec<AccessPolicy>,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move { Ok(self.with_queue(q, |e| e.policies = policies).is_some()) })
+    }
+
+    fn put_message<'a>(
+        &'a self,
+        q: QueueRef<'a>,
+        message: NewMessage,
+    ) -> StoreFuture<'a, Option<Message>> {
+        Box::pin(async move { Ok(self.with_queue(q, |e| e.messages.insert(message))) })
+    }
+
+    fn receive<'a>(
+        &'a self,
+        q: QueueRef<'a>,
+        now: Timestamp,
+        grant: LeaseGrant,
+    ) -> StoreFuture<'a, Option<Vec<Message>>> {
+        Box::pin(async move { Ok(self.with_queue(q, |e| e.messages.receive(now, &grant))) })
+    }
+
+    fn peek<'a>(
+        &'a self,
+        q: QueueRef<'a>,
+        now: Timestamp,
+        max: usize,
+    ) -> StoreFuture<'a, Option<Vec<Message>>> {
+        Box::pin(async move { Ok(self.with_queue(q, |e| e.messages.peek(now, max))) })
+    }
+
+    fn delete_message<'a>(
+        &'a self,
+        q: QueueRef<'a>,
+        id: MessageId,
+        receipt: PopReceipt,
+        now: Timestamp,
+    ) -> StoreFuture<'a, ReceiptOutcome<()>> {
+        Box::pin(async move {
+            Ok(
+                match self.with_queue(q, |e| e.messages.delete(id, receipt, now)) {
+                    None => ReceiptOutcome::QueueNotFound,
+                    Some(Ok(_)) => ReceiptOutcome::Done(()),
+                    Some(Err(e)) => ReceiptOutcome::Rejected(e),
+                },
+            )
+        })
+    }
+
+    fn update_message<'a>(
+        &'a self,
+        q: QueueRef<'a>,
+        id: MessageId,
+        receipt: PopReceipt,
+        now: Timestamp,
+        update: MessageUpdate,
+    ) -> StoreFuture<'a, ReceiptOutcome<Message>> {
+        Box::pin(async move {
+            Ok(
+                match self.with_queue(q, |e| e.messages.update(id, receipt, now, update)) {
+                    None => ReceiptOutcome::QueueNotFound,
+                    Some(Ok(m)) => ReceiptOutcome::Done(m),
+                    Some(Err(e)) => ReceiptOutcome::Rejected(e),
+                },
+            )
+        })
+    }
+
+    fn clear_messages<'a>(&'a self, q: QueueRef<'a>) -> StoreFuture<'a, bool> {
+        Box::pin(async move { Ok(self.with_queue(q, |e| e.messages.clear()).is_some()) })
+    }
+
+    fn account_document<'a>(
+        &'a self,
+        account: &'a str,
+        key: &'a str,
+    ) -> StoreFuture<'a, Option<Vec<u8>>> {
+        Box::pin(async move {
+            let accounts = self.accounts.read().unwrap_or_else(|e| e.into_inner());
+            Ok(accounts
+                .get(account)
+                .and_then(|a| a.documents.get(key).cloned()))
+        })
+    }
+
+    fn set_account_document<'a>(
+        &'a self,
+        account: &'a str,
+        key: &'a str,
+        value: Vec<u8>,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut accounts = self.accounts.write().unwrap_or_else(|e| e.into_inner());
+            accounts
+                .entry(account.to_owned())
+                .or_default()
+                .documents
+                .insert(key.to_owned(), value);
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,224 @@
+//! The nouns of the engine: queues, messages, receipts, metadata, access policies.
+//!
+//! The message state is designed for both fronts: Azure Queue Storage uses visibility leases with a
+//! pop receipt and a dequeue count; Service Bus adds deferral, scheduling and dead-lettering on the
+//! same record, so [`MessageState`] leaves room for those states now.
+
+use std::fmt;
+
+use crate::time::Timestamp;
+
+/// Identifies a queue: an account and a queue name within it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct QueueRef<'a> {
+    pub account: &'a str,
+    pub queue: &'a str,
+}
+
+impl<'a> QueueRef<'a> {
+    pub fn new(account: &'a str, queue: &'a str) -> Self {
+        QueueRef { account, queue }
+    }
+}
+
+/// A message's identity: 128 random bits, shown as a GUID by the REST front.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageId(pub u128);
+
+impl MessageId {
+    pub fn random() -> Self {
+        MessageId(rand::random())
+    }
+}
+
+impl fmt::Display for MessageId {
+    /// Lowercase hyphenated GUID, as Azure shows message ids.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0.to_be_bytes();
+        let h = |r: std::ops::Range<usize>| -> String {
+            b[r].iter().map(|x| format!("{x:02x}")).collect()
+        };
+        write!(
+            f,
+            "{}-{}-{}-{}-{}",
+            h(0..4),
+            h(4..6),
+            h(6..8),
+            h(8..10),
+            h(10..16)
+        )
+    }
+}
+
+impl std::str::FromStr for MessageId {
+    type Err = ();
+
+    /// Accepts the hyphenated GUID form, case-insensitively.
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let hex: String = s.chars().filter(|&c| c != '-').collect();
+        let dashes = s.len() - hex.len();
+        if hex.len() != 32 || dashes != 4 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(());
+        }
+        let pos: Vec<usize> = s.match_indices('-').map(|(i, _)| i).collect();
+        if pos != [8, 13, 18, 23] {
+            return Err(());
+        }
+        u128::from_str_radix(&hex, 16)
+            .map(MessageId)
+            .map_err(|_| ())
+    }
+}
+
+/// The token that proves a caller holds (or last held) a message's lease. Opaque to clients.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PopReceipt(pub u128);
+
+impl PopReceipt {
+    pub fn random() -> Self {
+        PopReceipt(rand::random())
+    }
+}
+
+/// Where a message stands in its life.
+///
+/// Azure queues use only `Active`: "visible" and "leased" are both derived from `visible_at`
+/// compared with now, which keeps a lapsed lease from needing any write. Service Bus will add the
+/// other states.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum MessageState {
+    /// Receivable once `visible_at` has passed; leased (invisible) before that.
+    Active,
+    /// Set aside by the receiver; fetched only by sequence number (Service Bus).
+    Deferred,
+    /// Moved to the dead-letter sub-queue (Service Bus).
+    DeadLettered,
+}
+
+/// A stored message and its lease state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub id: MessageId,
+    /// Monotonically increasing per queue, assigned by the store.
+    pub sequence: u64,
+    pub body: Vec<u8>,
+    pub inserted_at: Timestamp,
+    pub expires_at: Timestamp,
+    /// Before this instant the message is invisible (leased, or put with a visibility delay).
+    pub visible_at: Timestamp,
+    /// How many times a receive has leased it.
+    pub dequeue_count: u32,
+    /// The receipt of the latest lease (or of the put). Replaced on every receive and update.
+    pub receipt: PopReceipt,
+    pub state: MessageState,
+}
+
+impl Message {
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        self.expires_at <= now
+    }
+
+    pub fn is_visible(&self, now: Timestamp) -> bool {
+        self.state == MessageState::Active && self.visible_at <= now && !self.is_expired(now)
+    }
+}
+
+/// A message about to be stored; the store assigns the sequence number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewMessage {
+    pub id: MessageId,
+    pub body: Vec<u8>,
+    pub inserted_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub visible_at: Timestamp,
+    pub receipt: PopReceipt,
+}
+
+/// User metadata: name/value pairs in the order and case the caller gave.
+///
+/// Names compare case-insensitively (Azure's rule); the stored case is what callers get back.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Metadata(pub Vec<(String, String)>);
+
+impl Metadata {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Same pairs, names compared case-insensitively and values exactly, in any order.
+    pub fn equivalent(&self, other: &Metadata) -> bool {
+        if self.0.len() != other.0.len() {
+            return false;
+        }
+        self.0.iter().all(|(k, v)| {
+            other
+                .0
+                .iter()
+                .any(|(k2, v2)| k.eq_ignore_ascii_case(k2) && v == v2)
+        })
+    }
+}
+
+/// A stored access policy: a named set of permissions and a validity window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessPolicy {
+    pub id: String,
+    pub start: Option<Timestamp>,
+    pub expiry: Option<Timestamp>,
+    /// Permission letters as the front defines them.
+    pub permissions: Option<String>,
+}
+
+/// What listing shows of a queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueSummary {
+    pub name: String,
+    pub metadata: Metadata,
+}
+
+/// A queue's properties.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueInfo {
+    pub metadata: Metadata,
+    /// Messages not yet expired, visible or not.
+    pub message_count: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_id_round_trips_as_guid() {
+        let id = MessageId(0x5974b586_0df3_4e2d_ad0c_18e3892bfca2);
+        assert_eq!(id.to_string(), "5974b586-0df3-4e2d-ad0c-18e3892bfca2");
+        assert_eq!("5974B586-0DF3-4E2D-AD0C-18E3892BFCA2".parse(), Ok(id));
+        assert!("5974b586-0df3-4e2d-ad0c-18e3892bfca"
+            .parse::<MessageId>()
+            .is_err());
+        assert!("5974b5860-df3-4e2d-ad0c-18e3892bfca2"
+            .parse::<MessageId>()
+            .is_err());
+        assert!("not-a-guid".parse::<MessageId>().is_err());
+    }
+
+    #[test]
+    fn metadata_equivalence_ignores_name_case_and_order_but_not_values() {
+        let a = Metadata(vec![
+            ("Color".into(), "red".into()),
+            ("k".into(), "v".into()),
+        ]);
+        let b = Metadata(vec![
+            ("k".into(), "v".into()),
+            ("color".into(), "red".into()),
+        ]);
+        let c = Metadata(vec![
+            ("color".into(), "Red".into()),
+            ("k".into(), "v".into()),
+        ]);
+        assert!(a.equivalent(&b));
+        assert!(!a.equivalent(&c));
+        assert!(!a.equivalent(&Metadata::default()));
+        assert!(Metadata::default().equivalent(&Metadata::default()));
+    }
+}

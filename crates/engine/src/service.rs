@@ -1,0 +1,258 @@
+//! The engine proper: queue semantics over any [`Store`].
+//!
+//! It mints identities (message ids, receipts), reads the clock, and turns store outcomes into
+//! domain [`Error`]s. It validates nothing that belongs to a wire protocol (name syntax, ranges of
+//! query parameters): the fronts do that, because each protocol answers bad input its own way.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::Clock;
+use crate::error::Error;
+use crate::index::{LeaseGrant, MessageUpdate, ReceiptError};
+use crate::model::{
+    AccessPolicy, Message, MessageId, Metadata, NewMessage, PopReceipt, QueueInfo, QueueRef,
+    QueueSummary,
+};
+use crate::store::{CreateOutcome, ReceiptOutcome, Store};
+use crate::time::Timestamp;
+
+/// How long a message lives.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Ttl {
+    After(Duration),
+    Never,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct SendOptions {
+    /// How long the message stays invisible after the put.
+    pub visibility_delay: Duration,
+    pub ttl: Ttl,
+}
+
+/// One page of a queue listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListQueuesPage {
+    pub queues: Vec<QueueSummary>,
+    /// The name the next page starts at, if there is one.
+    pub next: Option<String>,
+}
+
+/// Whether a create made a new queue or found an identical one.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Created {
+    New,
+    AlreadyIdentical,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Engine {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        Engine { store, clock }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Creates a queue. An existing queue with equivalent metadata is not an error (Azure answers
+    /// 204); one with different metadata is.
+    pub async fn create_queue(
+        &self,
+        q: QueueRef<'_>,
+        metadata: Metadata,
+    ) -> Result<Created, Error> {
+        match self.store.create_queue(q, &metadata).await? {
+            CreateOutcome::Created => Ok(Created::New),
+            CreateOutcome::Existing(m) if m.equivalent(&metadata) => Ok(Created::AlreadyIdentical),
+            CreateOutcome::Existing(_) => Err(Error::QueueAlreadyExists),
+        }
+    }
+
+    pub async fn delete_queue(&self, q: QueueRef<'_>) -> Result<(), Error> {
+        found(self.store.delete_queue(q).await?)
+    }
+
+    /// Lists queues in name order from `start_at`, at most `max` (≥ 1).
+    pub async fn list_queues(
+        &self,
+        account: &str,
+        prefix: &str,
+        start_at: Option<&str>,
+        max: usize,
+    ) -> Result<ListQueuesPage, Error> {
+        if max == 0 {
+            return Err(Error::InvalidArgument("max must be at least 1"));
+        }
+        let mut queues = self
+            .store
+            .list_queues(account, prefix, start_at, max + 1)
+            .await?;
+        let next = if queues.len() > max {
+            queues.pop().map(|q| q.name)
+        } else {
+            None
+        };
+        Ok(ListQueuesPage { queues, next })
+    }
+
+    pub async fn queue_info(&self, q: QueueRef<'_>) -> Result<QueueInfo, Error> {
+        self.store
+            .queue_info(q, self.now())
+            .await?
+            .ok_or(Error::QueueNotFound)
+    }
+
+    pub async fn set_metadata(&self, q: QueueRef<'_>, metadata: Metadata) -> Result<(), Error> {
+        found(self.store.set_metadata(q, metadata).await?)
+    }
+
+    pub async fn access_policies(&self, q: QueueRef<'_>) -> Result<Vec<AccessPolicy>, Error> {
+        self.store
+            .access_policies(q)
+            .await?
+            .ok_or(Error::QueueNotFound)
+    }
+
+    pub async fn set_access_policies(
+        &self,
+        q: QueueRef<'_>,
+        policies: Vec<AccessPolicy>,
+    ) -> Result<(), Error> {
+        found(self.store.set_access_policies(q, policies).await?)
+    }
+
+    /// Puts a message. The returned message carries a receipt valid for update and delete.
+    pub async fn send(
+        &self,
+        q: QueueRef<'_>,
+        body: Vec<u8>,
+        options: SendOptions,
+    ) -> Result<Message, Error> {
+        let now = self.now();
+        let expires_at = match options.ttl {
+            Ttl::After(d) => now.saturating_add(d),
+            Ttl::Never => Timestamp::NEVER,
+        };
+        let message = NewMessage {
+            id: MessageId::random(),
+            body,
+            inserted_at: now,
+            expires_at,
+            visible_at: now.saturating_add(options.visibility_delay),
+            receipt: PopReceipt::random(),
+        };
+        self.store
+            .put_message(q, message)
+            .await?
+            .ok_or(Error::QueueNotFound)
+    }
+
+    /// Leases up to `max` visible messages for `lease`.
+    pub async fn receive(
+        &self,
+        q: QueueRef<'_>,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<Message>, Error> {
+        if max == 0 {
+            return Err(Error::InvalidArgument("max must be at least 1"));
+        }
+        let now = self.now();
+        let grant = LeaseGrant {
+            visible_until: now.saturating_add(lease),
+            receipts: (0..max).map(|_| PopReceipt::random()).collect(),
+        };
+        self.store
+            .receive(q, now, grant)
+            .await?
+            .ok_or(Error::QueueNotFound)
+    }
+
+    pub async fn peek(&self, q: QueueRef<'_>, max: usize) -> Result<Vec<Message>, Error> {
+        self.store
+            .peek(q, self.now(), max)
+            .await?
+            .ok_or(Error::QueueNotFound)
+    }
+
+    pub async fn delete_message(
+        &self,
+        q: QueueRef<'_>,
+        id: MessageId,
+        receipt: PopReceipt,
+    ) -> Result<(), Error> {
+        receipt_result(
+            self.store
+                .delete_message(q, id, receipt, self.now())
+                .await?,
+        )
+    }
+
+    /// Makes the message invisible for `visibility` from now (0 = visible at once), optionally
+    /// replacing its body, and issues a new receipt.
+    pub async fn update_message(
+        &self,
+        q: QueueRef<'_>,
+        id: MessageId,
+        receipt: PopReceipt,
+        visibility: Duration,
+        body: Option<Vec<u8>>,
+    ) -> Result<Message, Error> {
+        let now = self.now();
+        let update = MessageUpdate {
+            visible_at: now.saturating_add(visibility),
+            receipt: PopReceipt::random(),
+            body,
+        };
+        receipt_result(
+            self.store
+                .update_message(q, id, receipt, now, update)
+                .await?,
+        )
+    }
+
+    pub async fn clear_messages(&self, q: QueueRef<'_>) -> Result<(), Error> {
+        found(self.store.clear_messages(q).await?)
+    }
+
+    pub async fn account_document(
+        &self,
+        account: &str,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self.store.account_document(account, key).await?)
+    }
+
+    pub async fn set_account_document(
+        &self,
+        account: &str,
+        key: &str,
+        value: Vec<u8>,
+    ) -> Result<(), Error> {
+        Ok(self.store.set_account_document(account, key, value).await?)
+    }
+}
+
+fn found(exists: bool) -> Result<(), Error> {
+    if exists {
+        Ok(())
+    } else {
+        Err(Error::QueueNotFound)
+    }
+}
+
+fn receipt_result<T>(outcome: ReceiptOutcome<T>) -> Result<T, Error> {
+    match outcome {
+        ReceiptOutcome::Done(v) => Ok(v),
+        ReceiptOutcome::QueueNotFound => Err(Error::QueueNotFound),
+        ReceiptOutcome::Rejected(ReceiptError::MessageNotFound) => Err(Error::MessageNotFound),
+        ReceiptOutcome::Rejected(ReceiptError::ReceiptMismatch) => Err(Error::PopReceiptMismatch),
+    }
+}
