@@ -1,0 +1,142 @@
+"""Start (or locate) the server under test for the Python compatibility suites.
+
+Shared by compat/python and compat/python-legacy. Standard library only, because the
+legacy suite runs in its own virtualenv.
+
+* ``HEMATITE_URL`` set (e.g. ``http://127.0.0.1:10001``): use that endpoint, start nothing.
+* otherwise start ``$HEMATITE_BIN`` (default ``<repo>/target/debug/hematite``) as
+  ``hematite serve --listen 127.0.0.1:PORT --in-memory`` on a free port, wait until the
+  port accepts TCP connections (10 s at most) and stop it with SIGTERM at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+DEV_ACCOUNT = "devstoreaccount1"
+DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 5.0
+
+
+@dataclass
+class Server:
+    """Where the server under test listens."""
+
+    base_url: str  # e.g. http://127.0.0.1:PORT (no trailing slash)
+    account: str = DEV_ACCOUNT
+    key: str = DEV_KEY
+    proc: Optional[subprocess.Popen] = field(default=None, repr=False)
+    log_path: Optional[str] = None
+
+    @property
+    def host(self) -> str:
+        return self.base_url.split("://", 1)[1].split("/", 1)[0]
+
+    @property
+    def account_url(self) -> str:
+        return f"{self.base_url}/{self.account}"
+
+    @property
+    def secondary_url(self) -> str:
+        return f"{self.base_url}/{self.account}-secondary"
+
+    @property
+    def secondary_hostname(self) -> str:
+        """Secondary endpoint in the form azure-storage-queue 12.x wants for ``secondary_hostname=``
+        (host[:port]/path, no scheme)."""
+        return self.secondary_url.split("://", 1)[1]
+
+    def connection_string(self, *, key: Optional[str] = None) -> str:
+        return (
+            "DefaultEndpointsProtocol=http;"
+            f"AccountName={self.account};"
+            f"AccountKey={key or self.key};"
+            f"QueueEndpoint={self.account_url};"
+        )
+
+    def log_tail(self, limit: int = 4000) -> str:
+        if not self.log_path:
+            return ""
+        try:
+            return Path(self.log_path).read_text(errors="replace")[-limit:]
+        except OSError:
+            return ""
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _port_accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def start() -> Server:
+    url = os.environ.get("HEMATITE_URL", "").strip()
+    if url:
+        return Server(base_url=url.rstrip("/"))
+
+    binary = Path(os.environ.get("HEMATITE_BIN") or REPO_ROOT / "target" / "debug" / "hematite")
+    if not binary.is_file():
+        raise RuntimeError(
+            f"hematite binary not found at {binary}. Build it with `cargo build -p hematite`, "
+            "or set HEMATITE_BIN to a binary, or HEMATITE_URL to a running server."
+        )
+    port = _free_port()
+    log = tempfile.NamedTemporaryFile(prefix="hematite-compat-", suffix=".log", delete=False)
+    proc = subprocess.Popen(
+        [str(binary), "serve", "--listen", f"127.0.0.1:{port}", "--in-memory"],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    log.close()
+    server = Server(base_url=f"http://127.0.0.1:{port}", proc=proc, log_path=log.name)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"hematite exited with code {proc.returncode} before accepting connections.\n"
+                f"--- server log ---\n{server.log_tail()}"
+            )
+        if _port_accepts(port):
+            return server
+        time.sleep(0.05)
+    stop(server)
+    raise RuntimeError(
+        f"hematite did not accept connections on 127.0.0.1:{port} within {START_TIMEOUT_S} s.\n"
+        f"--- server log ---\n{server.log_tail()}"
+    )
+
+
+def stop(server: Server) -> Optional[str]:
+    """Stop a server we started. Returns an error message if it ignored SIGTERM."""
+    proc = server.proc
+    if proc is None or proc.poll() is not None:
+        return None
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=STOP_TIMEOUT_S)
+        return None
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return f"hematite did not exit within {STOP_TIMEOUT_S} s of SIGTERM and was killed"
