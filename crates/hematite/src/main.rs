@@ -1,1 +1,96 @@
-fn main() {}
+//! `hematite`: the one binary. Today it serves; the CLI and `bench` subcommands come with the
+//! client crate. Wiring is kept short enough to read on one screen: parse the configuration,
+//! build the store and engine, bind, serve until SIGINT or SIGTERM.
+
+#![forbid(unsafe_code)]
+
+mod config;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use hematite_engine::{Engine, MemoryStore, Store, SystemClock};
+use hematite_queue_api::{QueueApi, serve};
+
+use crate::config::{ServeArgs, StoreChoice};
+
+#[derive(Parser)]
+#[command(name = "hematite", version, about = "An Azure Queue Storage compatible message-queue server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the Azure Queue REST API.
+    Serve(ServeArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(run_serve(args)),
+    }
+}
+
+async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = args.resolve()?;
+    let store: Arc<dyn Store> = match &config.store {
+        StoreChoice::Memory => Arc::new(MemoryStore::new()),
+        StoreChoice::Embedded(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating data directory {}", dir.display()))?;
+            tracing::warn!(
+                "the durable embedded store is not built yet: data in {} is NOT written; running in memory",
+                dir.display()
+            );
+            Arc::new(MemoryStore::new())
+        }
+    };
+    let engine = Engine::new(store, Arc::new(SystemClock));
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    println!("{}", config.banner(addr));
+    let api = Arc::new(QueueApi::new(engine, config.accounts, config.options));
+    serve(listener, api, shutdown_signal()).await;
+    println!("Hematite stopped.");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,104 @@
+//! `hematite serve` configuration: flags, their environment equivalents, and the typed result.
+//!
+//! Defaults serve with no flags: 127.0.0.1:10001 (the port the SDKs assume for
+//! `UseDevelopmentStorage=true`), the well-known development account, data in ./hematite-data.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use hematite_queue_api::accounts::Accounts;
+use hematite_queue_api::Options;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "HEMATITE_LISTEN", default_value = "127.0.0.1:10001")]
+    listen: SocketAddr,
+    /// Directory for durable data.
+    #[arg(long, env = "HEMATITE_DATA_DIR", default_value = "./hematite-data")]
+    data_dir: PathBuf,
+    /// Keep everything in memory; nothing survives a restart.
+    #[arg(long, env = "HEMATITE_IN_MEMORY")]
+    in_memory: bool,
+    /// An account as NAME:BASE64KEY[:BASE64KEY2]; repeatable. Replaces the default account.
+    #[arg(long = "account", value_name = "NAME:KEY")]
+    accounts: Vec<String>,
+    /// Accounts in Azurite's format: name1:key1[:key2];name2:key1. Replaces the default account.
+    #[arg(long, env = "AZURITE_ACCOUNTS", value_name = "LIST")]
+    azurite_accounts: Option<String>,
+    /// Reject x-ms-version values newer than this build knows (by default they get the newest
+    /// behaviour).
+    #[arg(long, env = "HEMATITE_STRICT_API_VERSION")]
+    strict_api_version: bool,
+}
+
+#[derive(Debug)]
+pub enum StoreChoice {
+    Memory,
+    Embedded(PathBuf),
+}
+
+pub struct Config {
+    pub listen: SocketAddr,
+    pub store: StoreChoice,
+    pub accounts: Accounts,
+    pub options: Options,
+}
+
+impl ServeArgs {
+    pub fn resolve(self) -> anyhow::Result<Config> {
+        let mut accounts = Accounts::default();
+        if let Some(list) = &self.azurite_accounts {
+            accounts
+                .add_azurite_list(list)
+                .context("reading AZURITE_ACCOUNTS")?;
+        }
+        for spec in &self.accounts {
+            accounts.add_spec(spec).context("reading --account")?;
+        }
+        if accounts.is_empty() {
+            accounts = Accounts::development();
+        }
+        Ok(Config {
+            listen: self.listen,
+            store: if self.in_memory {
+                StoreChoice::Memory
+            } else {
+                StoreChoice::Embedded(self.data_dir)
+            },
+            accounts,
+            options: Options {
+                strict_api_version: self.strict_api_version,
+            },
+        })
+    }
+}
+
+impl Config {
+    /// What is printed at start: where it listens and a connection string per account.
+    pub fn banner(&self, addr: SocketAddr) -> String {
+        let host = if addr.ip().is_unspecified() {
+            format!("127.0.0.1:{}", addr.port())
+        } else {
+            addr.to_string()
+        };
+        let store = match &self.store {
+            StoreChoice::Memory => "in memory (nothing is kept)".to_owned(),
+            StoreChoice::Embedded(d) => format!("{} (durable store pending: in memory for now)", d.display()),
+        };
+        let mut out = format!(
+            "Hematite {} listening on http://{addr}\nStore: {store}\n",
+            env!("CARGO_PKG_VERSION")
+        );
+        for a in self.accounts.iter() {
+            out.push_str(&format!(
+                "Connection string for {name}:\n  DefaultEndpointsProtocol=http;AccountName={name};AccountKey={key};QueueEndpoint=http://{host}/{name};QueueSecondaryEndpoint=http://{host}/{name}-secondary;\n",
+                name = a.name,
+                key = a.key_b64
+            ));
+        }
+        out.trim_end().to_owned()
+    }
+}

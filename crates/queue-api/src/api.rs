@@ -1,0 +1,283 @@
+//! The front door: one request in, one Azure-shaped response out.
+//!
+//! Order of checks, as the service does them: route, (CORS preflight is anonymous), version
+//! header, authentication, read-only secondary, authorization, common parameters, resource name,
+//! body size; then the operation's handler. Every response, success or error, gets the common
+//! headers (`x-ms-request-id`, `x-ms-version`, `Date`, echoed `x-ms-client-request-id`) and, when
+//! the request carried `Origin`, the CORS headers the account's rules call for.
+
+use hematite_engine::{Engine, QueueRef};
+use hematite_queue_protocol::datetime;
+use hematite_queue_protocol::error::ErrorCode;
+use hematite_queue_protocol::names::{self, QueueNameError};
+use hematite_queue_protocol::query::decode_query;
+use hematite_queue_protocol::version::{ApiVersion, LATEST_KNOWN};
+use hematite_queue_protocol::xml::CorsRule;
+use time::OffsetDateTime;
+
+use crate::accounts::Accounts;
+use crate::auth::{self, to_offset};
+use crate::error::ApiError;
+use crate::http1::{BadRequest, Handler, Request, Response};
+use crate::ops;
+use crate::params::{parse_int, Query};
+use crate::routing::{self, Operation, RouteError, Target};
+use crate::{cors, properties};
+
+/// The largest request body accepted; the live service answered 413 with this `MaxLimit`.
+pub const MAX_BODY_BYTES: usize = 131_584;
+
+/// Settings of the REST front.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Reject `x-ms-version` values newer than any this build knows.
+    pub strict_api_version: bool,
+}
+
+pub struct QueueApi {
+    engine: Engine,
+    accounts: Accounts,
+    options: Options,
+}
+
+/// Everything a handler needs to know about the call it serves.
+pub struct Call<'a> {
+    pub engine: &'a Engine,
+    pub req: &'a Request,
+    pub query: &'a Query,
+    pub target: &'a Target,
+    /// The version whose behaviour applies (2009-09-19 when the request named none).
+    pub version: ApiVersion,
+    pub now: OffsetDateTime,
+}
+
+impl Call<'_> {
+    pub fn queue(&self) -> QueueRef<'_> {
+        QueueRef::new(
+            &self.target.account,
+            self.target.resource.queue().unwrap_or_default(),
+        )
+    }
+}
+
+/// What the response decoration needs to know about how far the request got.
+#[derive(Default)]
+struct Progress {
+    account: Option<String>,
+    version: Option<ApiVersion>,
+    authenticated: bool,
+}
+
+impl QueueApi {
+    pub fn new(engine: Engine, accounts: Accounts, options: Options) -> Self {
+        QueueApi {
+            engine,
+            accounts,
+            options,
+        }
+    }
+
+    pub fn accounts(&self) -> &Accounts {
+        &self.accounts
+    }
+
+    async fn dispatch(&self, req: &Request, now: OffsetDateTime, progress: &mut Progress) -> Result<Response, ApiError> {
+        if let Some(id) = req.header("x-ms-client-request-id") {
+            if id.len() > 1024 || !id.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+                return Err(ApiError::invalid_header("x-ms-client-request-id", id));
+            }
+        }
+        let target = routing::target(req.header("Host"), &req.path)
+            .map_err(|e| route_error(e, req))?;
+        progress.account = Some(target.account.clone());
+        let query = Query(decode_query(&req.query, false));
+        let op = routing::operation(
+            &req.method,
+            &target.resource,
+            query.get("comp"),
+            query.get("restype"),
+            query.get("peekonly"),
+        )
+        .map_err(|e| route_error(e, req))?;
+
+        if op == Operation::Preflight {
+            let rules = self.cors_rules(&target.account).await?;
+            return cors::preflight(
+                &rules,
+                req.header("Origin"),
+                req.header("Access-Control-Request-Method"),
+                req.header("Access-Control-Request-Headers"),
+            );
+        }
+
+        let header_version = match req.header("x-ms-version") {
+            None => None,
+            Some(raw) => {
+                let v: ApiVersion = raw
+                    .trim()
+                    .parse()
+                    .map_err(|_| ApiError::invalid_header("x-ms-version", raw))?;
+                if v < ApiVersion::V2009_09_19 || (self.options.strict_api_version && !v.is_known()) {
+                    return Err(ApiError::invalid_header("x-ms-version", raw).message(
+                        "The value for one of the HTTP headers is not in the correct format.",
+                    ));
+                }
+                Some(v)
+            }
+        };
+        progress.version = header_version;
+
+        let account = self.accounts.get(&target.account).ok_or_else(|| {
+            ApiError::auth_failed(format!("The account '{}' does not exist on this server.", target.account))
+        })?;
+        let authn = auth::authenticate(&self.engine, account, req, &target, &query, header_version, now).await?;
+        progress.version = authn.version;
+        progress.authenticated = true;
+
+        if target.secondary && !op.is_read_only() {
+            return Err(ApiError::new(ErrorCode::InsufficientAccountPermissions).message(
+                "The account being accessed does not have sufficient permissions to execute this operation: the secondary endpoint is read-only.",
+            ));
+        }
+        auth::authorize(&authn.principal, op)?;
+
+        if let Some(t) = query.get("timeout") {
+            if parse_int("timeout", t)? < 0 {
+                return Err(ApiError::invalid_query("timeout", t, None));
+            }
+        }
+        if let Some(q) = target.resource.queue() {
+            names::validate_queue_name(q).map_err(|e| match e {
+                QueueNameError::OutOfRange => ApiError::new(ErrorCode::OutOfRangeInput),
+                QueueNameError::Invalid => ApiError::new(ErrorCode::InvalidResourceName),
+            })?;
+        }
+        if req.body_too_large {
+            return Err(ApiError::body_too_large(MAX_BODY_BYTES));
+        }
+
+        let call = Call {
+            engine: &self.engine,
+            req,
+            query: &query,
+            target: &target,
+            version: authn.version.unwrap_or(ApiVersion::V2009_09_19),
+            now,
+        };
+        match op {
+            Operation::ListQueues => ops::service::list_queues(&call).await,
+            Operation::GetServiceProperties => ops::service::get_properties(&call).await,
+            Operation::SetServiceProperties => ops::service::set_properties(&call).await,
+            Operation::GetServiceStats => ops::service::get_stats(&call),
+            Operation::GetUserDelegationKey => Err(ApiError::auth_failed(
+                "User delegation keys need OAuth, which this server does not support.",
+            )),
+            Operation::Preflight => unreachable_preflight(),
+            Operation::CreateQueue => ops::queues::create(&call).await,
+            Operation::DeleteQueue => ops::queues::delete(&call).await,
+            Operation::GetQueueMetadata => ops::queues::get_metadata(&call).await,
+            Operation::SetQueueMetadata => ops::queues::set_metadata(&call).await,
+            Operation::GetQueueAcl => ops::queues::get_acl(&call).await,
+            Operation::SetQueueAcl => ops::queues::set_acl(&call).await,
+            Operation::PutMessage => ops::messages::put(&call).await,
+            Operation::GetMessages => ops::messages::get(&call).await,
+            Operation::PeekMessages => ops::messages::peek(&call).await,
+            Operation::ClearMessages => ops::messages::clear(&call).await,
+            Operation::UpdateMessage => ops::messages::update(&call).await,
+            Operation::DeleteMessage => ops::messages::delete(&call).await,
+        }
+    }
+
+    async fn cors_rules(&self, account: &str) -> Result<Vec<CorsRule>, ApiError> {
+        if self.accounts.get(account).is_none() {
+            return Ok(Vec::new());
+        }
+        Ok(properties::load(&self.engine, account).await?.cors)
+    }
+
+    fn error_response(&self, e: ApiError, request_id: &str, now: OffsetDateTime) -> Response {
+        let code = e.response.code;
+        let mut resp = Response::new(e.response.status())
+            .header("x-ms-error-code", code.as_str())
+            .xml(e.response.to_xml(request_id, now));
+        for (k, v) in e.headers {
+            resp.push_header(k, v);
+        }
+        resp
+    }
+}
+
+/// Preflight returns before dispatching; kept as a function so the match above stays exhaustive.
+fn unreachable_preflight() -> Result<Response, ApiError> {
+    Err(ApiError::new(ErrorCode::InternalError))
+}
+
+fn route_error(e: RouteError, req: &Request) -> ApiError {
+    match e {
+        RouteError::InvalidUri => ApiError::new(ErrorCode::InvalidUri).detail("UriPath", req.path.clone()),
+        RouteError::UnsupportedVerb => ApiError::new(ErrorCode::UnsupportedHttpVerb),
+        RouteError::InvalidComp { name, value } => ApiError::invalid_query(name, &value, None),
+    }
+}
+
+impl Handler for QueueApi {
+    async fn handle(&self, req: Request) -> Response {
+        let now = to_offset(self.engine.now());
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let mut progress = Progress::default();
+        let result = self.dispatch(&req, now, &mut progress).await;
+        let failed = result.is_err();
+        let mut resp = match result {
+            Ok(r) => r,
+            Err(e) => {
+                if e.code() == ErrorCode::InternalError {
+                    tracing::warn!(method = %req.method, path = %req.path, "internal error");
+                }
+                self.error_response(e, &request_id, now)
+            }
+        };
+        let version = match (progress.version, progress.authenticated) {
+            (Some(v), _) => v,
+            (None, true) => ApiVersion::V2009_09_19,
+            (None, false) => LATEST_KNOWN,
+        };
+        let mut common = vec![
+            ("x-ms-request-id".to_owned(), request_id),
+            ("x-ms-version".to_owned(), version.to_string()),
+            ("Date".to_owned(), datetime::format_rfc1123(now)),
+            ("Server".to_owned(), concat!("Hematite/", env!("CARGO_PKG_VERSION")).to_owned()),
+        ];
+        if let Some(id) = req.header("x-ms-client-request-id") {
+            if !(failed && id.len() > 1024) {
+                common.push(("x-ms-client-request-id".to_owned(), id.to_owned()));
+            }
+        }
+        common.append(&mut resp.headers);
+        resp.headers = common;
+        if req.method != "OPTIONS" {
+            if let (Some(origin), Some(account)) = (req.header("Origin"), progress.account.as_deref()) {
+                if let Ok(rules) = self.cors_rules(account).await {
+                    cors::decorate(&rules, origin, &req.method, &mut resp);
+                }
+            }
+        }
+        resp
+    }
+
+    fn bad_request(&self, reason: BadRequest) -> Response {
+        let now = to_offset(self.engine.now());
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let e = match reason {
+            BadRequest::Malformed => ApiError::new(ErrorCode::InvalidInput)
+                .message("The HTTP request could not be parsed."),
+            BadRequest::HeadTooLarge => ApiError::new(ErrorCode::InvalidInput)
+                .message("The request line and headers are larger than the server accepts (64 KiB)."),
+            BadRequest::LengthRequired => ApiError::new(ErrorCode::MissingContentLengthHeader),
+        };
+        let mut resp = self.error_response(e, &request_id, now);
+        resp.headers.insert(0, ("x-ms-request-id".into(), request_id));
+        resp.headers.insert(1, ("x-ms-version".into(), LATEST_KNOWN.to_string()));
+        resp.headers.insert(2, ("Date".into(), datetime::format_rfc1123(now)));
+        resp
+    }
+}

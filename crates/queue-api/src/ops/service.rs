@@ -1,0 +1,131 @@
+//! Account-level operations: List Queues, Get/Set Service Properties, Get Service Stats.
+
+use hematite_queue_protocol::error::ErrorCode;
+use hematite_queue_protocol::version::ApiVersion;
+use hematite_queue_protocol::xml::{self, ListQueuesPage, ListedQueue};
+
+use crate::api::Call;
+use crate::error::ApiError;
+use crate::http1::Response;
+use crate::params::parse_int;
+use crate::properties;
+
+const MAX_LIST_RESULTS: i64 = 5000;
+
+pub async fn list_queues(call: &Call<'_>) -> Result<Response, ApiError> {
+    let q = call.query;
+    let account = &call.target.account;
+    let prefix = q.get("prefix");
+    let marker = q.get("marker").filter(|m| !m.is_empty());
+    let max = match q.get("maxresults") {
+        None => MAX_LIST_RESULTS,
+        Some(raw) => {
+            let v = parse_int("maxresults", raw)?;
+            if v < 1 {
+                return Err(ApiError::out_of_range_query("maxresults", raw, 1, i64::from(i32::MAX)));
+            }
+            v.min(MAX_LIST_RESULTS)
+        }
+    };
+    let mut with_metadata = false;
+    if let Some(include) = q.get("include") {
+        for part in include.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            if part.eq_ignore_ascii_case("metadata") {
+                with_metadata = true;
+            } else {
+                return Err(ApiError::invalid_query("include", include, None));
+            }
+        }
+    }
+    // Markers are `/{account}/{first queue of the next page}`, the service's own shape.
+    let start_at = match marker {
+        None => None,
+        Some(m) => {
+            let name = m
+                .strip_prefix('/')
+                .and_then(|r| r.strip_prefix(account.as_str()))
+                .and_then(|r| r.strip_prefix('/'))
+                .filter(|n| !n.is_empty() && !n.contains('/'))
+                .ok_or_else(|| ApiError::new(ErrorCode::InvalidMarker).detail("QueryParameterName", "marker").detail("QueryParameterValue", m))?;
+            Some(name)
+        }
+    };
+    let page = call
+        .engine
+        .list_queues(account, prefix.unwrap_or_default(), start_at, max as usize)
+        .await?;
+    let endpoint = service_endpoint(call);
+    let next_marker = page
+        .next
+        .as_ref()
+        .map(|n| format!("/{account}/{n}"))
+        .unwrap_or_default();
+    let queues = page
+        .queues
+        .iter()
+        .map(|s| ListedQueue {
+            name: &s.name,
+            metadata: with_metadata.then_some(s.metadata.0.as_slice()),
+        })
+        .collect();
+    let body = xml::write_list_queues(
+        &ListQueuesPage {
+            service_endpoint: &endpoint,
+            prefix,
+            marker,
+            max_results: Some(max as u32),
+            queues,
+            next_marker: &next_marker,
+        },
+        call.version < ApiVersion::V2013_08_15,
+    );
+    Ok(Response::new(200).xml(body))
+}
+
+/// The account's base URL as the client addressed it.
+fn service_endpoint(call: &Call<'_>) -> String {
+    let host = call.req.header("Host").unwrap_or("127.0.0.1:10001");
+    if call.target.path_style {
+        format!("http://{host}/{}", call.target.account)
+    } else {
+        format!("http://{host}/")
+    }
+}
+
+pub async fn get_properties(call: &Call<'_>) -> Result<Response, ApiError> {
+    let props = properties::load(call.engine, &call.target.account).await?;
+    let legacy = call.version < ApiVersion::V2013_08_15;
+    Ok(Response::new(200).xml(xml::write_service_properties(&props, legacy)))
+}
+
+pub async fn set_properties(call: &Call<'_>) -> Result<Response, ApiError> {
+    let legacy = call.version < ApiVersion::V2013_08_15;
+    let patch = xml::parse_service_properties(&call.req.body, legacy).map_err(xml_error)?;
+    let mut props = properties::load(call.engine, &call.target.account).await?;
+    props.apply(patch);
+    properties::save(call.engine, &call.target.account, &props).await?;
+    Ok(Response::new(202))
+}
+
+pub fn get_stats(call: &Call<'_>) -> Result<Response, ApiError> {
+    if !call.target.secondary {
+        // The service answers stats only on the secondary endpoint (digest §3.4).
+        return Err(ApiError::invalid_query("comp", "stats", None).message(
+            "Get Service Stats is served only on the secondary endpoint ({account}-secondary).",
+        ));
+    }
+    Ok(Response::new(200).xml(xml::write_service_stats("live", Some(call.now))))
+}
+
+pub fn xml_error(e: xml::XmlError) -> ApiError {
+    let detail = e.to_string();
+    let mut err = ApiError::new(e.code());
+    if let xml::XmlError::MissingNode(n) = &e {
+        err = err.detail("XmlNodeName", *n);
+    } else if let xml::XmlError::InvalidValue(n) = &e {
+        err = err.detail("XmlNodeName", n.clone());
+    } else {
+        err = err.detail("Reason", detail);
+    }
+    err
+}

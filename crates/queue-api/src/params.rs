@@ -1,0 +1,69 @@
+//! Query parameters: case-insensitive lookup and Azure's validation answers for numbers.
+
+use crate::error::ApiError;
+
+/// The decoded query of one request.
+#[derive(Debug, Default, Clone)]
+pub struct Query(pub Vec<(String, String)>);
+
+impl Query {
+    /// The first value of a parameter, name compared case-insensitively (the TypeSpec spec spells
+    /// some names in camelCase; the SDKs send lowercase).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// An optional integer parameter that must lie in `min..=max`.
+    ///
+    /// A value that is not an integer is `InvalidQueryParameterValue`; an integer outside the
+    /// range is `OutOfRangeQueryParameterValue` with the bounds.
+    pub fn int_in(&self, name: &str, min: i64, max: i64) -> Result<Option<i64>, ApiError> {
+        let Some(raw) = self.get(name) else {
+            return Ok(None);
+        };
+        let v = parse_int(name, raw)?;
+        if v < min || v > max {
+            return Err(ApiError::out_of_range_query(name, raw, min, max));
+        }
+        Ok(Some(v))
+    }
+}
+
+pub fn parse_int(name: &str, raw: &str) -> Result<i64, ApiError> {
+    raw.trim()
+        .parse::<i64>()
+        .map_err(|_| ApiError::invalid_query(name, raw, None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hematite_queue_protocol::error::ErrorCode;
+
+    #[test]
+    fn int_validation_answers() {
+        let q = Query(vec![
+            ("NumOfMessages".into(), "33".into()),
+            ("visibilitytimeout".into(), "abc".into()),
+            ("n".into(), "5".into()),
+        ]);
+        let e = q.int_in("numofmessages", 1, 32).expect_err("out of range");
+        assert_eq!(e.code(), ErrorCode::OutOfRangeQueryParameterValue);
+        assert_eq!(
+            e.response.details,
+            vec![
+                ("QueryParameterName", "numofmessages".to_string()),
+                ("QueryParameterValue", "33".to_string()),
+                ("MinimumAllowed", "1".to_string()),
+                ("MaximumAllowed", "32".to_string()),
+            ]
+        );
+        let e = q.int_in("visibilitytimeout", 1, 10).expect_err("not a number");
+        assert_eq!(e.code(), ErrorCode::InvalidQueryParameterValue);
+        assert_eq!(q.int_in("n", 1, 10).expect("ok"), Some(5));
+        assert_eq!(q.int_in("absent", 1, 10).expect("ok"), None);
+    }
+}
