@@ -2,7 +2,7 @@
 const assert = require("node:assert/strict");
 const { before, after } = require("node:test");
 const { QueueServiceClient, QueueClient } = require("@azure/storage-queue");
-const { startServer, uniqueName, sleep, CLIENT_OPTIONS } = require("../harness");
+const { startServer, uniqueName, sleep, CLIENT_OPTIONS } = require("./harness");
 
 /** Registers before/after hooks that start and stop a server for this test file. */
 function useServer() {

@@ -2,7 +2,7 @@
 // Message operations with @azure/storage-queue: send / receive / peek / update / delete / clear.
 const assert = require("node:assert/strict");
 const { test } = require("node:test");
-const { useServer, rejectsWith, waitPast, assertClose } = require("./common");
+const { useServer, rejectsWith, waitPast, assertClose } = require("../lib/common");
 
 const ctx = useServer();
 const NEVER = new Date(Date.UTC(9999, 11, 31, 23, 59, 59));

@@ -2,7 +2,7 @@
 // Queue-level operations with @azure/storage-queue: create / IfNotExists / delete / list / metadata.
 const assert = require("node:assert/strict");
 const { test } = require("node:test");
-const { useServer, rejectsWith, uniqueName } = require("./common");
+const { useServer, rejectsWith, uniqueName } = require("../lib/common");
 
 const ctx = useServer();
 

@@ -13,8 +13,8 @@ const {
   generateAccountSASQueryParameters,
   generateQueueSASQueryParameters,
 } = require("@azure/storage-queue");
-const { useServer, rejectsWith, uniqueName } = require("./common");
-const { CLIENT_OPTIONS } = require("../harness");
+const { useServer, rejectsWith, uniqueName } = require("../lib/common");
+const { CLIENT_OPTIONS } = require("../lib/harness");
 
 const ctx = useServer();
 const cred = () => new StorageSharedKeyCredential(ctx.server.account, ctx.server.key);

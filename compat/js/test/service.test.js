@@ -4,8 +4,8 @@ const assert = require("node:assert/strict");
 const http = require("node:http");
 const { test, beforeEach, afterEach } = require("node:test");
 const { QueueServiceClient, StorageSharedKeyCredential } = require("@azure/storage-queue");
-const { useServer } = require("./common");
-const { CLIENT_OPTIONS } = require("../harness");
+const { useServer } = require("../lib/common");
+const { CLIENT_OPTIONS } = require("../lib/harness");
 
 const ctx = useServer();
 let saved;
