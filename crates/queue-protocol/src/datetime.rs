@@ -427,6 +427,24 @@ mod tests {
     }
 
     #[test]
+    fn parsers_never_panic_on_prefixes() {
+        for s in [
+            "2009-09-28T08:49:37.1234567+02:00",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+            "Mon, 01 Jan 2024 00:00:00 GMT",
+            "2é09-0é-2éT0é:4é:3é.1é+0é:0é",
+        ] {
+            for (i, _) in s.char_indices() {
+                let _ = parse_iso8601(&s[..i]);
+                let _ = parse_http_date(&s[..i]);
+                let _ = parse_iso8601(&s[i..]);
+                let _ = parse_http_date(&s[i..]);
+            }
+        }
+    }
+
+    #[test]
     fn round_trips_iso8601_7() {
         let t = datetime!(2024-02-29 23:59:59.9999999 UTC);
         assert_eq!(parse_iso8601(&format_iso8601_7(t)), Some(t));

@@ -92,4 +92,33 @@ mod tests {
         );
         assert!(XmlError::Malformed.to_response().details.is_empty());
     }
+
+    #[test]
+    fn parsers_never_panic_on_truncated_or_mangled_input() {
+        // Every prefix of realistic bodies, raw and with a byte flipped, must give a value
+        // or an error, never a panic: these parsers face untrusted bytes.
+        let docs: [&[u8]; 4] = [
+            "\u{FEFF}<?xml version='1.0'?><QueueMessage><MessageText>a&amp;b&#x1F600;é<![CDATA[<x>]]></MessageText></QueueMessage>".as_bytes(),
+            b"<SignedIdentifiers><SignedIdentifier><Id>a</Id><AccessPolicy><Start>2024-01-01T00:00:00.1234567+01:00</Start><Permission>raup</Permission></AccessPolicy></SignedIdentifier></SignedIdentifiers>",
+            b"<StorageServiceProperties><Logging><Version>1.0</Version><Delete>true</Delete><Read>false</Read><Write>true</Write><RetentionPolicy><Enabled>true</Enabled><Days>7</Days></RetentionPolicy></Logging><Cors><CorsRule><AllowedOrigins>*</AllowedOrigins><AllowedMethods>GET</AllowedMethods><MaxAgeInSeconds>5</MaxAgeInSeconds><ExposedHeaders/><AllowedHeaders/></CorsRule></Cors></StorageServiceProperties>",
+            b"<QueueMessagesList><QueueMessage><MessageId>m</MessageId><InsertionTime>Mon, 01 Jan 2024 00:00:00 GMT</InsertionTime><DequeueCount>1</DequeueCount></QueueMessage></QueueMessagesList>",
+        ];
+        for doc in docs {
+            for end in 0..=doc.len() {
+                let mut variants = vec![doc[..end].to_vec()];
+                if end > 0 {
+                    let mut flipped = doc[..end].to_vec();
+                    flipped[end - 1] ^= 0x80;
+                    variants.push(flipped);
+                }
+                for body in variants {
+                    let _ = parse_message_text(&body);
+                    let _ = parse_signed_identifiers(&body);
+                    let _ = parse_service_properties(&body, false);
+                    let _ = parse_service_properties(&body, true);
+                    let _ = parse_messages_list(&body);
+                }
+            }
+        }
+    }
 }

@@ -23,7 +23,7 @@ pub(crate) fn push_text(out: &mut String, s: &str) {
             // Not representable in XML 1.0 at all; a reference is the least-bad rendering and
             // lenient parsers (and ours) read it back. Queue text never contains these because
             // it arrives as XML, but metadata values come from headers.
-            c if !is_xml_char(c) || (c as u32) < 0x20 => push_char_ref(out, c),
+            c if !is_xml_char(c) => push_char_ref(out, c),
             c => out.push(c),
         }
     }
