@@ -86,7 +86,9 @@ impl Config {
         };
         let store = match &self.store {
             StoreChoice::Memory => "in memory (nothing is kept)".to_owned(),
-            StoreChoice::Embedded(d) => format!("{} (durable store pending: in memory for now)", d.display()),
+            StoreChoice::Embedded(d) => {
+                format!("{} (durable store pending: in memory for now)", d.display())
+            }
         };
         let mut out = format!(
             "Hematite {} listening on http://{addr}\nStore: {store}\n",

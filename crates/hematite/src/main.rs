@@ -11,12 +11,16 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hematite_engine::{Engine, MemoryStore, Store, SystemClock};
-use hematite_queue_api::{QueueApi, serve};
+use hematite_queue_api::{serve, QueueApi};
 
 use crate::config::{ServeArgs, StoreChoice};
 
 #[derive(Parser)]
-#[command(name = "hematite", version, about = "An Azure Queue Storage compatible message-queue server")]
+#[command(
+    name = "hematite",
+    version,
+    about = "An Azure Queue Storage compatible message-queue server"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

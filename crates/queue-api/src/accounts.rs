@@ -111,11 +111,26 @@ mod tests {
         let mut a = Accounts::default();
         a.add_azurite_list("acc1:a2V5MQ==:a2V5Mg==;acc2:a2V5Mw==;")
             .expect("valid");
-        assert_eq!(a.get("acc1").expect("acc1").keys, vec![b"key1".to_vec(), b"key2".to_vec()]);
+        assert_eq!(
+            a.get("acc1").expect("acc1").keys,
+            vec![b"key1".to_vec(), b"key2".to_vec()]
+        );
         assert_eq!(a.get("acc2").expect("acc2").keys, vec![b"key3".to_vec()]);
-        assert!(matches!(a.add_spec("acc3"), Err(AccountSpecError::Shape(_))));
-        assert!(matches!(a.add_spec("acc3:!!"), Err(AccountSpecError::Key(_))));
-        assert!(matches!(a.add_spec("Bad_Name:a2V5"), Err(AccountSpecError::Name(_))));
-        assert_eq!(Accounts::development().get(DEV_ACCOUNT).expect("dev").keys[0].len(), 64);
+        assert!(matches!(
+            a.add_spec("acc3"),
+            Err(AccountSpecError::Shape(_))
+        ));
+        assert!(matches!(
+            a.add_spec("acc3:!!"),
+            Err(AccountSpecError::Key(_))
+        ));
+        assert!(matches!(
+            a.add_spec("Bad_Name:a2V5"),
+            Err(AccountSpecError::Name(_))
+        ));
+        assert_eq!(
+            Accounts::development().get(DEV_ACCOUNT).expect("dev").keys[0].len(),
+            64
+        );
     }
 }

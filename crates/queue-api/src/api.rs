@@ -21,7 +21,7 @@ use crate::error::ApiError;
 use crate::http1::{BadRequest, Handler, Request, Response};
 use crate::ops;
 use crate::params::{parse_int, Query};
-use crate::routing::{self, Operation, RouteError, Target};
+use crate::routing::{self, Operation, Resource, RouteError, Target};
 use crate::{cors, properties};
 
 /// The largest request body accepted; the live service answered 413 with this `MaxLimit`.
@@ -81,16 +81,31 @@ impl QueueApi {
         &self.accounts
     }
 
-    async fn dispatch(&self, req: &Request, now: OffsetDateTime, progress: &mut Progress) -> Result<Response, ApiError> {
+    async fn dispatch(
+        &self,
+        req: &Request,
+        now: OffsetDateTime,
+        progress: &mut Progress,
+    ) -> Result<Response, ApiError> {
         if let Some(id) = req.header("x-ms-client-request-id") {
             if id.len() > 1024 || !id.bytes().all(|b| (0x20..0x7f).contains(&b)) {
                 return Err(ApiError::invalid_header("x-ms-client-request-id", id));
             }
         }
-        let target = routing::target(req.header("Host"), &req.path)
-            .map_err(|e| route_error(e, req))?;
+        let mut target =
+            routing::target(req.header("Host"), &req.path).map_err(|e| route_error(e, req))?;
         progress.account = Some(target.account.clone());
         let query = Query(decode_query(&req.query, false));
+        // Python reaches the secondary by swapping the endpoint's host part for
+        // `host/{account}-secondary`, then appends the primary path: account-level requests
+        // arrive as `/{account}-secondary/{account}/?restype=service…`.
+        if target.secondary
+            && target.path_style
+            && target.resource == Resource::Queue(target.account.clone())
+            && (query.get("restype").is_some() || query.get("comp") == Some("list"))
+        {
+            target.resource = Resource::Account;
+        }
         let op = routing::operation(
             &req.method,
             &target.resource,
@@ -117,7 +132,8 @@ impl QueueApi {
                     .trim()
                     .parse()
                     .map_err(|_| ApiError::invalid_header("x-ms-version", raw))?;
-                if v < ApiVersion::V2009_09_19 || (self.options.strict_api_version && !v.is_known()) {
+                if v < ApiVersion::V2009_09_19 || (self.options.strict_api_version && !v.is_known())
+                {
                     return Err(ApiError::invalid_header("x-ms-version", raw).message(
                         "The value for one of the HTTP headers is not in the correct format.",
                     ));
@@ -128,9 +144,21 @@ impl QueueApi {
         progress.version = header_version;
 
         let account = self.accounts.get(&target.account).ok_or_else(|| {
-            ApiError::auth_failed(format!("The account '{}' does not exist on this server.", target.account))
+            ApiError::auth_failed(format!(
+                "The account '{}' does not exist on this server.",
+                target.account
+            ))
         })?;
-        let authn = auth::authenticate(&self.engine, account, req, &target, &query, header_version, now).await?;
+        let authn = auth::authenticate(
+            &self.engine,
+            account,
+            req,
+            &target,
+            &query,
+            header_version,
+            now,
+        )
+        .await?;
         progress.version = authn.version;
         progress.authenticated = true;
 
@@ -214,7 +242,9 @@ fn unreachable_preflight() -> Result<Response, ApiError> {
 
 fn route_error(e: RouteError, req: &Request) -> ApiError {
     match e {
-        RouteError::InvalidUri => ApiError::new(ErrorCode::InvalidUri).detail("UriPath", req.path.clone()),
+        RouteError::InvalidUri => {
+            ApiError::new(ErrorCode::InvalidUri).detail("UriPath", req.path.clone())
+        }
         RouteError::UnsupportedVerb => ApiError::new(ErrorCode::UnsupportedHttpVerb),
         RouteError::InvalidComp { name, value } => ApiError::invalid_query(name, &value, None),
     }
@@ -245,7 +275,10 @@ impl Handler for QueueApi {
             ("x-ms-request-id".to_owned(), request_id),
             ("x-ms-version".to_owned(), version.to_string()),
             ("Date".to_owned(), datetime::format_rfc1123(now)),
-            ("Server".to_owned(), concat!("Hematite/", env!("CARGO_PKG_VERSION")).to_owned()),
+            (
+                "Server".to_owned(),
+                concat!("Hematite/", env!("CARGO_PKG_VERSION")).to_owned(),
+            ),
         ];
         if let Some(id) = req.header("x-ms-client-request-id") {
             if !(failed && id.len() > 1024) {
@@ -255,7 +288,9 @@ impl Handler for QueueApi {
         common.append(&mut resp.headers);
         resp.headers = common;
         if req.method != "OPTIONS" {
-            if let (Some(origin), Some(account)) = (req.header("Origin"), progress.account.as_deref()) {
+            if let (Some(origin), Some(account)) =
+                (req.header("Origin"), progress.account.as_deref())
+            {
                 if let Ok(rules) = self.cors_rules(account).await {
                     cors::decorate(&rules, origin, &req.method, &mut resp);
                 }
@@ -270,14 +305,18 @@ impl Handler for QueueApi {
         let e = match reason {
             BadRequest::Malformed => ApiError::new(ErrorCode::InvalidInput)
                 .message("The HTTP request could not be parsed."),
-            BadRequest::HeadTooLarge => ApiError::new(ErrorCode::InvalidInput)
-                .message("The request line and headers are larger than the server accepts (64 KiB)."),
+            BadRequest::HeadTooLarge => ApiError::new(ErrorCode::InvalidInput).message(
+                "The request line and headers are larger than the server accepts (64 KiB).",
+            ),
             BadRequest::LengthRequired => ApiError::new(ErrorCode::MissingContentLengthHeader),
         };
         let mut resp = self.error_response(e, &request_id, now);
-        resp.headers.insert(0, ("x-ms-request-id".into(), request_id));
-        resp.headers.insert(1, ("x-ms-version".into(), LATEST_KNOWN.to_string()));
-        resp.headers.insert(2, ("Date".into(), datetime::format_rfc1123(now)));
+        resp.headers
+            .insert(0, ("x-ms-request-id".into(), request_id));
+        resp.headers
+            .insert(1, ("x-ms-version".into(), LATEST_KNOWN.to_string()));
+        resp.headers
+            .insert(2, ("Date".into(), datetime::format_rfc1123(now)));
         resp
     }
 }

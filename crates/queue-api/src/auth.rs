@@ -128,6 +128,10 @@ pub async fn authenticate(
     let variants = [
         Variant::default(),
         Variant {
+            keep_whitespace: true,
+            ..Variant::default()
+        },
+        Variant {
             ordinal_header_sort: true,
             ..Variant::default()
         },
@@ -172,7 +176,9 @@ fn check_date(req: &Request, now: OffsetDateTime) -> Result<(), ApiError> {
         .filter(|v| !v.is_empty())
         .or_else(|| req.header("Date"))
         .ok_or_else(|| {
-            ApiError::auth_failed("Request date header not specified: x-ms-date or Date is required.")
+            ApiError::auth_failed(
+                "Request date header not specified: x-ms-date or Date is required.",
+            )
         })?;
     let date = datetime::parse_http_date(raw).ok_or_else(|| {
         ApiError::auth_failed(format!("The date header '{raw}' is not a valid HTTP date."))
@@ -199,16 +205,19 @@ async fn authenticate_sas(
     mut p: SasParams,
     now: OffsetDateTime,
 ) -> Result<Authenticated, ApiError> {
-    let version: ApiVersion = p
-        .sv
-        .parse()
-        .map_err(|_| ApiError::auth_failed(format!("The signed version '{}' is not valid.", p.sv)))?;
+    let version: ApiVersion = p.sv.parse().map_err(|_| {
+        ApiError::auth_failed(format!("The signed version '{}' is not valid.", p.sv))
+    })?;
     let is_account = p.is_account_sas();
     if is_account && version < ApiVersion::V2015_04_05 {
-        return Err(ApiError::auth_failed("Account SAS requires sv 2015-04-05 or later."));
+        return Err(ApiError::auth_failed(
+            "Account SAS requires sv 2015-04-05 or later.",
+        ));
     }
     if !is_account && version < ApiVersion::V2012_02_12 {
-        return Err(ApiError::auth_failed("Queue SAS requires sv 2012-02-12 or later."));
+        return Err(ApiError::auth_failed(
+            "Queue SAS requires sv 2012-02-12 or later.",
+        ));
     }
 
     // The signature covers the fields as sent, so check it before merging a stored policy.
@@ -221,7 +230,11 @@ async fn authenticate_sas(
         };
         sas::service_sas_string_to_sign(&p, &account.name, &queue.to_ascii_lowercase())
     };
-    if !account.keys.iter().any(|k| shared_key::verify(k, &sts, &p.sig)) {
+    if !account
+        .keys
+        .iter()
+        .any(|k| shared_key::verify(k, &sts, &p.sig))
+    {
         return Err(ApiError::auth_failed(format!(
             "Signature did not match. String to sign used was {sts}"
         )));
@@ -287,32 +300,29 @@ async fn authenticate_sas(
             return Err(ApiError::new(ErrorCode::AuthorizationProtocolMismatch));
         }
     }
-    let sp = p
-        .sp
-        .as_deref()
-        .ok_or_else(|| ApiError::auth_failed("Signed permissions (sp) are missing."))?;
-    let principal = if is_account {
-        if !p.ss.as_deref().unwrap_or_default().contains('q') {
-            return Err(ApiError::new(ErrorCode::AuthorizationServiceMismatch));
-        }
-        Principal::AccountSas {
-            resource_types: p
-                .srt
-                .as_deref()
-                .unwrap_or_default()
-                .parse()
-                .map_err(|_| ApiError::auth_failed("Signed resource types (srt) are not valid."))?,
-            permissions: sp
-                .parse()
-                .map_err(|_| ApiError::auth_failed("Signed permissions (sp) are not valid."))?,
-        }
-    } else {
-        Principal::ServiceSas {
-            permissions: sp
-                .parse()
-                .map_err(|_| ApiError::auth_failed("Signed permissions (sp) are not valid."))?,
-        }
-    };
+    let sp =
+        p.sp.as_deref()
+            .ok_or_else(|| ApiError::auth_failed("Signed permissions (sp) are missing."))?;
+    let principal =
+        if is_account {
+            if !p.ss.as_deref().unwrap_or_default().contains('q') {
+                return Err(ApiError::new(ErrorCode::AuthorizationServiceMismatch));
+            }
+            Principal::AccountSas {
+                resource_types: p.srt.as_deref().unwrap_or_default().parse().map_err(|_| {
+                    ApiError::auth_failed("Signed resource types (srt) are not valid.")
+                })?,
+                permissions: sp
+                    .parse()
+                    .map_err(|_| ApiError::auth_failed("Signed permissions (sp) are not valid."))?,
+            }
+        } else {
+            Principal::ServiceSas {
+                permissions: sp
+                    .parse()
+                    .map_err(|_| ApiError::auth_failed("Signed permissions (sp) are not valid."))?,
+            }
+        };
     Ok(Authenticated {
         principal,
         version: Some(version),
@@ -320,8 +330,9 @@ async fn authenticate_sas(
 }
 
 fn parse_sas_time(s: &str) -> Result<OffsetDateTime, ApiError> {
-    datetime::parse_iso8601(s)
-        .ok_or_else(|| ApiError::auth_failed(format!("The signed time '{s}' is not valid ISO 8601.")))
+    datetime::parse_iso8601(s).ok_or_else(|| {
+        ApiError::auth_failed(format!("The signed time '{s}' is not valid ISO 8601."))
+    })
 }
 
 fn ip_in(ip: IpAddr, lo: IpAddr, hi: IpAddr) -> bool {
@@ -379,9 +390,8 @@ pub fn authorize(principal: &Principal, op: Operation) -> Result<(), ApiError> {
             resource_types,
             permissions,
         } => {
-            let (types, letters) = account_sas_needs(op).ok_or_else(|| {
-                ApiError::new(ErrorCode::AuthorizationFailure)
-            })?;
+            let (types, letters) = account_sas_needs(op)
+                .ok_or_else(|| ApiError::new(ErrorCode::AuthorizationFailure))?;
             if !types.iter().any(|t| rt_allows(resource_types, *t)) {
                 return Err(ApiError::new(ErrorCode::AuthorizationResourceTypeMismatch));
             }

@@ -138,10 +138,18 @@ mod tests {
             rule(&["http://a.com"], &["GET"], &["x-ms-meta-target*"]),
             rule(&["*"], &["GET", "PUT"], &["*"]),
         ];
-        let ok = preflight(&rules, Some("http://a.com"), Some("GET"), Some("x-ms-meta-targetX"))
-            .expect("allowed");
+        let ok = preflight(
+            &rules,
+            Some("http://a.com"),
+            Some("GET"),
+            Some("x-ms-meta-targetX"),
+        )
+        .expect("allowed");
         assert_eq!(ok.status, 200);
-        assert_eq!(header(&ok, "Access-Control-Allow-Origin"), Some("http://a.com"));
+        assert_eq!(
+            header(&ok, "Access-Control-Allow-Origin"),
+            Some("http://a.com")
+        );
         assert_eq!(header(&ok, "Access-Control-Max-Age"), Some("500"));
         // The first rule matches origin and method but not the header: no fallback to rule 2.
         let e = preflight(&rules, Some("http://a.com"), Some("GET"), Some("x-other"))
@@ -159,8 +167,14 @@ mod tests {
         let rules = vec![rule(&["http://a.com"], &["GET"], &[])];
         let mut r = Response::new(200).header("x-ms-meta-Color", "red");
         decorate(&rules, "http://a.com", "GET", &mut r);
-        assert_eq!(header(&r, "Access-Control-Allow-Origin"), Some("http://a.com"));
-        assert_eq!(header(&r, "Access-Control-Expose-Headers"), Some("x-ms-meta-Color"));
+        assert_eq!(
+            header(&r, "Access-Control-Allow-Origin"),
+            Some("http://a.com")
+        );
+        assert_eq!(
+            header(&r, "Access-Control-Expose-Headers"),
+            Some("x-ms-meta-Color")
+        );
         assert_eq!(header(&r, "Access-Control-Allow-Credentials"), Some("true"));
         let mut r = Response::new(200);
         decorate(&rules, "http://evil.com", "GET", &mut r);

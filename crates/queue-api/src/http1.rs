@@ -408,7 +408,10 @@ async fn write_response(
         .as_deref()
         .unwrap_or_else(|| reason_phrase(resp.status));
     // A reason phrase may not contain CR or LF; Azure's texts never do, but be safe.
-    let reason: String = reason.chars().filter(|c| *c != '\r' && *c != '\n').collect();
+    let reason: String = reason
+        .chars()
+        .filter(|c| *c != '\r' && *c != '\n')
+        .collect();
     out.extend_from_slice(format!("HTTP/1.1 {} {}\r\n", resp.status, reason).as_bytes());
     for (k, v) in &resp.headers {
         out.extend_from_slice(k.as_bytes());
@@ -455,10 +458,10 @@ mod tests {
     fn head_incomplete_and_malformed() {
         assert!(matches!(parse_head(b"GET / HTTP/1.1\r\nHost"), Ok(None)));
         assert!(parse_head(b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n").is_err());
-        assert!(parse_head(
-            b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"
-        )
-        .is_err());
+        assert!(
+            parse_head(b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
+                .is_err()
+        );
         let h = parse_head(b"GET / HTTP/1.0\r\n\r\n")
             .expect("ok")
             .expect("complete");

@@ -61,7 +61,9 @@ mod tests {
                 ("MaximumAllowed", "32".to_string()),
             ]
         );
-        let e = q.int_in("visibilitytimeout", 1, 10).expect_err("not a number");
+        let e = q
+            .int_in("visibilitytimeout", 1, 10)
+            .expect_err("not a number");
         assert_eq!(e.code(), ErrorCode::InvalidQueryParameterValue);
         assert_eq!(q.int_in("n", 1, 10).expect("ok"), Some(5));
         assert_eq!(q.int_in("absent", 1, 10).expect("ok"), None);

@@ -21,7 +21,11 @@ pub async fn load(engine: &Engine, account: &str) -> Result<ServiceProperties, A
     Ok(props)
 }
 
-pub async fn save(engine: &Engine, account: &str, props: &ServiceProperties) -> Result<(), ApiError> {
+pub async fn save(
+    engine: &Engine,
+    account: &str,
+    props: &ServiceProperties,
+) -> Result<(), ApiError> {
     let doc = xml::write_service_properties(props, false);
     engine
         .set_account_document(account, DOCUMENT, doc.into_bytes())

@@ -264,14 +264,20 @@ mod tests {
             t("127.0.0.1", "/a/q/messages/abc").resource,
             Resource::Message("q".into(), "abc".into())
         );
-        assert_eq!(target(Some("127.0.0.1"), "/a/q/messages/abc/x"), Err(RouteError::InvalidUri));
+        assert_eq!(
+            target(Some("127.0.0.1"), "/a/q/messages/abc/x"),
+            Err(RouteError::InvalidUri)
+        );
         assert_eq!(target(Some("127.0.0.1"), "/"), Err(RouteError::InvalidUri));
         assert_eq!(target(None, "/a/q").expect("ok").account, "a");
     }
 
     #[test]
     fn host_style_and_secondary() {
-        let r = t("devstoreaccount1.queue.localhost:10001", "/myqueue/messages");
+        let r = t(
+            "devstoreaccount1.queue.localhost:10001",
+            "/myqueue/messages",
+        );
         assert_eq!(r.account, "devstoreaccount1");
         assert!(!r.path_style);
         assert_eq!(r.resource, Resource::Messages("myqueue".into()));
@@ -279,7 +285,10 @@ mod tests {
         assert_eq!((r.account.as_str(), r.secondary), ("acct", true));
         assert_eq!(r.resource, Resource::Account);
         let r = t("127.0.0.1:10001", "/devstoreaccount1-secondary/");
-        assert_eq!((r.account.as_str(), r.secondary), ("devstoreaccount1", true));
+        assert_eq!(
+            (r.account.as_str(), r.secondary),
+            ("devstoreaccount1", true)
+        );
         // IP hosts, including IPv6, are path-style.
         assert!(t("[::1]:10001", "/a/q").path_style);
         assert!(t("10.0.0.1", "/a/q").path_style);
@@ -292,21 +301,57 @@ mod tests {
         let q = Resource::Queue("q".into());
         let ms = Resource::Messages("q".into());
         let m = Resource::Message("q".into(), "id".into());
-        assert_eq!(operation("GET", &acct, Some("list"), None, None), Ok(ListQueues));
-        assert_eq!(operation("PUT", &acct, Some("properties"), Some("service"), None), Ok(SetServiceProperties));
-        assert_eq!(operation("GET", &acct, Some("stats"), Some("service"), None), Ok(GetServiceStats));
-        assert_eq!(operation("DELETE", &acct, Some("list"), None, None), Err(RouteError::UnsupportedVerb));
-        assert!(matches!(operation("GET", &acct, Some("bogus"), None, None), Err(RouteError::InvalidComp { name: "comp", .. })));
+        assert_eq!(
+            operation("GET", &acct, Some("list"), None, None),
+            Ok(ListQueues)
+        );
+        assert_eq!(
+            operation("PUT", &acct, Some("properties"), Some("service"), None),
+            Ok(SetServiceProperties)
+        );
+        assert_eq!(
+            operation("GET", &acct, Some("stats"), Some("service"), None),
+            Ok(GetServiceStats)
+        );
+        assert_eq!(
+            operation("DELETE", &acct, Some("list"), None, None),
+            Err(RouteError::UnsupportedVerb)
+        );
+        assert!(matches!(
+            operation("GET", &acct, Some("bogus"), None, None),
+            Err(RouteError::InvalidComp { name: "comp", .. })
+        ));
         assert_eq!(operation("PUT", &q, None, None, None), Ok(CreateQueue));
-        assert_eq!(operation("HEAD", &q, Some("metadata"), None, None), Ok(GetQueueMetadata));
-        assert_eq!(operation("PUT", &q, Some("ACL"), None, None), Ok(SetQueueAcl));
-        assert_eq!(operation("GET", &q, None, None, None), Err(RouteError::UnsupportedVerb));
-        assert_eq!(operation("GET", &ms, None, None, Some("true")), Ok(PeekMessages));
-        assert_eq!(operation("GET", &ms, None, None, Some("false")), Ok(GetMessages));
+        assert_eq!(
+            operation("HEAD", &q, Some("metadata"), None, None),
+            Ok(GetQueueMetadata)
+        );
+        assert_eq!(
+            operation("PUT", &q, Some("ACL"), None, None),
+            Ok(SetQueueAcl)
+        );
+        assert_eq!(
+            operation("GET", &q, None, None, None),
+            Err(RouteError::UnsupportedVerb)
+        );
+        assert_eq!(
+            operation("GET", &ms, None, None, Some("true")),
+            Ok(PeekMessages)
+        );
+        assert_eq!(
+            operation("GET", &ms, None, None, Some("false")),
+            Ok(GetMessages)
+        );
         assert_eq!(operation("POST", &ms, None, None, None), Ok(PutMessage));
-        assert_eq!(operation("DELETE", &ms, None, None, None), Ok(ClearMessages));
+        assert_eq!(
+            operation("DELETE", &ms, None, None, None),
+            Ok(ClearMessages)
+        );
         assert_eq!(operation("PUT", &m, None, None, None), Ok(UpdateMessage));
-        assert_eq!(operation("POST", &m, None, None, None), Err(RouteError::UnsupportedVerb));
+        assert_eq!(
+            operation("POST", &m, None, None, None),
+            Err(RouteError::UnsupportedVerb)
+        );
         assert_eq!(operation("OPTIONS", &m, None, None, None), Ok(Preflight));
     }
 }

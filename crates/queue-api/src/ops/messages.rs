@@ -81,7 +81,12 @@ pub async fn put(call: &Call<'_>) -> Result<Response, ApiError> {
             } else if (1..=SEVEN_DAYS).contains(&t) {
                 Ttl::After(Duration::from_secs(t as u64))
             } else {
-                return Err(ApiError::out_of_range_query("messagettl", raw, 1, SEVEN_DAYS));
+                return Err(ApiError::out_of_range_query(
+                    "messagettl",
+                    raw,
+                    1,
+                    SEVEN_DAYS,
+                ));
             }
         }
     };
@@ -233,7 +238,13 @@ pub async fn update(call: &Call<'_>) -> Result<Response, ApiError> {
     };
     let m = call
         .engine
-        .update_message(call.queue(), id, receipt, Duration::from_secs(vt as u64), body)
+        .update_message(
+            call.queue(),
+            id,
+            receipt,
+            Duration::from_secs(vt as u64),
+            body,
+        )
         .await?;
     Ok(Response::new(204)
         .header("x-ms-popreceipt", receipt_to_wire(m.receipt))
@@ -252,7 +263,9 @@ mod tests {
         let r = PopReceipt(0x0123_4567_89ab_cdef_0011_2233_4455_6677);
         let w = receipt_to_wire(r);
         assert_eq!(w.len(), 22);
-        assert!(w.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert!(w
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
         assert_eq!(receipt_from_wire(&w), Some(r));
         assert_eq!(receipt_from_wire("not a receipt"), None);
         assert_eq!(receipt_from_wire("AAAA"), None);

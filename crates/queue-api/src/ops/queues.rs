@@ -104,6 +104,8 @@ pub async fn set_acl(call: &Call<'_>) -> Result<Response, ApiError> {
             permissions: s.permission,
         })
         .collect();
-    call.engine.set_access_policies(call.queue(), policies).await?;
+    call.engine
+        .set_access_policies(call.queue(), policies)
+        .await?;
     Ok(Response::new(204))
 }

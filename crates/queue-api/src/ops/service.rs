@@ -22,7 +22,12 @@ pub async fn list_queues(call: &Call<'_>) -> Result<Response, ApiError> {
         Some(raw) => {
             let v = parse_int("maxresults", raw)?;
             if v < 1 {
-                return Err(ApiError::out_of_range_query("maxresults", raw, 1, i64::from(i32::MAX)));
+                return Err(ApiError::out_of_range_query(
+                    "maxresults",
+                    raw,
+                    1,
+                    i64::from(i32::MAX),
+                ));
             }
             v.min(MAX_LIST_RESULTS)
         }
@@ -46,7 +51,11 @@ pub async fn list_queues(call: &Call<'_>) -> Result<Response, ApiError> {
                 .and_then(|r| r.strip_prefix(account.as_str()))
                 .and_then(|r| r.strip_prefix('/'))
                 .filter(|n| !n.is_empty() && !n.contains('/'))
-                .ok_or_else(|| ApiError::new(ErrorCode::InvalidMarker).detail("QueryParameterName", "marker").detail("QueryParameterValue", m))?;
+                .ok_or_else(|| {
+                    ApiError::new(ErrorCode::InvalidMarker)
+                        .detail("QueryParameterName", "marker")
+                        .detail("QueryParameterValue", m)
+                })?;
             Some(name)
         }
     };

@@ -108,7 +108,12 @@ impl Resp {
             self.body
         );
         if !self.body.is_empty() {
-            assert_eq!(self.xml("Code").as_deref(), Some(code), "body: {}", self.body);
+            assert_eq!(
+                self.xml("Code").as_deref(),
+                Some(code),
+                "body: {}",
+                self.body
+            );
         }
     }
 }
@@ -220,7 +225,10 @@ impl Server {
             Auth::SharedKeyLite => AuthScheme::SharedKeyLite,
             Auth::SharedKey | Auth::WrongKey => AuthScheme::SharedKey,
         };
-        let refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let refs: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         let signable = SignableRequest {
             method: &r.method,
             path: &r.path,
@@ -228,17 +236,30 @@ impl Server {
             headers: &refs,
         };
         let version = r.version.as_deref().and_then(|v| v.parse().ok());
-        let sts = shared_key::string_to_sign(&signable, ACCOUNT, version, scheme, Variant::default());
-        let k = if matches!(r.auth, Auth::WrongKey) { vec![7u8; 64] } else { key() };
+        let sts =
+            shared_key::string_to_sign(&signable, ACCOUNT, version, scheme, Variant::default());
+        let k = if matches!(r.auth, Auth::WrongKey) {
+            vec![7u8; 64]
+        } else {
+            key()
+        };
         let sig = shared_key::sign(&k, &sts);
-        let name = if matches!(scheme, AuthScheme::SharedKey) { "SharedKey" } else { "SharedKeyLite" };
+        let name = if matches!(scheme, AuthScheme::SharedKey) {
+            "SharedKey"
+        } else {
+            "SharedKeyLite"
+        };
         headers.push(("Authorization".into(), format!("{name} {ACCOUNT}:{sig}")));
         headers
     }
 
     pub async fn send(&self, r: Req) -> Resp {
         let headers = self.prepare(&r);
-        let target = if r.query.is_empty() { r.path.clone() } else { format!("{}?{}", r.path, r.query) };
+        let target = if r.query.is_empty() {
+            r.path.clone()
+        } else {
+            format!("{}?{}", r.path, r.query)
+        };
         let mut raw = format!("{} {} HTTP/1.1\r\n", r.method, target).into_bytes();
         for (k, v) in &headers {
             raw.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
@@ -258,43 +279,56 @@ impl Server {
 
 pub async fn read_response(s: &mut TcpStream, head: bool) -> Resp {
     let mut buf = Vec::new();
+    read_response_from(s, &mut buf, head).await
+}
+
+/// Reads one response, consuming it from `buf` and leaving any bytes of the next one there
+/// (pipelined responses arrive together).
+pub async fn read_response_from(s: &mut TcpStream, buf: &mut Vec<u8>, head: bool) -> Resp {
     loop {
         let mut hdrs = [httparse::EMPTY_HEADER; 64];
         let mut resp = httparse::Response::new(&mut hdrs);
-        if let Ok(httparse::Status::Complete(n)) = resp.parse(&buf) {
+        if let Ok(httparse::Status::Complete(n)) = resp.parse(buf) {
             let status = resp.code.expect("status");
             let headers: Vec<(String, String)> = resp
                 .headers
                 .iter()
-                .map(|h| (h.name.to_owned(), String::from_utf8_lossy(h.value).into_owned()))
+                .map(|h| {
+                    (
+                        h.name.to_owned(),
+                        String::from_utf8_lossy(h.value).into_owned(),
+                    )
+                })
                 .collect();
             let len: usize = headers
                 .iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
                 .map(|(_, v)| v.parse().expect("length"))
                 .unwrap_or(0);
-            let want = if head { 0 } else { len };
-            let mut body = buf[n..].to_vec();
-            while body.len() < want {
-                let mut chunk = [0u8; 8192];
-                let k = s.read(&mut chunk).await.expect("read body");
-                assert!(k > 0, "connection closed mid-body");
-                body.extend_from_slice(&chunk[..k]);
+            let want = if head || status == 100 { 0 } else { len };
+            while buf.len() < n + want {
+                read_some(s, buf).await;
             }
+            let body = buf[n..n + want].to_vec();
+            buf.drain(..n + want);
             return Resp {
                 status,
                 headers,
                 body: String::from_utf8(body).expect("utf-8 body"),
             };
         }
-        let mut chunk = [0u8; 8192];
-        let k = tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk))
-            .await
-            .expect("response in time")
-            .expect("read");
-        assert!(k > 0, "connection closed before a response");
-        buf.extend_from_slice(&chunk[..k]);
+        read_some(s, buf).await;
     }
+}
+
+async fn read_some(s: &mut TcpStream, buf: &mut Vec<u8>) {
+    let mut chunk = [0u8; 8192];
+    let k = tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk))
+        .await
+        .expect("response in time")
+        .expect("read");
+    assert!(k > 0, "connection closed before a full response");
+    buf.extend_from_slice(&chunk[..k]);
 }
 
 pub fn q(path: &str) -> String {

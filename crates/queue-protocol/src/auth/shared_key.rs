@@ -133,6 +133,9 @@ impl FromStr for AuthorizationHeader {
 pub struct Variant {
     pub ordinal_header_sort: bool,
     pub plus_as_space: bool,
+    /// Header values only trimmed, not whitespace-collapsed: the Python and JS SDKs sign them
+    /// this way, so a metadata value with a double space verifies only under this variant.
+    pub keep_whitespace: bool,
 }
 
 /// Builds the string to sign.
@@ -212,7 +215,11 @@ fn canonicalized_headers(
         if !name.starts_with("x-ms-") {
             continue;
         }
-        let value = canonical_value(value);
+        let value = if variant.keep_whitespace {
+            value.trim().to_owned()
+        } else {
+            canonical_value(value)
+        };
         match headers.iter_mut().find(|(n, _)| *n == name) {
             Some((_, v)) => {
                 v.push(',');

@@ -73,7 +73,10 @@ pub(crate) fn parse(body: &[u8]) -> Result<Option<Element>, XmlError> {
                 attach(&mut stack, &mut root, el)?;
             }
             Event::Text(t) => {
-                let s = t.unescape().map_err(|_| XmlError::Malformed)?;
+                let raw = std::str::from_utf8(&t).map_err(|_| XmlError::Malformed)?;
+                let normalized = normalize_line_ends(raw);
+                let s =
+                    quick_xml::escape::unescape(&normalized).map_err(|_| XmlError::Malformed)?;
                 push_text(&mut stack, &s)?;
             }
             Event::CData(c) => {
@@ -82,7 +85,7 @@ pub(crate) fn parse(body: &[u8]) -> Result<Option<Element>, XmlError> {
                 if stack.is_empty() {
                     return Err(XmlError::Malformed);
                 }
-                push_text(&mut stack, s)?;
+                push_text(&mut stack, &normalize_line_ends(s))?;
             }
             // Nothing in them affects the queue documents. DTD entities are never expanded
             // (an unknown entity reference fails to unescape), so a DOCTYPE is harmless.
@@ -94,6 +97,16 @@ pub(crate) fn parse(body: &[u8]) -> Result<Option<Element>, XmlError> {
         return Err(XmlError::Malformed);
     }
     Ok(root)
+}
+
+/// XML 1.0 §2.11: a conforming parser hands the application `\n` for every literal `\r\n` or
+/// lone `\r`, and so does the service's. A `\r` written as `&#xD;` is a character reference,
+/// not a line end, and survives (it is replaced only after this step).
+fn normalize_line_ends(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains('\r') {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(s.replace("\r\n", "\n").replace('\r', "\n"))
 }
 
 fn open(e: &BytesStart<'_>) -> Result<Element, XmlError> {
@@ -152,6 +165,12 @@ mod tests {
         assert_eq!(r.child_text("C"), Some(""));
         assert!(r.child("D").is_none());
         assert_eq!(r.required_text("D"), Err(XmlError::MissingNode("D")));
+    }
+
+    #[test]
+    fn literal_line_ends_are_normalized_but_references_kept() {
+        let r = root("<a>x\r\ny\rz&#xD;\n<![CDATA[c\r\nd]]></a>");
+        assert_eq!(r.text, "x\ny\nz\r\nc\nd");
     }
 
     #[test]

@@ -13,8 +13,9 @@ use crate::datetime::{format_rfc1123, parse_http_date};
 /// Reads the text of a Put/Update Message body,
 /// `<QueueMessage><MessageText>…</MessageText></QueueMessage>`.
 ///
-/// Entities, character references and CDATA are decoded; everything else is kept byte for
-/// byte, including `\r\n`. A missing `MessageText` (or another root) is `Malformed`, as
+/// Entities, character references and CDATA are decoded; literal line ends are normalized to
+/// `\n` as every XML parser (the service's included) does; everything else is kept byte for
+/// byte. A missing `MessageText` (or another root) is `Malformed`, as
 /// Azurite answers `InvalidXmlDocument`; an empty one is the empty string. Child elements
 /// inside `MessageText` are an `InvalidValue`, since the text would otherwise be ambiguous.
 pub fn parse_message_text(body: &[u8]) -> Result<String, XmlError> {
@@ -163,7 +164,8 @@ mod tests {
             (b"<QueueMessage><MessageText>x<![CDATA[<]]>y&#x1F600;&#233;</MessageText></QueueMessage>", "x<y\u{1F600}\u{E9}"),
             (b"<QueueMessage><MessageText/></QueueMessage>", ""),
             (b"<QueueMessage><MessageText></MessageText></QueueMessage>", ""),
-            (b"<QueueMessage><MessageText>  a\r\n\tb  </MessageText></QueueMessage>", "  a\r\n\tb  "),
+            (b"<QueueMessage><MessageText>  a\r\n\tb  </MessageText></QueueMessage>", "  a\n\tb  "),
+            (b"<QueueMessage><MessageText>a&#xD;&#xA;b</MessageText></QueueMessage>", "a\r\nb"),
             (b"<QueueMessage><MessageText>&quot;&apos;</MessageText></QueueMessage>", "\"'"),
             (b"<QueueMessage><!-- note --><MessageText>a<!-- x -->b</MessageText></QueueMessage>", "ab"),
         ];
