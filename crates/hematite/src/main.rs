@@ -69,11 +69,20 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
-    println!("{}", config.banner(addr));
+    say(&config.banner(addr));
     let api = Arc::new(QueueApi::new(engine, config.accounts, config.options));
     serve(listener, api, shutdown_signal()).await;
-    println!("Hematite stopped.");
+    say("Hematite stopped.");
     Ok(())
+}
+
+/// Prints a line to stdout, ignoring a closed pipe: `hematite serve | head -1` must not kill the
+/// server when `head` exits.
+fn say(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
 }
 
 async fn shutdown_signal() {

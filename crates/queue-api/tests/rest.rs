@@ -1086,6 +1086,18 @@ async fn keep_alive_pipelining_chunked_and_expect_continue() {
 }
 
 #[tokio::test]
+async fn oversized_header_blocks_are_refused() {
+    let s = start().await;
+    let r = s
+        .send(req("PUT", &q("bighead")).header("x-ms-meta-a", &"v".repeat(70 * 1024)))
+        .await;
+    r.assert_error(400, "InvalidInput");
+    s.send(req("GET", &q("bighead?comp=metadata")))
+        .await
+        .assert_error(404, "QueueNotFound");
+}
+
+#[tokio::test]
 async fn garbage_gets_a_400() {
     let s = start().await;
     let r = s.raw(b"NOT HTTP AT ALL\r\n\r\n", false).await;

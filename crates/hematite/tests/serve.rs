@@ -1,0 +1,140 @@
+//! `hematite serve` as a process: what it prints, what it accepts, and how it stops.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Starts `hematite serve` and reads its banner up to the `accounts`-th connection string.
+fn spawn(args: &[&str], env: &[(&str, &str)], accounts: usize) -> (Child, Vec<String>) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hematite"));
+    cmd.arg("serve")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    cmd.env_remove("AZURITE_ACCOUNTS");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn hematite");
+    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut lines = Vec::new();
+    let mut seen = 0;
+    while seen < accounts {
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).expect("read banner") > 0,
+            "banner ended early: {lines:?}"
+        );
+        if line.trim_start().starts_with("DefaultEndpointsProtocol=") {
+            seen += 1;
+        }
+        lines.push(line.trim_end().to_owned());
+    }
+    (child, lines)
+}
+
+fn listen_addr(lines: &[String]) -> String {
+    lines[0]
+        .split("http://")
+        .nth(1)
+        .expect("listening line")
+        .to_owned()
+}
+
+fn sigterm(child: &Child) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+}
+
+#[test]
+fn prints_where_it_listens_and_a_connection_string_then_stops_on_sigterm() {
+    let dir = std::env::temp_dir().join(format!("hematite-serve-test-{}", std::process::id()));
+    let (mut child, lines) = spawn(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.to_str().expect("utf-8"),
+        ],
+        &[],
+        1,
+    );
+    assert!(
+        lines[0].starts_with("Hematite ") && lines[0].contains(" listening on http://127.0.0.1:"),
+        "{lines:?}"
+    );
+    let addr = listen_addr(&lines);
+    let cs = lines
+        .iter()
+        .find(|l| l.contains("AccountName=devstoreaccount1"))
+        .expect("connection string");
+    assert!(cs.contains("AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="));
+    assert!(
+        cs.contains(&format!("QueueEndpoint=http://{addr}/devstoreaccount1;")),
+        "{cs}"
+    );
+    assert!(dir.is_dir(), "--data-dir is created");
+
+    // An idle keep-alive connection must not hold the shutdown up.
+    let mut conn = TcpStream::connect(&addr).expect("connect");
+    conn.write_all(b"OPTIONS /devstoreaccount1/q HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("write");
+    let mut buf = [0u8; 512];
+    let n = conn.read(&mut buf).expect("read");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 400"));
+
+    let t = Instant::now();
+    sigterm(&child);
+    let status = child.wait().expect("wait");
+    let took = t.elapsed();
+    assert!(status.success(), "clean exit: {status:?}");
+    assert!(took < Duration::from_secs(1), "SIGTERM took {took:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn accounts_from_flags_and_azurite_format() {
+    let (mut child, lines) = spawn(
+        &["--listen", "127.0.0.1:0", "--in-memory"],
+        &[("AZURITE_ACCOUNTS", "acct1:a2V5MQ==;acct2:a2V5Mg==:a2V5Mw==")],
+        2,
+    );
+    let text = lines.join("\n");
+    assert!(
+        text.contains("AccountName=acct1;AccountKey=a2V5MQ==;"),
+        "{text}"
+    );
+    assert!(
+        text.contains("AccountName=acct2;AccountKey=a2V5Mg==;"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("devstoreaccount1"),
+        "given accounts replace the default: {text}"
+    );
+    sigterm(&child);
+    assert!(child.wait().expect("wait").success());
+}
+
+#[test]
+fn bad_account_specs_fail_fast_with_a_message() {
+    let out = Command::new(env!("CARGO_BIN_EXE_hematite"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--in-memory",
+            "--account",
+            "nokey",
+        ])
+        .env_remove("AZURITE_ACCOUNTS")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("NAME:BASE64KEY"), "{err}");
+}
