@@ -112,18 +112,16 @@ pub async fn serve_connection<H: Handler>(
         // Read until a complete head is buffered.
         let head = loop {
             match parse_head(&buf) {
-                Ok(Some(h)) => break h,
+                Ok(Some(h)) if h.len <= MAX_HEAD_BYTES => break h,
+                // Checked on complete heads too: a fast client delivers a large head whole.
+                Ok(Some(_)) => {
+                    return refuse(stream, handler, BadRequest::HeadTooLarge).await;
+                }
                 Ok(None) if buf.len() > MAX_HEAD_BYTES => {
-                    let resp = handler.bad_request(BadRequest::HeadTooLarge);
-                    let _ = write_response(&mut stream, resp, false, false).await;
-                    return;
+                    return refuse(stream, handler, BadRequest::HeadTooLarge).await;
                 }
                 Ok(None) => {}
-                Err(()) => {
-                    let resp = handler.bad_request(BadRequest::Malformed);
-                    let _ = write_response(&mut stream, resp, false, false).await;
-                    return;
-                }
+                Err(()) => return refuse(stream, handler, BadRequest::Malformed).await,
             }
             let read = tokio::select! {
                 r = tokio::time::timeout(IDLE_TIMEOUT, read_more(&mut stream, &mut buf)) => r,
@@ -153,9 +151,7 @@ pub async fn serve_connection<H: Handler>(
             Ok(b) => b,
             Err(BodyError::Io) => return,
             Err(BodyError::Malformed) => {
-                let resp = handler.bad_request(BadRequest::Malformed);
-                let _ = write_response(&mut stream, resp, false, false).await;
-                return;
+                return refuse(stream, handler, BadRequest::Malformed).await;
             }
         };
         let (body, body_too_large, resync) = match body {
@@ -181,6 +177,32 @@ pub async fn serve_connection<H: Handler>(
             return;
         }
     }
+}
+
+/// Answers a request that cannot be served and closes the connection without losing the answer.
+///
+/// Closing a socket that still holds unread client data makes the kernel send a reset, which
+/// can destroy the response before the client reads it. So, like nginx's lingering close, shut
+/// the write side and discard what still arrives, for a bounded time and amount.
+async fn refuse<H: Handler>(mut stream: TcpStream, handler: &H, reason: BadRequest) {
+    let resp = handler.bad_request(reason);
+    if write_response(&mut stream, resp, false, false)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let mut sink = [0u8; 16 * 1024];
+        let mut total = 0usize;
+        while total < MAX_DRAIN_BYTES {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    })
+    .await;
 }
 
 async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<usize> {
