@@ -392,10 +392,10 @@ pub fn authorize(principal: &Principal, op: Operation) -> Result<(), ApiError> {
         } => {
             let (types, letters) = account_sas_needs(op)
                 .ok_or_else(|| ApiError::new(ErrorCode::AuthorizationFailure))?;
-            if !types.iter().any(|t| rt_allows(resource_types, *t)) {
+            if !types.iter().any(|t| resource_types.allows(*t)) {
                 return Err(ApiError::new(ErrorCode::AuthorizationResourceTypeMismatch));
             }
-            if !letters.iter().any(|l| ap_allows(permissions, *l)) {
+            if !letters.iter().any(|l| permissions.allows(*l)) {
                 return Err(ApiError::new(ErrorCode::AuthorizationPermissionMismatch));
             }
             Ok(())
@@ -403,44 +403,11 @@ pub fn authorize(principal: &Principal, op: Operation) -> Result<(), ApiError> {
         Principal::ServiceSas { permissions } => {
             let letter = service_sas_needs(op)
                 .ok_or_else(|| ApiError::new(ErrorCode::AuthorizationFailure))?;
-            if sp_allows(permissions, letter) {
+            if permissions.allows(letter) {
                 Ok(())
             } else {
                 Err(ApiError::new(ErrorCode::AuthorizationPermissionMismatch))
             }
         }
-    }
-}
-
-fn rt_allows(rt: &ResourceTypes, c: char) -> bool {
-    match c {
-        's' => rt.service,
-        'c' => rt.container,
-        'o' => rt.object,
-        _ => false,
-    }
-}
-
-fn ap_allows(p: &AccountPermissions, c: char) -> bool {
-    match c {
-        'r' => p.read,
-        'w' => p.write,
-        'd' => p.delete,
-        'l' => p.list,
-        'a' => p.add,
-        'c' => p.create,
-        'u' => p.update,
-        'p' => p.process,
-        _ => false,
-    }
-}
-
-fn sp_allows(p: &ServicePermissions, c: char) -> bool {
-    match c {
-        'r' => p.read,
-        'a' => p.add,
-        'u' => p.update,
-        'p' => p.process,
-        _ => false,
     }
 }

@@ -242,15 +242,24 @@ impl FromStr for ServicePermissions {
 /// Canonical `raup` order.
 impl fmt::Display for ServicePermissions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_flags(
-            f,
-            &[
-                (self.read, 'r'),
-                (self.add, 'a'),
-                (self.update, 'u'),
-                (self.process, 'p'),
-            ],
-        )
+        write_flags(f, &self.flags())
+    }
+}
+
+impl ServicePermissions {
+    /// Each letter with whether it is granted, in canonical order.
+    fn flags(&self) -> [(bool, char); 4] {
+        [
+            (self.read, 'r'),
+            (self.add, 'a'),
+            (self.update, 'u'),
+            (self.process, 'p'),
+        ]
+    }
+
+    /// Whether the letter `c` is granted.
+    pub fn allows(&self, c: char) -> bool {
+        self.flags().iter().any(|&(on, l)| on && l == c)
     }
 }
 
@@ -296,19 +305,28 @@ impl FromStr for AccountPermissions {
 /// SDK order: `rwdlacup`.
 impl fmt::Display for AccountPermissions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_flags(
-            f,
-            &[
-                (self.read, 'r'),
-                (self.write, 'w'),
-                (self.delete, 'd'),
-                (self.list, 'l'),
-                (self.add, 'a'),
-                (self.create, 'c'),
-                (self.update, 'u'),
-                (self.process, 'p'),
-            ],
-        )
+        write_flags(f, &self.flags())
+    }
+}
+
+impl AccountPermissions {
+    /// Each letter with whether it is granted, in canonical order.
+    fn flags(&self) -> [(bool, char); 8] {
+        [
+            (self.read, 'r'),
+            (self.write, 'w'),
+            (self.delete, 'd'),
+            (self.list, 'l'),
+            (self.add, 'a'),
+            (self.create, 'c'),
+            (self.update, 'u'),
+            (self.process, 'p'),
+        ]
+    }
+
+    /// Whether the letter `c` is granted.
+    pub fn allows(&self, c: char) -> bool {
+        self.flags().iter().any(|&(on, l)| on && l == c)
     }
 }
 
@@ -339,14 +357,23 @@ impl FromStr for ResourceTypes {
 
 impl fmt::Display for ResourceTypes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_flags(
-            f,
-            &[
-                (self.service, 's'),
-                (self.container, 'c'),
-                (self.object, 'o'),
-            ],
-        )
+        write_flags(f, &self.flags())
+    }
+}
+
+impl ResourceTypes {
+    /// Each letter with whether it is granted, in canonical order.
+    fn flags(&self) -> [(bool, char); 3] {
+        [
+            (self.service, 's'),
+            (self.container, 'c'),
+            (self.object, 'o'),
+        ]
+    }
+
+    /// Whether the letter `c` is granted.
+    pub fn allows(&self, c: char) -> bool {
+        self.flags().iter().any(|&(on, l)| on && l == c)
     }
 }
 
