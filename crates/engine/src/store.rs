@@ -21,7 +21,7 @@ use crate::time::Timestamp;
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
 /// What went wrong inside a store. Opaque on purpose: fronts only need the kind.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{kind:?}: {message}")]
 pub struct StoreError {
     pub kind: StoreErrorKind,
