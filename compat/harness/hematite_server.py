@@ -12,6 +12,7 @@ legacy suite runs in its own virtualenv.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -38,6 +39,7 @@ class Server:
     key: str = DEV_KEY
     proc: Optional[subprocess.Popen] = field(default=None, repr=False)
     log_path: Optional[str] = None
+    data_dir: Optional[str] = None
 
     @property
     def host(self) -> str:
@@ -101,15 +103,24 @@ def start() -> Server:
         )
     port = _free_port()
     log = tempfile.NamedTemporaryFile(prefix="hematite-compat-", suffix=".log", delete=False)
+    # The Python suites run on the server's default, durable store (in a scratch data dir);
+    # HEMATITE_STORE=memory switches to --in-memory. The JS suite runs in memory, so both
+    # stores face an official SDK.
+    if os.environ.get("HEMATITE_STORE", "embedded") == "memory":
+        store_args = ["--in-memory"]
+        data_dir = None
+    else:
+        data_dir = tempfile.mkdtemp(prefix="hematite-compat-data-")
+        store_args = ["--data-dir", data_dir]
     proc = subprocess.Popen(
-        [str(binary), "serve", "--listen", f"127.0.0.1:{port}", "--in-memory"],
+        [str(binary), "serve", "--listen", f"127.0.0.1:{port}", *store_args],
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     log.close()
-    server = Server(base_url=f"http://127.0.0.1:{port}", proc=proc, log_path=log.name)
+    server = Server(base_url=f"http://127.0.0.1:{port}", proc=proc, log_path=log.name, data_dir=data_dir)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -131,6 +142,7 @@ def stop(server: Server) -> Optional[str]:
     """Stop a server we started. Returns an error message if it ignored SIGTERM."""
     proc = server.proc
     if proc is None or proc.poll() is not None:
+        _remove_data(server)
         return None
     proc.send_signal(signal.SIGTERM)
     try:
@@ -140,3 +152,10 @@ def stop(server: Server) -> Optional[str]:
         proc.kill()
         proc.wait()
         return f"hematite did not exit within {STOP_TIMEOUT_S} s of SIGTERM and was killed"
+    finally:
+        _remove_data(server)
+
+
+def _remove_data(server: Server) -> None:
+    if server.data_dir:
+        shutil.rmtree(server.data_dir, ignore_errors=True)

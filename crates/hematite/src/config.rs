@@ -5,11 +5,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 use hematite_queue_api::accounts::Accounts;
 use hematite_queue_api::Options;
+use hematite_store_embedded::Durability;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -28,16 +30,40 @@ pub struct ServeArgs {
     /// Accounts in Azurite's format: name1:key1[:key2];name2:key1. Replaces the default account.
     #[arg(long, env = "AZURITE_ACCOUNTS", value_name = "LIST")]
     azurite_accounts: Option<String>,
+    /// When an acknowledged write is on disk: `strict` (fsync before every answer) or
+    /// `relaxed` (fsync at most every --flush-interval-ms; a crash may lose that much).
+    #[arg(
+        long,
+        env = "HEMATITE_DURABILITY",
+        value_enum,
+        default_value = "strict"
+    )]
+    durability: DurabilityArg,
+    /// With --durability relaxed: the longest an acknowledged write waits for its fsync.
+    #[arg(long, env = "HEMATITE_FLUSH_INTERVAL_MS", default_value_t = 100)]
+    flush_interval_ms: u64,
+    /// Page cache of the embedded store, in MiB: its memory bound.
+    #[arg(long, env = "HEMATITE_CACHE_MB", default_value_t = 64)]
+    cache_mb: usize,
     /// Reject x-ms-version values newer than this build knows (by default they get the newest
     /// behaviour).
     #[arg(long, env = "HEMATITE_STRICT_API_VERSION")]
     strict_api_version: bool,
 }
 
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum DurabilityArg {
+    Strict,
+    Relaxed,
+}
+
 #[derive(Debug)]
 pub enum StoreChoice {
     Memory,
-    Embedded(PathBuf),
+    Embedded {
+        dir: PathBuf,
+        options: hematite_store_embedded::Options,
+    },
 }
 
 pub struct Config {
@@ -66,7 +92,18 @@ impl ServeArgs {
             store: if self.in_memory {
                 StoreChoice::Memory
             } else {
-                StoreChoice::Embedded(self.data_dir)
+                StoreChoice::Embedded {
+                    dir: self.data_dir,
+                    options: hematite_store_embedded::Options {
+                        durability: match self.durability {
+                            DurabilityArg::Strict => Durability::Strict,
+                            DurabilityArg::Relaxed => Durability::Relaxed {
+                                flush_every: Duration::from_millis(self.flush_interval_ms.max(1)),
+                            },
+                        },
+                        cache_bytes: self.cache_mb.max(1) * 1024 * 1024,
+                    },
+                }
             },
             accounts,
             options: Options {
@@ -86,9 +123,16 @@ impl Config {
         };
         let store = match &self.store {
             StoreChoice::Memory => "in memory (nothing is kept)".to_owned(),
-            StoreChoice::Embedded(d) => {
-                format!("{} (durable store pending: in memory for now)", d.display())
-            }
+            StoreChoice::Embedded { dir, options } => match options.durability {
+                Durability::Strict => {
+                    format!("{} (durable: fsync before every answer)", dir.display())
+                }
+                Durability::Relaxed { flush_every } => format!(
+                    "{} (RELAXED durability: a crash may lose up to {} ms of acknowledged writes)",
+                    dir.display(),
+                    flush_every.as_millis()
+                ),
+            },
         };
         let mut out = format!(
             "Hematite {} listening on http://{addr}\nStore: {store}\n",

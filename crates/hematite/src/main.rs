@@ -10,8 +10,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use hematite_engine::{Engine, MemoryStore, Store, SystemClock};
+use hematite_engine::{Clock, Engine, MemoryStore, Store, SystemClock};
 use hematite_queue_api::{serve, QueueApi};
+use hematite_store_embedded::EmbeddedStore;
 
 use crate::config::{ServeArgs, StoreChoice};
 
@@ -40,6 +41,7 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -52,19 +54,17 @@ fn main() -> anyhow::Result<()> {
 
 async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.resolve()?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store: Arc<dyn Store> = match &config.store {
         StoreChoice::Memory => Arc::new(MemoryStore::new()),
-        StoreChoice::Embedded(dir) => {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating data directory {}", dir.display()))?;
-            tracing::warn!(
-                "the durable embedded store is not built yet: data in {} is NOT written; running in memory",
-                dir.display()
-            );
-            Arc::new(MemoryStore::new())
+        StoreChoice::Embedded { dir, options } => {
+            let started = std::time::Instant::now();
+            let store = EmbeddedStore::open(dir, options.clone(), clock.clone())?;
+            tracing::info!(dir = %dir.display(), took_ms = started.elapsed().as_millis(), "embedded store open");
+            Arc::new(store)
         }
     };
-    let engine = Engine::new(store, Arc::new(SystemClock));
+    let engine = Engine::new(store, clock);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
