@@ -332,9 +332,10 @@ impl Store for FjallStore {
 
     fn compact(&mut self) -> R<String> {
         for ks in [&self.msg, &self.body, &self.vis] {
+            ks.rotate_memtable_and_wait()?;
             ks.major_compact()?;
         }
-        Ok("Keyspace::major_compact() on each (doc(hidden) API)".into())
+        Ok("rotate_memtable_and_wait() + major_compact() (doc(hidden)) on each keyspace".into())
     }
 }
 
@@ -575,10 +576,11 @@ fn cmd_put(o: &Opts, clients: usize, ops: u64, secs: f64) -> R<()> {
     let done = stats.ops.load(Relaxed);
     let (m, _, _) = store.counts()?;
     println!(
-        "RESULT put engine={} clients={clients} ops={done} secs={:.1} ops_per_s={:.0} avg_batch={:.1} {} rows={m} size={}",
+        "RESULT put engine={} clients={clients} ops={done} secs={:.1} ops_per_s={:.0} batches={} avg_batch={:.1} {} rows={m} size={}",
         o.engine,
         el.as_secs_f64(),
         done as f64 / el.as_secs_f64(),
+        stats.batches.load(Relaxed),
         avg_batch(&stats),
         lat("put", merge(&lats, 0)),
         size_str(&o.dir)
@@ -780,7 +782,7 @@ fn cmd_space(o: &Opts, count: u64, idle: f64) -> R<()> {
     let t = Instant::now();
     prefill(&mut store, 0, count, base)?;
     println!("INFO space engine={} fill_s={:.1}", o.engine, t.elapsed().as_secs_f64());
-    report("fill-1M", &store)?;
+    report("fill", &store)?;
     let t = Instant::now();
     delete_range(&mut store, 0, count, base)?;
     println!("INFO space engine={} delete_s={:.1}", o.engine, t.elapsed().as_secs_f64());
@@ -796,8 +798,8 @@ fn cmd_space(o: &Opts, count: u64, idle: f64) -> R<()> {
         s = e;
     }
     println!("INFO space engine={} churn_s={:.1}", o.engine, t.elapsed().as_secs_f64());
-    report("churn-1M", &store)?;
-    idle_wait("churn-1M", &store)?;
+    report("churn", &store)?;
+    idle_wait("churn", &store)?;
     let t = Instant::now();
     let how = store.compact()?;
     println!("INFO space engine={} compact_s={:.1} via {how}", o.engine, t.elapsed().as_secs_f64());

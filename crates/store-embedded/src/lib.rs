@@ -35,7 +35,10 @@ use hematite_engine::{
     AccessPolicy, Clock, Message, MessageId, Metadata, PopReceipt, QueueInfo, QueueRef,
     QueueSummary, Store, StoreError, Timestamp,
 };
-use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, StorageBackend};
+use redb::{
+    Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    StorageBackend,
+};
 use tokio::sync::oneshot;
 
 pub use crate::error::DbError;
@@ -119,6 +122,9 @@ impl Drop for Inner {
 fn builder(options: &Options) -> redb::Builder {
     let mut b = Database::builder();
     b.set_cache_size(options.cache_bytes);
+    // Verify every page checksum when opening, so a file damaged outside redb is refused with
+    // a clear error at startup instead of being trusted (or panicking on first read).
+    b.set_check_integrity_on_open(true);
     b.set_repair_callback(|session| {
         tracing::warn!(
             progress = session.progress(),
@@ -235,6 +241,51 @@ impl EmbeddedStore {
     }
 }
 
+macro_rules! read_tables {
+    ($txn:expr, $($name:ident = $def:expr),*) => {
+        $( let $name = $txn.open_table($def).map_err(DbError::from)?; )*
+    };
+}
+
+/// How many rows each table holds: what the tests and the storage report look at to see
+/// reclaim happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RowCounts {
+    pub queues: u64,
+    pub messages: u64,
+    pub bodies: u64,
+    pub visibility: u64,
+    pub expiry: u64,
+    pub ids: u64,
+    pub doomed: u64,
+}
+
+impl EmbeddedStore {
+    pub fn row_counts(&self) -> Result<RowCounts, StoreError> {
+        self.read(|txn| {
+            read_tables!(
+                txn,
+                queues = QUEUES,
+                messages = MESSAGES,
+                bodies = BODIES,
+                visibility = VISIBILITY,
+                expiry = EXPIRY,
+                ids = IDS,
+                doomed = DOOMED
+            );
+            Ok(RowCounts {
+                queues: queues.len()?,
+                messages: messages.len()?,
+                bodies: bodies.len()?,
+                visibility: visibility.len()?,
+                expiry: expiry.len()?,
+                ids: ids.len()?,
+                doomed: doomed.len()?,
+            })
+        })
+    }
+}
+
 fn open_error(path: &Path, e: DbError) -> OpenError {
     let detail = e.to_string();
     match e {
@@ -281,12 +332,6 @@ fn init(db: &Database, path: &Path) -> Result<(), OpenError> {
     }
     txn.commit().map_err(|e| fail(e.into()))?;
     Ok(())
-}
-
-macro_rules! read_tables {
-    ($txn:expr, $($name:ident = $def:expr),*) => {
-        $( let $name = $txn.open_table($def).map_err(DbError::from)?; )*
-    };
 }
 
 impl Store for EmbeddedStore {
