@@ -344,7 +344,8 @@ async fn damaged_files_are_refused_with_a_clear_message() {
     // Guards against silently starting empty, with part of the data, or with altered data when
     // the file was damaged while the server was down.
     let clock = Arc::new(test_clock());
-    let damage: [(&str, fn(&Path)); 2] = [
+    type Damage = (&'static str, fn(&Path));
+    let damage: [Damage; 2] = [
         ("truncated", |path| {
             let len = std::fs::metadata(path).expect("meta").len();
             let f = std::fs::OpenOptions::new()
