@@ -20,7 +20,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 DEV_ACCOUNT = "devstoreaccount1"
 DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
@@ -90,7 +90,7 @@ def _port_accepts(port: int) -> bool:
         return False
 
 
-def start() -> Server:
+def start(data_dir: Optional[str] = None, extra_args: Sequence[str] = ()) -> Server:
     url = os.environ.get("HEMATITE_URL", "").strip()
     if url:
         return Server(base_url=url.rstrip("/"))
@@ -106,21 +106,27 @@ def start() -> Server:
     # The Python suites run on the server's default, durable store (in a scratch data dir);
     # HEMATITE_STORE=memory switches to --in-memory. The JS suite runs in memory, so both
     # stores face an official SDK.
-    if os.environ.get("HEMATITE_STORE", "embedded") == "memory":
+    # `data_dir` given: reuse it (a restart); the caller owns and removes it.
+    keep_dir = data_dir is not None
+    if data_dir is None and os.environ.get("HEMATITE_STORE", "embedded") == "memory":
         store_args = ["--in-memory"]
-        data_dir = None
     else:
-        data_dir = tempfile.mkdtemp(prefix="hematite-compat-data-")
+        data_dir = data_dir or tempfile.mkdtemp(prefix="hematite-compat-data-")
         store_args = ["--data-dir", data_dir]
     proc = subprocess.Popen(
-        [str(binary), "serve", "--listen", f"127.0.0.1:{port}", *store_args],
+        [str(binary), "serve", "--listen", f"127.0.0.1:{port}", *store_args, *extra_args],
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     log.close()
-    server = Server(base_url=f"http://127.0.0.1:{port}", proc=proc, log_path=log.name, data_dir=data_dir)
+    server = Server(
+        base_url=f"http://127.0.0.1:{port}",
+        proc=proc,
+        log_path=log.name,
+        data_dir=None if keep_dir else data_dir,
+    )
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -159,3 +165,10 @@ def stop(server: Server) -> Optional[str]:
 def _remove_data(server: Server) -> None:
     if server.data_dir:
         shutil.rmtree(server.data_dir, ignore_errors=True)
+
+
+def kill9(server: Server) -> None:
+    """SIGKILL: no shutdown code runs, as in a crash."""
+    if server.proc is not None and server.proc.poll() is None:
+        server.proc.kill()
+        server.proc.wait()
