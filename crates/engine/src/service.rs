@@ -141,7 +141,7 @@ impl Engine {
             Ttl::Never => Timestamp::NEVER,
         };
         let message = NewMessage {
-            id: MessageId::random(),
+            id: MessageId::time_ordered(now),
             body,
             inserted_at: now,
             expires_at,
