@@ -1,13 +1,14 @@
 //! Measures the embedded store directly (no HTTP), for `docs/storage-embedded.md`.
 //!
 //! ```text
-//! cargo run --release -p hematite-store-embedded --example storebench -- run DIR BACKLOG CLIENTS SECONDS
+//! cargo run --release -p hematite-store-embedded --example storebench -- run DIR BACKLOG CLIENTS SECONDS [RECLAIM]
 //! cargo run --release -p hematite-store-embedded --example storebench -- crash DIR BACKLOG
 //! ```
 //!
 //! `run` pre-fills one queue to BACKLOG 1 KiB messages (reporting put throughput), runs
 //! receive+delete cycles from CLIENTS concurrent tasks for SECONDS (cycles/s, p50/p99/p99.9/max),
-//! reports RSS and file size, then closes and times a clean reopen. `crash` fills DIR in a child
+//! reports RSS and file size, then closes and times a clean reopen. With RECLAIM, a second queue of
+//! that many messages is cleared as the load starts, so its background reclaim runs during it. `crash` fills DIR in a child
 //! process, `kill -9`s it mid-load and times the reopen (recovery + integrity check).
 
 use std::path::{Path, PathBuf};
@@ -84,11 +85,31 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
-async fn run(dir: PathBuf, backlog: u64, clients: u64, seconds: u64) {
+async fn run(dir: PathBuf, backlog: u64, clients: u64, seconds: u64, reclaim: u64) {
     let _ = std::fs::remove_dir_all(&dir);
     let (store, engine) = open(&dir);
     let put_rate = fill(&engine, backlog, 64).await;
     println!("prefill: {backlog} x 1 KiB at {put_rate:.0} puts/s (64 concurrent)");
+    if reclaim > 0 {
+        // A second queue, cleared just before the load: its rows are reclaimed in the
+        // background while the cycles run, which is what the latency figures then include.
+        let junk = QueueRef::new("bench", "junk");
+        engine.create_queue(junk, Metadata::default()).await.expect("create");
+        let body = vec![b'j'; 1024];
+        let mut tasks = tokio::task::JoinSet::new();
+        for w in 0..64u64 {
+            let (e, body) = (engine.clone(), body.clone());
+            tasks.spawn(async move {
+                for _ in (w..reclaim).step_by(64) {
+                    let opts = SendOptions { visibility_delay: Duration::ZERO, ttl: Ttl::Never };
+                    e.send(junk, body.clone(), opts).await.expect("send");
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        engine.clear_messages(junk).await.expect("clear");
+        println!("cleared a second queue of {reclaim} messages; reclaim runs during the load");
+    }
     println!(
         "after prefill: RSS {:.1} MiB, data {:.1} MiB",
         rss_mib(),
@@ -190,7 +211,10 @@ async fn main() {
             .expect("number argument")
     };
     match args.get(1).map(String::as_str) {
-        Some("run") => run(PathBuf::from(&args[2]), num(3), num(4), num(5)).await,
+        Some("run") => {
+            let reclaim = args.get(6).and_then(|s| s.parse().ok()).unwrap_or(0);
+            run(PathBuf::from(&args[2]), num(3), num(4), num(5), reclaim).await
+        }
         Some("crash") => crash(PathBuf::from(&args[2]), num(3)).await,
         Some("child") => child(PathBuf::from(&args[2]), num(3)).await,
         _ => eprintln!("usage: storebench run DIR BACKLOG CLIENTS SECONDS | crash DIR BACKLOG"),
