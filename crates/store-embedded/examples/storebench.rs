@@ -94,14 +94,20 @@ async fn run(dir: PathBuf, backlog: u64, clients: u64, seconds: u64, reclaim: u6
         // A second queue, cleared just before the load: its rows are reclaimed in the
         // background while the cycles run, which is what the latency figures then include.
         let junk = QueueRef::new("bench", "junk");
-        engine.create_queue(junk, Metadata::default()).await.expect("create");
+        engine
+            .create_queue(junk, Metadata::default())
+            .await
+            .expect("create");
         let body = vec![b'j'; 1024];
         let mut tasks = tokio::task::JoinSet::new();
         for w in 0..64u64 {
             let (e, body) = (engine.clone(), body.clone());
             tasks.spawn(async move {
                 for _ in (w..reclaim).step_by(64) {
-                    let opts = SendOptions { visibility_delay: Duration::ZERO, ttl: Ttl::Never };
+                    let opts = SendOptions {
+                        visibility_delay: Duration::ZERO,
+                        ttl: Ttl::Never,
+                    };
                     e.send(junk, body.clone(), opts).await.expect("send");
                 }
             });
