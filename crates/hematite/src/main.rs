@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+mod bench;
 mod config;
 
 use std::sync::Arc;
@@ -31,6 +32,8 @@ struct Cli {
 enum Command {
     /// Serve the Azure Queue REST API.
     Serve(ServeArgs),
+    /// Generate load against a Queue endpoint and report throughput and latency.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -49,6 +52,7 @@ fn main() -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(run_serve(args)),
+        Command::Bench(args) => runtime.block_on(bench::run(args)),
     }
 }
 

@@ -1,0 +1,514 @@
+//! `hematite bench`: a load generator for any Queue endpoint (Hematite, Azurite, real Azure, or
+//! nginx answering 204 as the HTTP ceiling).
+//!
+//! Each client is one task with one keep-alive connection, sending Shared Key signed requests
+//! back to back (or paced, with `--rate`). Latencies go into HDR histograms (microseconds), merged
+//! at the end. With `--rate`, latency is measured from each operation's scheduled start, so a
+//! stalled server is not hidden by clients that stopped sending (coordinated omission).
+//!
+//! Scenarios (one "op" each):
+//! - `put`: Put Message.
+//! - `cycle`: Get Messages (1) then Delete Message with its receipt. Unless `--no-refill`, each
+//!   cycle then puts one message back (not part of the op's latency), so the backlog stays at
+//!   `--prefill`.
+//! - `mixed`: half the clients put, half cycle without refill.
+
+mod http;
+mod request;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use base64::Engine as _;
+use clap::{Args, ValueEnum};
+use hdrhistogram::Histogram;
+use hematite_queue_api::accounts::{DEV_ACCOUNT, DEV_KEY};
+use hematite_queue_protocol::version::LATEST_KNOWN;
+
+use self::http::Connection;
+use self::request::{message_body, xml_text, Target};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    Put,
+    Cycle,
+    Mixed,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// The account endpoint, path-style (`http://127.0.0.1:10001/devstoreaccount1`) or
+    /// host-style (`http://acct.queue.localhost:10001`).
+    #[arg(long, default_value = "http://127.0.0.1:10001/devstoreaccount1")]
+    endpoint: String,
+    /// Account name, when the endpoint does not give it.
+    #[arg(long, default_value = DEV_ACCOUNT)]
+    account: String,
+    /// Base64 account key.
+    #[arg(long, default_value = DEV_KEY, hide_default_value = true)]
+    key: String,
+    #[arg(long, value_enum, default_value = "put")]
+    scenario: Scenario,
+    /// Concurrent clients, one connection each.
+    #[arg(long, default_value_t = 16)]
+    clients: usize,
+    /// Message text size in bytes.
+    #[arg(long, default_value_t = 1024)]
+    message_size: usize,
+    /// How long to run (e.g. 10s, 500ms, 2m).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Stop after this many ops instead (whichever comes first).
+    #[arg(long)]
+    count: Option<u64>,
+    /// Fill the queue to this many messages before measuring.
+    #[arg(long, default_value_t = 0)]
+    prefill: u64,
+    /// With `cycle`: do not put a message back after each cycle.
+    #[arg(long)]
+    no_refill: bool,
+    /// Total ops per second to aim for (paced); default: as fast as possible.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Queue to use (created if missing). Default: a fresh `bench-<random>` queue, deleted after.
+    #[arg(long)]
+    queue: Option<String>,
+    /// One JSON object on stdout instead of the human summary.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| (&s[..i], &s[i..]));
+    let n: f64 = num.parse().map_err(|_| format!("not a duration: {s:?}"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("unknown unit in {s:?}: use ms, s or m")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Splits `http://host:port/path` into the connect address, Host header, and account.
+fn target(args: &BenchArgs, queue: &str) -> anyhow::Result<Target> {
+    let rest = args
+        .endpoint
+        .strip_prefix("http://")
+        .context("only http:// endpoints are supported by the load generator")?;
+    let (hostport, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let path = path.trim_end_matches('/');
+    let addr = if hostport.contains(':') {
+        hostport.to_owned()
+    } else {
+        format!("{hostport}:80")
+    };
+    let (account, prefix) = if path.is_empty() {
+        let host = hostport.split(':').next().unwrap_or_default();
+        let first = host.split('.').next().unwrap_or_default();
+        let account = if host.contains('.') && host.parse::<std::net::IpAddr>().is_err() {
+            first.to_owned()
+        } else {
+            args.account.clone()
+        };
+        (account, String::new())
+    } else {
+        (path.to_owned(), format!("/{path}"))
+    };
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(args.key.trim())
+        .context("--key is not base64")?;
+    Ok(Target {
+        addr,
+        host: hostport.to_owned(),
+        account,
+        key,
+        queue_path: format!("{prefix}/{queue}"),
+        version: LATEST_KNOWN.to_string(),
+    })
+}
+
+struct Shared {
+    target: Target,
+    body: Vec<u8>,
+    stop: AtomicBool,
+    ops: AtomicU64,
+    errors: AtomicU64,
+    requests: AtomicU64,
+    empty_receives: AtomicU64,
+    started: Instant,
+    deadline: Instant,
+    count: Option<u64>,
+}
+
+impl Shared {
+    fn done(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+            || Instant::now() >= self.deadline
+            || self
+                .count
+                .is_some_and(|c| self.ops.load(Ordering::Relaxed) >= c)
+    }
+}
+
+async fn put(conn: &mut Connection, s: &Shared) -> anyhow::Result<bool> {
+    let path = format!("{}/messages", s.target.queue_path);
+    let req = s.target.request("POST", &path, "", &s.body);
+    let r = conn.send(&req).await?;
+    s.requests.fetch_add(1, Ordering::Relaxed);
+    // nginx (the ceiling) answers 204; a queue service 201.
+    Ok(r.status == 201 || r.status == 204)
+}
+
+/// Receive one message and delete it. `Ok(None)` when the queue had nothing visible.
+async fn cycle(conn: &mut Connection, s: &Shared) -> anyhow::Result<Option<bool>> {
+    let path = format!("{}/messages", s.target.queue_path);
+    let req = s
+        .target
+        .request("GET", &path, "numofmessages=1&visibilitytimeout=30", b"");
+    let r = conn.send(&req).await?;
+    s.requests.fetch_add(1, Ordering::Relaxed);
+    if r.status != 200 {
+        return Ok(Some(false));
+    }
+    let body = String::from_utf8_lossy(&r.body);
+    let (Some(id), Some(receipt)) = (xml_text(&body, "MessageId"), xml_text(&body, "PopReceipt"))
+    else {
+        return Ok(None);
+    };
+    let receipt: String = receipt
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let req = s.target.request(
+        "DELETE",
+        &format!("{path}/{id}"),
+        &format!("popreceipt={receipt}"),
+        b"",
+    );
+    let r = conn.send(&req).await?;
+    s.requests.fetch_add(1, Ordering::Relaxed);
+    Ok(Some(r.status == 204))
+}
+
+async fn client(
+    s: Arc<Shared>,
+    scenario: Scenario,
+    refill: bool,
+    interval: Option<Duration>,
+) -> Histogram<u64> {
+    let mut hist =
+        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
+    let mut conn = Connection::new(&s.target.addr);
+    let mut next = Instant::now();
+    while !s.done() {
+        // With a rate, each op has a scheduled start; latency counts from it.
+        let start = match interval {
+            Some(i) => {
+                tokio::time::sleep_until(next.into()).await;
+                let t = next;
+                next += i;
+                t
+            }
+            None => Instant::now(),
+        };
+        let outcome = match scenario {
+            Scenario::Put => put(&mut conn, &s).await.map(Some),
+            Scenario::Cycle | Scenario::Mixed => cycle(&mut conn, &s).await,
+        };
+        let elapsed = start.elapsed();
+        match outcome {
+            Ok(Some(true)) => {
+                let _ = hist.record(elapsed.as_micros().max(1) as u64);
+                s.ops.fetch_add(1, Ordering::Relaxed);
+                if refill
+                    && scenario == Scenario::Cycle
+                    && put(&mut conn, &s).await.unwrap_or(false)
+                {
+                    // The refill keeps the backlog steady; it is not part of the op.
+                }
+            }
+            Ok(Some(false)) => {
+                s.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(None) => {
+                s.empty_receives.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Err(_) => {
+                s.errors.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+    hist
+}
+
+async fn setup_queue(t: &Target) -> anyhow::Result<()> {
+    let mut conn = Connection::new(&t.addr);
+    let r = conn.send(&t.request("PUT", &t.queue_path, "", b"")).await?;
+    if !matches!(r.status, 201 | 204) {
+        bail!(
+            "creating the queue answered {}: {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    Ok(())
+}
+
+async fn prefill(t: &Target, body: &[u8], n: u64) -> anyhow::Result<f64> {
+    let left = Arc::new(AtomicU64::new(n));
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..64.min(n.max(1)) {
+        let (t, body, left) = (t.clone(), body.to_vec(), left.clone());
+        tasks.spawn(async move {
+            let mut conn = Connection::new(&t.addr);
+            let path = format!("{}/messages", t.queue_path);
+            while left
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1))
+                .is_ok()
+            {
+                let r = conn.send(&t.request("POST", &path, "", &body)).await?;
+                if !matches!(r.status, 201 | 204) {
+                    bail!("prefill put answered {}", r.status);
+                }
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64().max(1e-9))
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.clients == 0 {
+        bail!("--clients must be at least 1");
+    }
+    let owned_queue = args.queue.is_none();
+    let queue = args
+        .queue
+        .clone()
+        .unwrap_or_else(|| format!("bench-{:08x}", rand_u32()));
+    let t = target(&args, &queue)?;
+    let body = message_body(args.message_size);
+    setup_queue(&t).await?;
+    let prefill_rate = if args.prefill > 0 {
+        if !args.json {
+            eprintln!("prefilling {} messages…", args.prefill);
+        }
+        Some(prefill(&t, &body, args.prefill).await?)
+    } else {
+        None
+    };
+
+    let started = Instant::now();
+    let shared = Arc::new(Shared {
+        target: t.clone(),
+        body,
+        stop: AtomicBool::new(false),
+        ops: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+        requests: AtomicU64::new(0),
+        empty_receives: AtomicU64::new(0),
+        started,
+        deadline: started + args.duration,
+        count: args.count,
+    });
+    let interval = args
+        .rate
+        .filter(|r| *r > 0.0)
+        .map(|r| Duration::from_secs_f64(args.clients as f64 / r));
+    let progress = progress_bar(&args);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..args.clients {
+        let scenario = match args.scenario {
+            Scenario::Mixed if i % 2 == 0 => Scenario::Put,
+            s => s,
+        };
+        tasks.spawn(client(shared.clone(), scenario, !args.no_refill, interval));
+    }
+    let ticker = progress.clone().map(|pb| {
+        let s = shared.clone();
+        tokio::spawn(async move {
+            while !s.done() {
+                pb.set_position(s.started.elapsed().as_millis() as u64);
+                pb.set_message(format!("{} ops", s.ops.load(Ordering::Relaxed)));
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    });
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    while let Some(h) = tasks.join_next().await {
+        hist.add(h?)?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    shared.stop.store(true, Ordering::Relaxed);
+    if let Some(t) = ticker {
+        let _ = t.await;
+    }
+    if let Some(pb) = progress {
+        pb.finish_and_clear();
+    }
+    if owned_queue {
+        let mut conn = Connection::new(&t.addr);
+        let _ = conn
+            .send(&t.request("DELETE", &t.queue_path, "", b""))
+            .await;
+    }
+
+    let ops = shared.ops.load(Ordering::Relaxed);
+    let report = Report {
+        endpoint: args.endpoint.clone(),
+        scenario: args.scenario,
+        clients: args.clients,
+        message_size: args.message_size,
+        duration_s: elapsed,
+        prefill: args.prefill,
+        prefill_per_s: prefill_rate,
+        ops,
+        requests: shared.requests.load(Ordering::Relaxed),
+        errors: shared.errors.load(Ordering::Relaxed),
+        empty_receives: shared.empty_receives.load(Ordering::Relaxed),
+        rate: args.rate,
+        hist,
+    };
+    if args.json {
+        println!("{}", report.json());
+    } else {
+        println!("{}", report.human());
+    }
+    if ops == 0 {
+        bail!("no operation succeeded ({} errors)", report.errors);
+    }
+    Ok(())
+}
+
+fn progress_bar(args: &BenchArgs) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if args.json || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let pb = indicatif::ProgressBar::new(args.duration.as_millis() as u64);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {elapsed}/{duration} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Some(pb)
+}
+
+fn rand_u32() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    nanos ^ std::process::id().rotate_left(16)
+}
+
+struct Report {
+    endpoint: String,
+    scenario: Scenario,
+    clients: usize,
+    message_size: usize,
+    duration_s: f64,
+    prefill: u64,
+    prefill_per_s: Option<f64>,
+    ops: u64,
+    requests: u64,
+    errors: u64,
+    empty_receives: u64,
+    rate: Option<f64>,
+    hist: Histogram<u64>,
+}
+
+impl Report {
+    fn ms(&self, q: f64) -> f64 {
+        self.hist.value_at_quantile(q) as f64 / 1000.0
+    }
+
+    fn json(&self) -> String {
+        let scenario = match self.scenario {
+            Scenario::Put => "put",
+            Scenario::Cycle => "cycle",
+            Scenario::Mixed => "mixed",
+        };
+        let opt = |v: Option<f64>| v.map_or("null".to_owned(), |x| format!("{x:.1}"));
+        format!(
+            "{{\"endpoint\":{:?},\"scenario\":\"{scenario}\",\"clients\":{},\"message_size\":{},\"duration_s\":{:.3},\"prefill\":{},\"prefill_per_s\":{},\"ops\":{},\"requests\":{},\"errors\":{},\"empty_receives\":{},\"rate\":{},\"ops_per_s\":{:.1},\"requests_per_s\":{:.1},\"latency_ms\":{{\"p50\":{:.3},\"p99\":{:.3},\"p999\":{:.3},\"max\":{:.3}}}}}",
+            self.endpoint,
+            self.clients,
+            self.message_size,
+            self.duration_s,
+            self.prefill,
+            opt(self.prefill_per_s),
+            self.ops,
+            self.requests,
+            self.errors,
+            self.empty_receives,
+            opt(self.rate),
+            self.ops as f64 / self.duration_s,
+            self.requests as f64 / self.duration_s,
+            self.ms(0.5),
+            self.ms(0.99),
+            self.ms(0.999),
+            self.hist.max() as f64 / 1000.0,
+        )
+    }
+
+    fn human(&self) -> String {
+        let mut out = format!(
+            "{:?} against {} — {} clients, {} B messages, {:.1} s\n",
+            self.scenario, self.endpoint, self.clients, self.message_size, self.duration_s
+        );
+        if let Some(r) = self.prefill_per_s {
+            out.push_str(&format!(
+                "  prefill   {} messages at {r:.0}/s\n",
+                self.prefill
+            ));
+        }
+        out.push_str(&format!(
+            "  ops       {} ({:.0}/s), {} requests ({:.0}/s), {} errors, {} empty receives\n",
+            self.ops,
+            self.ops as f64 / self.duration_s,
+            self.requests,
+            self.requests as f64 / self.duration_s,
+            self.errors,
+            self.empty_receives
+        ));
+        out.push_str(&format!(
+            "  latency   p50 {:.2} ms   p99 {:.2} ms   p99.9 {:.2} ms   max {:.2} ms",
+            self.ms(0.5),
+            self.ms(0.99),
+            self.ms(0.999),
+            self.hist.max() as f64 / 1000.0
+        ));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("3h").is_err());
+    }
+}
