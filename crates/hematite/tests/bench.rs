@@ -1,0 +1,110 @@
+//! `hematite bench` against a live server: a short smoke run per scenario whose numbers must be
+//! sane (operations happened, no errors). No timing assertions: speed belongs in
+//! `docs/benchmarks.md`, not in tests.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+fn serve() -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hematite"))
+        .args(["serve", "--in-memory", "--listen", "127.0.0.1:0"])
+        .env_remove("AZURITE_ACCOUNTS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn server");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("banner");
+    let addr = first
+        .split("http://")
+        .nth(1)
+        .expect("address")
+        .trim()
+        .to_owned();
+    (child, format!("http://{addr}/devstoreaccount1"))
+}
+
+/// The number after `"key":` in a flat JSON object.
+fn number(json: &str, key: &str) -> f64 {
+    let pat = format!("\"{key}\":");
+    let start = json
+        .find(&pat)
+        .unwrap_or_else(|| panic!("{key} missing in {json}"))
+        + pat.len();
+    let end = json[start..]
+        .find([',', '}'])
+        .map_or(json.len(), |i| start + i);
+    json[start..end]
+        .parse()
+        .unwrap_or_else(|_| panic!("{key} not a number in {json}"))
+}
+
+#[test]
+fn every_scenario_runs_without_errors() {
+    let (mut server, endpoint) = serve();
+    for args in [
+        vec!["--scenario", "put"],
+        vec!["--scenario", "cycle", "--prefill", "200"],
+        vec!["--scenario", "mixed", "--prefill", "100"],
+        vec!["--scenario", "put", "--rate", "200"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_hematite"))
+            .args([
+                "bench",
+                "--endpoint",
+                &endpoint,
+                "--clients",
+                "4",
+                "--duration",
+                "1s",
+                "--json",
+            ])
+            .args(&args)
+            .output()
+            .expect("run bench");
+        let json = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{args:?}: {json} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(number(&json, "ops") > 0.0, "{args:?}: {json}");
+        assert_eq!(number(&json, "errors"), 0.0, "{args:?}: {json}");
+        assert!(number(&json, "ops_per_s") > 0.0, "{args:?}: {json}");
+        let p50 = number(&json, "p50");
+        let max = number(&json, "max");
+        assert!(p50 > 0.0 && p50 <= max, "{args:?}: {json}");
+        if args.contains(&"--rate") {
+            // Paced at 200/s for a second: roughly that many, never a flood.
+            assert!(number(&json, "ops") <= 260.0, "{json}");
+        }
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+#[test]
+fn a_wrong_key_fails_loudly() {
+    let (mut server, endpoint) = serve();
+    let out = Command::new(env!("CARGO_BIN_EXE_hematite"))
+        .args([
+            "bench",
+            "--endpoint",
+            &endpoint,
+            "--key",
+            "AAAA",
+            "--duration",
+            "1s",
+            "--json",
+        ])
+        .output()
+        .expect("run bench");
+    assert!(
+        !out.status.success(),
+        "a bench that authenticates nothing must fail"
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}
