@@ -303,7 +303,8 @@ impl Tables<'_> {
         }))
     }
 
-    fn remove_message(&mut self, qid: u64, m: &Message) -> Result<(), DbError> {
+    /// Deletes a message's rows from every table that holds one.
+    fn remove_rows(&mut self, qid: u64, m: &Message) -> Result<(), DbError> {
         let seq = m.sequence;
         self.messages.remove((qid, seq))?;
         self.bodies.remove((qid, seq))?;
@@ -313,6 +314,12 @@ impl Tables<'_> {
         }
         self.expiry.remove((qid, m.expires_at.as_millis(), seq))?;
         self.ids.remove((qid, m.id.0))?;
+        Ok(())
+    }
+
+    /// Deletes a live queue's message and counts it out.
+    fn remove_message(&mut self, qid: u64, m: &Message) -> Result<(), DbError> {
+        self.remove_rows(qid, m)?;
         let (next, count) = self.state_of(qid)?;
         self.state.insert(qid, (next, count.saturating_sub(1)))?;
         Ok(())
@@ -539,15 +546,8 @@ impl Tables<'_> {
             .map(|e| e.map(|(k, v)| (k.value().1, v.value().to_vec())))
             .collect::<Result<_, _>>()?;
         for (seq, bytes) in &batch {
-            let m = decode_message(*seq, bytes)?;
-            self.messages.remove((qid, *seq))?;
-            self.bodies.remove((qid, *seq))?;
-            if m.state == MessageState::Active {
-                self.visibility
-                    .remove((qid, m.visible_at.as_millis(), *seq))?;
-            }
-            self.expiry.remove((qid, m.expires_at.as_millis(), *seq))?;
-            self.ids.remove((qid, m.id.0))?;
+            // A dead id has no count to keep.
+            self.remove_rows(qid, &decode_message(*seq, bytes)?)?;
         }
         Ok(batch.len())
     }
