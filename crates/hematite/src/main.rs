@@ -1,10 +1,11 @@
-//! `hematite`: the one binary. Today it serves; the CLI and `bench` subcommands come with the
-//! client crate. Wiring is kept short enough to read on one screen: parse the configuration,
+//! `hematite`: the one binary: `serve`, the `queue`/`message`/`sas` CLI on `hematite-client`
+//! (in `cli/`), and `bench`. Wiring is kept short enough to read on one screen: parse the configuration,
 //! build the store and engine, bind, serve until SIGINT or SIGTERM.
 
 #![forbid(unsafe_code)]
 
 mod bench;
+mod cli;
 mod config;
 
 use std::sync::Arc;
@@ -34,6 +35,12 @@ enum Command {
     Serve(ServeArgs),
     /// Generate load against a Queue endpoint and report throughput and latency.
     Bench(bench::BenchArgs),
+    /// Manage queues: list, create, delete, show, metadata.
+    Queue(cli::queue::QueueArgs),
+    /// Send, receive, peek, update, delete and clear messages.
+    Message(cli::message::MessageArgs),
+    /// Generate a shared access signature for a queue or the account.
+    Sas(cli::sas::SasArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -53,6 +60,9 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => runtime.block_on(run_serve(args)),
         Command::Bench(args) => runtime.block_on(bench::run(args)),
+        Command::Queue(args) => cli::finish(runtime.block_on(cli::queue::run(args))),
+        Command::Message(args) => cli::finish(runtime.block_on(cli::message::run(args))),
+        Command::Sas(args) => cli::finish(runtime.block_on(cli::sas::run(args))),
     }
 }
 
