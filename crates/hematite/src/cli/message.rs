@@ -349,9 +349,14 @@ fn progress_bar() -> indicatif::ProgressBar {
     }
     let pb = indicatif::ProgressBar::new_spinner();
     if let Ok(style) =
-        indicatif::ProgressStyle::with_template("{spinner} {pos} sent ({per_sec}) {elapsed}")
+        indicatif::ProgressStyle::with_template("{spinner} {human_pos} sent ({rate}) {elapsed}")
     {
-        pb.set_style(style);
+        pb.set_style(style.with_key(
+            "rate",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0}/s", state.per_sec());
+            },
+        ));
     }
     pb.enable_steady_tick(Duration::from_millis(100));
     pb
