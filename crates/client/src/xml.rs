@@ -195,36 +195,9 @@ pub(crate) fn parse_error(body: &[u8]) -> Option<(Option<String>, Option<String>
     Some((code, message))
 }
 
-/// The Put/Update Message body. Refuses characters XML 1.0 cannot carry (binary payloads must
-/// be base64-encoded by the caller, as with every Azure SDK).
+/// The Put/Update Message body; the protocol crate owns the escaping.
 pub(crate) fn message_body(text: &str) -> Result<String, String> {
-    let mut out = String::with_capacity(text.len() + 100);
-    out.push_str(r#"<?xml version="1.0" encoding="utf-8"?><QueueMessage><MessageText>"#);
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            // A literal CR would reach the server as LF (XML line-end normalization).
-            '\r' => out.push_str("&#xD;"),
-            '\t' | '\n' => out.push(c),
-            c if is_xml_char(c) => out.push(c),
-            c => {
-                return Err(format!(
-                    "message text contains U+{:04X}, which XML cannot carry; base64-encode binary content",
-                    c as u32
-                ))
-            }
-        }
-    }
-    out.push_str("</MessageText></QueueMessage>");
-    Ok(out)
-}
-
-/// The XML 1.0 `Char` production.
-fn is_xml_char(c: char) -> bool {
-    matches!(c as u32,
-        0x9 | 0xA | 0xD | 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF)
+    hematite_queue_protocol::xml::write_queue_message(text).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

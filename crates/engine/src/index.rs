@@ -73,17 +73,7 @@ impl QueueMessages {
 
     /// Stores a new message and gives it the next sequence number.
     pub fn insert(&mut self, m: NewMessage) -> Message {
-        let message = Message {
-            id: m.id,
-            sequence: self.next_sequence,
-            body: m.body,
-            inserted_at: m.inserted_at,
-            expires_at: m.expires_at,
-            visible_at: m.visible_at,
-            dequeue_count: 0,
-            receipt: m.receipt,
-            state: MessageState::Active,
-        };
+        let message = m.into_message(self.next_sequence);
         self.restore(message.clone());
         message
     }

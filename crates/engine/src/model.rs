@@ -144,6 +144,23 @@ pub struct NewMessage {
     pub receipt: PopReceipt,
 }
 
+impl NewMessage {
+    /// The stored message it becomes at `sequence`: active, never dequeued.
+    pub fn into_message(self, sequence: u64) -> Message {
+        Message {
+            id: self.id,
+            sequence,
+            body: self.body,
+            inserted_at: self.inserted_at,
+            expires_at: self.expires_at,
+            visible_at: self.visible_at,
+            dequeue_count: 0,
+            receipt: self.receipt,
+            state: MessageState::Active,
+        }
+    }
+}
+
 /// User metadata: name/value pairs in the order and case the caller gave.
 ///
 /// Names compare case-insensitively (Azure's rule); the stored case is what callers get back.

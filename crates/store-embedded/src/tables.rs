@@ -277,30 +277,18 @@ impl Tables<'_> {
         };
         let qid = record.id;
         let (seq, count) = self.state_of(qid)?;
-        let message = Message {
-            id: m.id,
-            sequence: seq,
-            body: Vec::new(),
-            inserted_at: m.inserted_at,
-            expires_at: m.expires_at,
-            visible_at: m.visible_at,
-            dequeue_count: 0,
-            receipt: m.receipt,
-            state: MessageState::Active,
-        };
+        let message = m.into_message(seq);
+        // The state record carries no body: that goes to its own table.
         self.messages
             .insert((qid, seq), encode_message(&message).as_slice())?;
-        self.bodies.insert((qid, seq), m.body.as_slice())?;
+        self.bodies.insert((qid, seq), message.body.as_slice())?;
         self.visibility
-            .insert((qid, m.visible_at.as_millis(), seq), ())?;
+            .insert((qid, message.visible_at.as_millis(), seq), ())?;
         self.expiry
-            .insert((qid, m.expires_at.as_millis(), seq), ())?;
-        self.ids.insert((qid, m.id.0), seq)?;
+            .insert((qid, message.expires_at.as_millis(), seq), ())?;
+        self.ids.insert((qid, message.id.0), seq)?;
         self.state.insert(qid, (seq + 1, count + 1))?;
-        Ok(Some(Message {
-            body: m.body,
-            ..message
-        }))
+        Ok(Some(message))
     }
 
     /// Deletes a message's rows from every table that holds one.

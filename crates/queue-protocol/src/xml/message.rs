@@ -6,7 +6,7 @@
 use time::OffsetDateTime;
 
 use super::dom;
-use super::writer::{close, empty_element, open, text_element, DECLARATION};
+use super::writer::{close, empty_element, is_xml_char, open, text_element, DECLARATION};
 use super::XmlError;
 use crate::datetime::{format_rfc1123, parse_http_date};
 
@@ -32,6 +32,26 @@ pub fn parse_message_text(body: &[u8]) -> Result<String, XmlError> {
         return Err(XmlError::InvalidValue("MessageText".into()));
     }
     Ok(text.text)
+}
+
+/// A character XML 1.0 cannot carry, so a message text holding it cannot be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("message text contains U+{:04X}, which XML cannot carry; base64-encode binary content", *.0 as u32)]
+pub struct UnrepresentableChar(pub char);
+
+/// The Put/Update Message request body, `<QueueMessage><MessageText>…</MessageText></QueueMessage>`,
+/// for clients. Unlike the response writers, it refuses text XML cannot carry rather than
+/// writing a reference a strict parser would reject.
+pub fn write_queue_message(text: &str) -> Result<String, UnrepresentableChar> {
+    if let Some(c) = text.chars().find(|c| !is_xml_char(*c)) {
+        return Err(UnrepresentableChar(c));
+    }
+    let mut out = String::with_capacity(DECLARATION.len() + text.len() + 60);
+    out.push_str(DECLARATION);
+    open(&mut out, "QueueMessage");
+    text_element(&mut out, "MessageText", text);
+    close(&mut out, "QueueMessage");
+    Ok(out)
 }
 
 /// One `<QueueMessage>` of a response; each field is written only when set, so the same

@@ -15,7 +15,8 @@ pub(crate) mod writer;
 pub use acl::{parse_signed_identifiers, write_signed_identifiers, SignedIdentifier};
 pub use list::{write_list_queues, ListQueuesPage, ListedQueue};
 pub use message::{
-    parse_message_text, parse_messages_list, write_messages_list, MessageXml, ParsedMessage,
+    parse_message_text, parse_messages_list, write_messages_list, write_queue_message, MessageXml,
+    ParsedMessage, UnrepresentableChar,
 };
 pub use service::{
     parse_service_properties, write_service_properties, write_service_stats, CorsRule, Logging,
