@@ -147,6 +147,18 @@ pub async fn get(call: &Call<'_>) -> Result<Response, ApiError> {
         .engine
         .receive(call.queue(), n, Duration::from_secs(vt as u64))
         .await?;
+    Ok(Response::new(200).xml(messages_xml(&got, true)))
+}
+
+pub async fn peek(call: &Call<'_>) -> Result<Response, ApiError> {
+    let n = count(call)?;
+    let got = call.engine.peek(call.queue(), n).await?;
+    Ok(Response::new(200).xml(messages_xml(&got, false)))
+}
+
+/// The `QueueMessagesList` of Get Messages (`leased`: with receipt and next-visible time) or
+/// Peek Messages (without them).
+fn messages_xml(got: &[Message], leased: bool) -> String {
     let rows: Vec<(String, String, String)> = got
         .iter()
         .map(|m| (m.id.to_string(), receipt_to_wire(m.receipt), body_string(m)))
@@ -158,36 +170,13 @@ pub async fn get(call: &Call<'_>) -> Result<Response, ApiError> {
             message_id: id,
             insertion_time: to_offset(m.inserted_at),
             expiration_time: to_offset(m.expires_at),
-            pop_receipt: Some(receipt),
-            time_next_visible: Some(to_offset(m.visible_at)),
+            pop_receipt: leased.then_some(receipt.as_str()),
+            time_next_visible: leased.then(|| to_offset(m.visible_at)),
             dequeue_count: Some(u64::from(m.dequeue_count)),
             message_text: Some(text),
         })
         .collect();
-    Ok(Response::new(200).xml(xml::write_messages_list(&list)))
-}
-
-pub async fn peek(call: &Call<'_>) -> Result<Response, ApiError> {
-    let n = count(call)?;
-    let got = call.engine.peek(call.queue(), n).await?;
-    let rows: Vec<(String, String)> = got
-        .iter()
-        .map(|m| (m.id.to_string(), body_string(m)))
-        .collect();
-    let list: Vec<MessageXml<'_>> = got
-        .iter()
-        .zip(&rows)
-        .map(|(m, (id, text))| MessageXml {
-            message_id: id,
-            insertion_time: to_offset(m.inserted_at),
-            expiration_time: to_offset(m.expires_at),
-            pop_receipt: None,
-            time_next_visible: None,
-            dequeue_count: Some(u64::from(m.dequeue_count)),
-            message_text: Some(text),
-        })
-        .collect();
-    Ok(Response::new(200).xml(xml::write_messages_list(&list)))
+    xml::write_messages_list(&list)
 }
 
 pub async fn clear(call: &Call<'_>) -> Result<Response, ApiError> {
