@@ -71,6 +71,25 @@ impl QueueMessages {
         self.by_id.get(&id).and_then(|s| self.by_sequence.get(s))
     }
 
+    pub fn get_by_sequence(&self, sequence: u64) -> Option<&Message> {
+        self.by_sequence.get(&sequence)
+    }
+
+    /// Makes later inserts get sequence numbers of at least `next` (recovery from disk).
+    pub fn raise_next_sequence(&mut self, next: u64) {
+        self.next_sequence = self.next_sequence.max(next);
+    }
+
+    /// Removes a message whatever its receipt (replaying a logged delete).
+    pub fn remove(&mut self, sequence: u64) -> Option<Message> {
+        self.remove_sequence(sequence)
+    }
+
+    /// Every message held, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Message> {
+        self.by_sequence.values()
+    }
+
     /// Stores a new message and gives it the next sequence number.
     pub fn insert(&mut self, m: NewMessage) -> Message {
         let message = m.into_message(self.next_sequence);

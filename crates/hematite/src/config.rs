@@ -42,9 +42,9 @@ pub struct ServeArgs {
     /// With --durability relaxed: the longest an acknowledged write waits for its fsync.
     #[arg(long, env = "HEMATITE_FLUSH_INTERVAL_MS", default_value_t = 100)]
     flush_interval_ms: u64,
-    /// Page cache of the embedded store, in MiB: its memory bound.
-    #[arg(long, env = "HEMATITE_CACHE_MB", default_value_t = 64)]
-    cache_mb: usize,
+    /// Size of each log segment file of the embedded store, in MiB.
+    #[arg(long, env = "HEMATITE_SEGMENT_MB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    segment_mb: u64,
     /// Reject x-ms-version values newer than this build knows (by default they get the newest
     /// behaviour).
     #[arg(long, env = "HEMATITE_STRICT_API_VERSION")]
@@ -101,7 +101,7 @@ impl ServeArgs {
                                 flush_every: Duration::from_millis(self.flush_interval_ms.max(1)),
                             },
                         },
-                        cache_bytes: self.cache_mb.max(1) * 1024 * 1024,
+                        segment_bytes: self.segment_mb * 1024 * 1024,
                     },
                 }
             },

@@ -1,36 +1,40 @@
-//! The one writer: a thread that applies queued operations in batches, one write transaction
-//! and one fsync per batch (group commit).
+//! The one thread that owns the state and the log, applying requests in batches with one
+//! `fdatasync` per batch (group commit).
 //!
-//! Requests wait on their reply channel; the executor takes every job that queued up while the
-//! previous batch was being made durable, applies them in order inside one transaction, commits,
-//! and only then replies. So a reply means "on disk", and N concurrent writers share one fsync.
-//! If anything in a batch fails, the transaction is aborted and every job in it fails: no
-//! partial batch is ever visible, and no reply ever depends on state that did not reach disk.
-//! After an I/O error the database is closed and reopened (redb refuses further work on a
-//! handle that saw one), so service resumes by itself once the disk recovers.
+//! Requests queue up while the previous batch syncs; the executor then applies all of them in
+//! order (each changes the in-memory index and appends its record), writes the batch with one
+//! `pwrite`, syncs once, and only then answers, reads included, so no answer ever depends on
+//! state that is not on disk yet. If anything in a batch fails, every request in it fails and
+//! the store rebuilds itself from the log on disk: the in-memory state can be ahead of the disk
+//! only by the failed batch, and rebuilding throws exactly that away. Until the rebuild succeeds
+//! (it is retried every [`REBUILD_EVERY`]), requests are answered "unavailable".
 
+use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hematite_engine::{Clock, StoreError};
-use redb::{Database, Durability as RedbDurability};
 use tokio::sync::oneshot;
 
-use crate::error::DbError;
-use crate::tables::{Tables, HOUSEKEEPING_BUDGET};
+use crate::disk::Disk;
+use crate::error::{io_to_store_error, unavailable};
+use crate::log::{Log, LogOpenError};
+use crate::state::State;
 use crate::Durability;
 
-/// Most jobs in one transaction: bounds the latency a batch adds to its first job.
+/// Most requests in one batch: bounds the latency a batch adds to its first request.
 const MAX_BATCH: usize = 512;
-/// How often background work (TTL reclaim, cleared queues) runs when idle.
+/// How often background work (expiry, compaction, retiring segments) runs.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(200);
-/// How often to retry opening the database after an I/O failure.
-const REOPEN_EVERY: Duration = Duration::from_millis(500);
+/// Records compaction moves per pass, so a pass never holds requests up for long.
+const COMPACTION_BUDGET: usize = 2_000;
+/// How often to retry rebuilding after an I/O failure.
+pub const REBUILD_EVERY: Duration = Duration::from_millis(500);
 
-/// Work for the executor, applied inside a write transaction.
+/// Work for the executor.
 pub trait Job: Send {
-    fn apply(&mut self, t: &mut Tables<'_>) -> Result<(), DbError>;
+    fn apply(&mut self, state: &mut State, log: &mut Log) -> std::io::Result<()>;
     /// Called once the batch is durable (`None`) or has failed.
     fn finish(self: Box<Self>, failure: Option<StoreError>);
 }
@@ -55,11 +59,11 @@ impl<T, F> Call<T, F> {
 impl<T, F> Job for Call<T, F>
 where
     T: Send,
-    F: FnOnce(&mut Tables<'_>) -> Result<T, DbError> + Send,
+    F: FnOnce(&mut State, &mut Log) -> std::io::Result<T> + Send,
 {
-    fn apply(&mut self, t: &mut Tables<'_>) -> Result<(), DbError> {
+    fn apply(&mut self, state: &mut State, log: &mut Log) -> std::io::Result<()> {
         if let Some(f) = self.f.take() {
-            self.out = Some(f(t)?);
+            self.out = Some(f(state, log)?);
         }
         Ok(())
     }
@@ -68,45 +72,68 @@ where
         let result = match (failure, self.out) {
             (Some(e), _) => Err(e),
             (None, Some(v)) => Ok(v),
-            (None, None) => Err(DbError::Other("job was not applied".into()).to_store_error()),
+            (None, None) => Err(StoreError::new(
+                hematite_engine::StoreErrorKind::Other,
+                "job was not applied",
+            )),
         };
         // The requester may have gone away (client disconnected); the work is done either way.
         let _ = self.reply.send(result);
     }
 }
 
-/// Opens (or reopens) the database.
-pub type Opener = Box<dyn Fn() -> Result<Database, DbError> + Send>;
+/// How to (re)open the log.
+#[derive(Clone)]
+pub struct LogConfig {
+    pub dir: PathBuf,
+    pub disk: Arc<dyn Disk>,
+    pub segment_bytes: u64,
+    pub durability: Durability,
+}
 
-/// The handle readers share with the executor; `None` while reopening.
-pub type SharedDb = Arc<RwLock<Option<Arc<Database>>>>;
+impl LogConfig {
+    /// Opens the log and replays it into a fresh state.
+    pub fn load(&self) -> Result<(State, Log), LogOpenError> {
+        let mut state = State::default();
+        let log = Log::open(
+            &self.dir,
+            self.disk.clone(),
+            self.segment_bytes,
+            self.durability == Durability::Strict,
+            |pos, payload| state.replay(pos, payload),
+        )?;
+        Ok((state, log))
+    }
+}
 
 pub struct Executor {
     pub jobs: Receiver<Box<dyn Job>>,
-    pub db: SharedDb,
-    pub opener: Opener,
-    pub durability: Durability,
+    pub config: LogConfig,
     pub clock: Arc<dyn Clock>,
 }
 
 impl Executor {
-    pub fn run(self) {
-        let mut last_housekeeping = Instant::now();
+    pub fn run(self, state: State, log: Log) {
+        let mut current: Option<(State, Log)> = Some((state, log));
+        let mut broken_since: Option<Instant> = None;
+        // The log of a failed batch, until its unsynced tail is wiped.
+        let mut failed: Option<Log> = None;
+        let mut last_housekeeping = Instant::now() - HOUSEKEEPING_EVERY;
         let mut housekeeping_pending = true;
         let mut dirty_since: Option<Instant> = None;
-        let mut broken_since: Option<Instant> = None;
-        let tick = match self.durability {
-            Durability::Strict => HOUSEKEEPING_EVERY,
-            Durability::Relaxed { flush_every } => flush_every.min(HOUSEKEEPING_EVERY),
+        let flush_every = match self.config.durability {
+            Durability::Strict => Duration::ZERO,
+            Durability::Relaxed { flush_every } => flush_every,
         };
         loop {
-            let mut batch: Vec<Box<dyn Job>> = Vec::new();
-            // While background work is left over, come back for it soon even when idle.
             let wait = if housekeeping_pending {
                 Duration::from_millis(5)
+            } else if dirty_since.is_some() {
+                flush_every.min(HOUSEKEEPING_EVERY)
             } else {
-                tick
+                HOUSEKEEPING_EVERY
             };
+            let mut batch: Vec<Box<dyn Job>> = Vec::new();
             match self.jobs.recv_timeout(wait) {
                 Ok(job) => batch.push(job),
                 Err(RecvTimeoutError::Timeout) => {}
@@ -119,125 +146,99 @@ impl Executor {
                 }
             }
 
-            if broken_since.is_some() {
-                if broken_since.is_some_and(|t| t.elapsed() >= REOPEN_EVERY) {
-                    broken_since = match self.reopen() {
-                        Ok(()) => None,
-                        Err(_) => Some(Instant::now()),
+            if let Some(since) = broken_since {
+                if since.elapsed() >= REBUILD_EVERY {
+                    broken_since = Some(Instant::now());
+                    // First wipe what the failed batch may have left in the file (and in the page
+                    // cache, which a failed fsync may have marked clean), so the rebuild replays
+                    // only what was acknowledged.
+                    let scrubbed = match failed.as_mut().map(Log::scrub_unsynced) {
+                        Some(Err(e)) => {
+                            tracing::warn!(error = %e, "cannot wipe the failed batch yet");
+                            false
+                        }
+                        _ => true,
                     };
-                }
-                if broken_since.is_some() {
-                    let err = DbError::Unavailable.to_store_error();
-                    for job in batch {
-                        job.finish(Some(err.clone()));
+                    if scrubbed {
+                        failed = None;
+                        match self.config.load() {
+                            Ok(loaded) => {
+                                tracing::warn!(
+                                    "store rebuilt from the log after an I/O failure; serving again"
+                                );
+                                current = Some(loaded);
+                                broken_since = None;
+                                housekeeping_pending = true;
+                            }
+                            Err(e) => tracing::warn!(error = %e, "store still unavailable"),
+                        }
                     }
-                    continue;
                 }
             }
-
-            let due = last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY;
-            let housekeeping = housekeeping_pending || due;
-            let flush_due = dirty_since.is_some_and(|t| match self.durability {
-                Durability::Strict => true,
-                Durability::Relaxed { flush_every } => t.elapsed() >= flush_every,
-            });
-            if batch.is_empty() && !housekeeping && !flush_due {
+            let Some((state, log)) = current.as_mut().filter(|_| broken_since.is_none()) else {
+                let err = unavailable();
+                for job in batch {
+                    job.finish(Some(err.clone()));
+                }
                 continue;
-            }
-            let durable = match self.durability {
-                Durability::Strict => true,
-                Durability::Relaxed { flush_every } => {
-                    dirty_since.is_some_and(|t| t.elapsed() >= flush_every)
-                }
             };
-            let now = self.clock.now();
-            let mut swept = 0usize;
-            let result = self.commit(&mut batch, durable, housekeeping.then_some(now), &mut swept);
+
+            let mut result = Ok(());
+            for job in batch.iter_mut() {
+                result = job.apply(state, log);
+                if result.is_err() {
+                    break;
+                }
+            }
+            if result.is_ok()
+                && (housekeeping_pending || last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY)
+            {
+                state.purge_all(self.clock.now());
+                result = state.compact(log, COMPACTION_BUDGET).map(|more| {
+                    housekeeping_pending = more;
+                });
+                last_housekeeping = Instant::now();
+            }
+            let result = result.and_then(|()| {
+                log.flush()?;
+                let due = match self.config.durability {
+                    Durability::Strict => true,
+                    Durability::Relaxed { flush_every } => {
+                        dirty_since.is_some_and(|t| t.elapsed() >= flush_every)
+                    }
+                };
+                if due {
+                    log.sync()?;
+                    dirty_since = None;
+                } else if log.is_dirty() && dirty_since.is_none() {
+                    dirty_since = Some(Instant::now());
+                }
+                if !log.is_dirty() {
+                    state.retire_dead(log)?;
+                }
+                Ok(())
+            });
             match result {
                 Ok(()) => {
-                    if housekeeping {
-                        last_housekeeping = Instant::now();
-                        housekeeping_pending = swept >= HOUSEKEEPING_BUDGET;
-                    }
-                    if durable {
-                        dirty_since = None;
-                    } else if dirty_since.is_none() {
-                        dirty_since = Some(Instant::now());
-                    }
                     for job in batch {
                         job.finish(None);
                     }
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, jobs = batch.len(), "batch failed; nothing in it was applied");
-                    let err = e.to_store_error();
+                    tracing::error!(error = %e, jobs = batch.len(), "batch failed; nothing in it was applied; rebuilding from the log");
+                    let err = io_to_store_error(&e);
                     for job in batch {
                         job.finish(Some(err.clone()));
                     }
-                    if e.needs_reopen() {
-                        self.close();
-                        broken_since = Some(Instant::now());
-                    }
+                    failed = current.take().map(|(_, log)| log);
+                    broken_since = Some(Instant::now() - REBUILD_EVERY / 2);
+                    dirty_since = None;
                 }
             }
         }
-        // Make anything committed non-durably durable before the file closes.
-        if dirty_since.is_some() {
-            let mut none = Vec::new();
-            let mut swept = 0;
-            if let Err(e) = self.commit(&mut none, true, None, &mut swept) {
+        if let Some((_, mut log)) = current.filter(|_| broken_since.is_none()) {
+            if let Err(e) = log.flush().and_then(|()| log.sync()) {
                 tracing::error!(error = %e, "final flush failed");
-            }
-        }
-        self.close();
-    }
-
-    fn commit(
-        &self,
-        batch: &mut [Box<dyn Job>],
-        durable: bool,
-        housekeeping: Option<hematite_engine::Timestamp>,
-        swept: &mut usize,
-    ) -> Result<(), DbError> {
-        let db = self
-            .db
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .ok_or(DbError::Unavailable)?;
-        let mut txn = db.begin_write()?;
-        txn.set_durability(if durable {
-            RedbDurability::Immediate
-        } else {
-            RedbDurability::None
-        })?;
-        {
-            let mut tables = Tables::open(&txn)?;
-            for job in batch.iter_mut() {
-                job.apply(&mut tables)?;
-            }
-            if let Some(now) = housekeeping {
-                *swept = tables.housekeeping(now, HOUSEKEEPING_BUDGET)?;
-            }
-        }
-        txn.commit()?;
-        Ok(())
-    }
-
-    fn close(&self) {
-        *self.db.write().unwrap_or_else(|e| e.into_inner()) = None;
-    }
-
-    fn reopen(&self) -> Result<(), DbError> {
-        match (self.opener)() {
-            Ok(db) => {
-                tracing::warn!("database reopened after an I/O failure; serving again");
-                *self.db.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(db));
-                Ok(())
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "database still unavailable");
-                Err(e)
             }
         }
     }

@@ -1,33 +1,38 @@
-//! The I/O seam for fault injection: a [`StorageBackend`] over a real file whose failures and
-//! crashes tests control.
+//! Fault injection at the I/O seam: a [`Disk`] over real files whose failures and crashes tests
+//! control.
 //!
-//! - `fail_sync`: the next fsyncs fail (EIO), as a dying disk's would.
+//! - `fail_sync`: fsyncs fail (EIO), as a dying disk's would.
 //! - `space_left`: writes past this many more bytes fail with ENOSPC, as on a full disk.
-//! - `crash()`: simulates power loss. Every write since the last successful fsync is kept,
-//!   dropped, or torn (partly written, in 512-byte sectors), chosen at random per write, and the
-//!   file on disk is rewritten to that state, as a disk that lost its volatile cache would leave it.
+//! - `crash()`: simulates power loss. Every write since its file's last successful fsync is
+//!   kept, dropped, or torn (partly written, in 512-byte sectors), chosen at random per write,
+//!   and the files on disk are rewritten to that state, as a disk that lost its volatile cache
+//!   would leave them. File creation, rename and removal are durable when they return (the
+//!   store syncs the directory), so they are not undone.
 
-use std::fs::File;
+use std::collections::HashMap;
 use std::io;
-use std::ops::Bound;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use redb::backends::FileBackend;
-use redb::{BackendError, StorageBackend};
+use crate::disk::{Disk, DiskFile, FsDisk};
 
-/// Switches shared between a test and the backends it opened.
+/// Switches shared between a test and the files it opened.
 #[derive(Debug, Default)]
 pub struct Faults {
     pub fail_sync: AtomicBool,
     /// Bytes that may still be written; negative means unlimited.
     pub space_left: AtomicI64,
-    /// Writes not yet covered by a successful fsync.
-    unsynced: Mutex<Vec<Unsynced>>,
-    /// Length at the last successful fsync.
-    synced_len: Mutex<Option<u64>>,
+    /// Per file, writes not yet covered by a successful fsync.
+    unsynced: Mutex<HashMap<PathBuf, Vec<Unsynced>>>,
+}
+
+/// A write not yet covered by an fsync, with the bytes it replaced.
+#[derive(Debug)]
+struct Unsynced {
+    offset: u64,
+    old: Vec<u8>,
 }
 
 impl Faults {
@@ -41,14 +46,14 @@ impl Faults {
         self.space_left.store(-1, Ordering::SeqCst);
     }
 
-    /// Power loss: rewrites the file at `path` as a crash at this instant could leave it. Call
-    /// only after the store using it has been dropped.
+    /// Power loss: rewrites every file with unsynced writes as a crash at this instant could
+    /// leave it. Call only after the store using them has been dropped.
     ///
-    /// Each write since the last successful fsync independently reached the disk, was lost
-    /// (its region reverts to what it held before), or was torn (a prefix of whole 512-byte
+    /// Each write since the file's last successful fsync independently reached the disk, was
+    /// lost (its region reverts to what it held before), or was torn (a prefix of whole 512-byte
     /// sectors landed). Writes are undone newest first, and never over bytes a newer write that
     /// landed has covered, as a disk cache would behave. Deterministic per `seed`.
-    pub fn crash(&self, path: &Path, seed: u64) -> io::Result<()> {
+    pub fn crash(&self, seed: u64) -> io::Result<()> {
         let pending = std::mem::take(&mut *self.unsynced.lock().unwrap_or_else(|e| e.into_inner()));
         let mut rng = seed | 1;
         let mut next = move || {
@@ -57,104 +62,115 @@ impl Faults {
             rng ^= rng << 17;
             rng
         };
-        let file = std::fs::OpenOptions::new().write(true).open(path)?;
-        let mut landed: Vec<(u64, u64)> = Vec::new();
-        for w in pending.iter().rev() {
-            let len = w.old.len() as u64;
-            let keep_prefix = match next() % 3 {
-                0 => len,
-                1 => 0,
-                _ => ((next() % len.div_ceil(512).max(1)) * 512).min(len),
+        let mut paths: Vec<_> = pending.into_iter().collect();
+        paths.sort_by(|a, b| a.0.cmp(&b.0));
+        for (path, writes) in paths {
+            let file = match std::fs::OpenOptions::new().write(true).open(&path) {
+                Ok(f) => f,
+                // Removed or renamed since: what it held no longer matters.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
             };
-            // Restore old bytes in [offset+keep_prefix, offset+len), except where a newer
-            // landed write covers them.
-            for i in keep_prefix..len {
-                let at = w.offset + i;
-                if !landed.iter().any(|&(s, e)| s <= at && at < e) {
-                    file.write_all_at(&w.old[i as usize..=i as usize], at)?;
+            let mut landed: Vec<(u64, u64)> = Vec::new();
+            for w in writes.iter().rev() {
+                let len = w.old.len() as u64;
+                let keep_prefix = match next() % 3 {
+                    0 => len,
+                    1 => 0,
+                    _ => ((next() % len.div_ceil(512).max(1)) * 512).min(len),
+                };
+                for i in keep_prefix..len {
+                    let at = w.offset + i;
+                    if !landed.iter().any(|&(s, e)| s <= at && at < e) {
+                        file.write_all_at(&w.old[i as usize..=i as usize], at)?;
+                    }
+                }
+                if keep_prefix > 0 {
+                    landed.push((w.offset, w.offset + keep_prefix));
                 }
             }
-            if keep_prefix > 0 {
-                landed.push((w.offset, w.offset + keep_prefix));
-            }
+            file.sync_all()?;
         }
-        if let Some(len) = *self.synced_len.lock().unwrap_or_else(|e| e.into_inner()) {
-            if next() % 2 == 0 && file.metadata()?.len() > len {
-                file.set_len(len)?;
-            }
-        }
-        file.sync_all()
+        Ok(())
     }
 }
 
-/// A write not yet covered by an fsync, with the bytes it replaced.
-#[derive(Debug)]
-struct Unsynced {
-    offset: u64,
-    old: Vec<u8>,
-}
-
-/// A file backend with injectable faults.
-#[derive(Debug)]
-pub struct FaultyBackend {
-    inner: FileBackend,
-    file: File,
+/// A [`Disk`] with injectable faults.
+#[derive(Debug, Clone)]
+pub struct FaultyDisk {
     faults: Arc<Faults>,
 }
 
-impl FaultyBackend {
-    pub fn open(path: &Path, faults: Arc<Faults>) -> io::Result<Self> {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
-        let inner = FileBackend::new(file.try_clone()?).map_err(io::Error::other)?;
-        Ok(FaultyBackend {
-            inner,
-            file,
-            faults,
-        })
+impl FaultyDisk {
+    pub fn new(faults: Arc<Faults>) -> Self {
+        FaultyDisk { faults }
     }
 
-    pub fn path_for(dir: &Path) -> PathBuf {
-        dir.join(crate::FILE_NAME)
+    fn wrap(&self, path: &Path, inner: Box<dyn DiskFile>) -> Box<dyn DiskFile> {
+        Box::new(FaultyFile {
+            inner,
+            path: path.to_owned(),
+            faults: self.faults.clone(),
+        })
     }
 }
 
-impl StorageBackend for FaultyBackend {
-    fn len(&self) -> Result<u64, io::Error> {
-        self.inner.len()
+impl Disk for FaultyDisk {
+    fn open(&self, path: &Path) -> io::Result<Box<dyn DiskFile>> {
+        Ok(self.wrap(path, FsDisk.open(path)?))
     }
 
-    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), io::Error> {
-        self.inner.read(offset, out)
-    }
-
-    fn set_len(&self, len: u64) -> Result<(), io::Error> {
-        self.inner.set_len(len)
-    }
-
-    fn sync_data(&self) -> Result<(), io::Error> {
-        if self.faults.fail_sync.load(Ordering::SeqCst) {
-            return Err(io::Error::from_raw_os_error(5)); // EIO
+    fn create(&self, path: &Path, len: u64) -> io::Result<Box<dyn DiskFile>> {
+        if self.faults.space_left.load(Ordering::SeqCst) == 0 {
+            return Err(io::Error::from_raw_os_error(28)); // ENOSPC
         }
-        self.inner.sync_data()?;
+        self.forget(path);
+        Ok(self.wrap(path, FsDisk.create(path, len)?))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        FsDisk.rename(from, to)?;
+        let mut map = self
+            .faults
+            .unsynced
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        map.remove(to);
+        if let Some(w) = map.remove(from) {
+            map.insert(to.to_owned(), w);
+        }
+        Ok(())
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        FsDisk.remove(path)?;
+        self.forget(path);
+        Ok(())
+    }
+}
+
+impl FaultyDisk {
+    fn forget(&self, path: &Path) {
         self.faults
             .unsynced
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clear();
-        *self
-            .faults
-            .synced_len
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(self.file.metadata()?.len());
-        Ok(())
+            .remove(path);
+    }
+}
+
+struct FaultyFile {
+    inner: Box<dyn DiskFile>,
+    path: PathBuf,
+    faults: Arc<Faults>,
+}
+
+impl DiskFile for FaultyFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.inner.read_exact_at(buf, offset)
     }
 
-    fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {
+    fn write_all_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
         let left = self.faults.space_left.load(Ordering::SeqCst);
         if left >= 0 {
             let n = data.len() as i64;
@@ -165,49 +181,36 @@ impl StorageBackend for FaultyBackend {
         }
         // Remember what the write replaces, so a simulated crash can undo it.
         let mut old = vec![0u8; data.len()];
-        let file_len = self.file.metadata()?.len();
+        let file_len = self.inner.size()?;
         if offset < file_len {
             let n = ((file_len - offset) as usize).min(data.len());
-            self.file.read_exact_at(&mut old[..n], offset)?;
+            self.inner.read_exact_at(&mut old[..n], offset)?;
         }
-        self.inner.write(offset, data)?;
+        self.inner.write_all_at(data, offset)?;
         self.faults
             .unsynced
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .entry(self.path.clone())
+            .or_default()
             .push(Unsynced { offset, old });
         Ok(())
     }
 
-    fn close(&self) -> Result<(), io::Error> {
-        self.inner.close()
+    fn sync(&self) -> io::Result<()> {
+        if self.faults.fail_sync.load(Ordering::SeqCst) {
+            return Err(io::Error::from_raw_os_error(5)); // EIO
+        }
+        self.inner.sync()?;
+        self.faults
+            .unsynced
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.path);
+        Ok(())
     }
 
-    fn try_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
-        self.inner.try_lock_range(start, end)
-    }
-
-    fn try_lock_shared_range(
-        &self,
-        start: Bound<u64>,
-        end: Bound<u64>,
-    ) -> Result<bool, BackendError> {
-        self.inner.try_lock_shared_range(start, end)
-    }
-
-    fn lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
-        self.inner.lock_range(start, end)
-    }
-
-    fn lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
-        self.inner.lock_shared_range(start, end)
-    }
-
-    fn unlock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
-        self.inner.unlock_range(start, end)
-    }
-
-    fn query_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
-        self.inner.query_lock_range(start, end)
+    fn size(&self) -> io::Result<u64> {
+        self.inner.size()
     }
 }

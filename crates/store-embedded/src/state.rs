@@ -1,0 +1,734 @@
+//! The store's working state: every queue's index in memory, every body in the log.
+//!
+//! Each operation changes the in-memory index (the engine's [`QueueMessages`], shared with the
+//! in-memory store, so both stores implement one state machine) and appends the record of its
+//! effect to the log. Replay on open feeds the same records back through [`State::replay`].
+//! Message bodies stay on disk: the index keeps messages without bodies plus where each body is
+//! ([`Loc`]), and replies read bodies back from the log (page cache, one `pread` each).
+//!
+//! The state also knows which segments still hold records that recovery needs ("live"
+//! records): a queue's latest definition, a document's latest value, and the latest whole record
+//! of each message that is still alive. A segment with no live record can be retired; one with
+//! few can be compacted by appending its live records again at the head of the log.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io;
+
+use hematite_engine::index::{LeaseGrant, MessageUpdate, QueueMessages};
+use hematite_engine::model::NewMessage;
+use hematite_engine::store::{CreateOutcome, ReceiptOutcome};
+use hematite_engine::{
+    AccessPolicy, Message, MessageId, Metadata, PopReceipt, QueueInfo, QueueSummary, Timestamp,
+};
+
+use crate::log::{Log, Pos, FRAME_HEADER};
+use crate::record::{self, QueueDef, Record, MESSAGE_BODY_OFFSET};
+
+/// Where a message's whole record is in the log.
+#[derive(Copy, Clone, Debug)]
+struct Loc {
+    pos: Pos,
+    body_len: u32,
+}
+
+impl Loc {
+    fn record_bytes(&self) -> u64 {
+        (FRAME_HEADER + MESSAGE_BODY_OFFSET) as u64 + u64::from(self.body_len)
+    }
+}
+
+struct QueueEntry {
+    account: String,
+    name: String,
+    metadata: Metadata,
+    policies: Vec<AccessPolicy>,
+    /// Segment of the latest definition record.
+    def_segment: u32,
+    messages: QueueMessages,
+    locs: HashMap<u64, Loc>,
+}
+
+impl QueueEntry {
+    fn def(&self, queue: u64) -> QueueDef {
+        QueueDef {
+            queue,
+            account: self.account.clone(),
+            name: self.name.clone(),
+            next_sequence: self.messages.next_sequence(),
+            metadata: self.metadata.clone(),
+            policies: self.policies.clone(),
+        }
+    }
+}
+
+struct Document {
+    value: Vec<u8>,
+    segment: u32,
+}
+
+/// Live-record accounting per segment.
+#[derive(Default)]
+struct Live {
+    records: HashMap<u32, u64>,
+    message_bytes: u64,
+}
+
+impl Live {
+    fn hold(&mut self, segment: u32) {
+        *self.records.entry(segment).or_default() += 1;
+    }
+
+    fn release(&mut self, segment: u32) {
+        if let Some(n) = self.records.get_mut(&segment) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    fn hold_message(&mut self, loc: &Loc) {
+        self.hold(loc.pos.segment);
+        self.message_bytes += loc.record_bytes();
+    }
+
+    fn release_message(&mut self, loc: &Loc) {
+        self.release(loc.pos.segment);
+        self.message_bytes = self.message_bytes.saturating_sub(loc.record_bytes());
+    }
+}
+
+/// A segment being compacted, and its records (position, payload) not yet looked at.
+type Compaction = (u32, VecDeque<(Pos, Vec<u8>)>);
+
+#[derive(Default)]
+pub struct State {
+    names: BTreeMap<String, BTreeMap<String, u64>>,
+    queues: HashMap<u64, QueueEntry>,
+    next_queue: u64,
+    documents: HashMap<(String, String), Document>,
+    live: Live,
+    /// A segment being compacted, and its records not yet looked at.
+    compacting: Option<Compaction>,
+}
+
+/// Counts for tests and reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stats {
+    pub queues: u64,
+    /// Messages held in the index, including expired ones not yet purged.
+    pub messages: u64,
+    /// Segment files of the log.
+    pub segments: u64,
+    /// Bytes of the message records still needed.
+    pub live_message_bytes: u64,
+}
+
+fn io_err(e: record::DecodeError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e.0)
+}
+
+impl State {
+    fn queue_id(&self, account: &str, name: &str) -> Option<u64> {
+        self.names.get(account)?.get(name).copied()
+    }
+
+    /// A queue by name; a free function of the two maps so `self.live` stays borrowable.
+    fn entry<'s>(
+        names: &BTreeMap<String, BTreeMap<String, u64>>,
+        queues: &'s mut HashMap<u64, QueueEntry>,
+        account: &str,
+        name: &str,
+    ) -> Option<(u64, &'s mut QueueEntry)> {
+        let id = *names.get(account)?.get(name)?;
+        queues.get_mut(&id).map(|e| (id, e))
+    }
+
+    fn drop_queue(&mut self, id: u64) {
+        if let Some(e) = self.queues.remove(&id) {
+            self.live.release(e.def_segment);
+            for loc in e.locs.values() {
+                self.live.release_message(loc);
+            }
+            if let Some(names) = self.names.get_mut(&e.account) {
+                names.remove(&e.name);
+                if names.is_empty() {
+                    self.names.remove(&e.account);
+                }
+            }
+        }
+    }
+
+    fn purge(live: &mut Live, e: &mut QueueEntry, now: Timestamp) {
+        for m in e.messages.purge_expired(now) {
+            if let Some(loc) = e.locs.remove(&m.sequence) {
+                live.release_message(&loc);
+            }
+        }
+    }
+
+    fn read_body(log: &Log, loc: &Loc) -> io::Result<Vec<u8>> {
+        let mut body = vec![0u8; loc.body_len as usize];
+        log.read(loc.pos, MESSAGE_BODY_OFFSET, body.len(), &mut body)?;
+        Ok(body)
+    }
+
+    fn with_bodies(log: &Log, e: &QueueEntry, mut ms: Vec<Message>) -> io::Result<Vec<Message>> {
+        for m in &mut ms {
+            let loc = e
+                .locs
+                .get(&m.sequence)
+                .ok_or_else(|| io::Error::other("message without a body location"))?;
+            m.body = Self::read_body(log, loc)?;
+        }
+        Ok(ms)
+    }
+
+    // ---- replay ------------------------------------------------------------------------------
+
+    /// Applies one record read back from the log.
+    pub fn replay(&mut self, pos: Pos, payload: &[u8]) -> Result<(), String> {
+        let rec = record::decode(payload, false).map_err(|e| e.0.to_owned())?;
+        match rec {
+            Record::QueueDefine(def) => {
+                self.next_queue = self.next_queue.max(def.queue + 1);
+                match self.queue_id(&def.account, &def.name) {
+                    Some(id) if id == def.queue => {
+                        if let Some(e) = self.queues.get_mut(&id) {
+                            self.live.release(e.def_segment);
+                            self.live.hold(pos.segment);
+                            e.def_segment = pos.segment;
+                            e.metadata = def.metadata;
+                            e.policies = def.policies;
+                            e.messages.raise_next_sequence(def.next_sequence);
+                        }
+                    }
+                    other => {
+                        if let Some(old) = other {
+                            self.drop_queue(old);
+                        }
+                        self.insert_queue(def, pos.segment);
+                    }
+                }
+            }
+            Record::QueueDelete { queue } => self.drop_queue(queue),
+            Record::QueueClear { queue } => {
+                if let Some(e) = self.queues.get_mut(&queue) {
+                    for loc in e.locs.values() {
+                        self.live.release_message(loc);
+                    }
+                    e.locs.clear();
+                    e.messages.clear();
+                }
+            }
+            Record::Message { queue, message } => {
+                if let Some(e) = self.queues.get_mut(&queue) {
+                    let body_len = payload.len() - MESSAGE_BODY_OFFSET;
+                    let loc = Loc {
+                        pos,
+                        body_len: body_len as u32,
+                    };
+                    if let Some(old) = e.locs.insert(message.sequence, loc) {
+                        self.live.release_message(&old);
+                    }
+                    self.live.hold_message(&loc);
+                    e.messages.restore(message);
+                }
+            }
+            Record::Lease {
+                queue,
+                sequence,
+                visible_at,
+                dequeue_count,
+                receipt,
+            } => {
+                if let Some(e) = self.queues.get_mut(&queue) {
+                    if let Some(m) = e.messages.get_by_sequence(sequence) {
+                        let mut m = m.clone();
+                        m.visible_at = visible_at;
+                        m.dequeue_count = dequeue_count;
+                        m.receipt = receipt;
+                        e.messages.restore(m);
+                    }
+                }
+            }
+            Record::MessageDelete { queue, sequence } => {
+                if let Some(e) = self.queues.get_mut(&queue) {
+                    e.messages.remove(sequence);
+                    if let Some(loc) = e.locs.remove(&sequence) {
+                        self.live.release_message(&loc);
+                    }
+                }
+            }
+            Record::Document {
+                account,
+                key,
+                value,
+            } => {
+                self.live.hold(pos.segment);
+                if let Some(old) = self.documents.insert(
+                    (account, key),
+                    Document {
+                        value,
+                        segment: pos.segment,
+                    },
+                ) {
+                    self.live.release(old.segment);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn insert_queue(&mut self, def: QueueDef, segment: u32) {
+        let mut messages = QueueMessages::new();
+        messages.raise_next_sequence(def.next_sequence);
+        self.live.hold(segment);
+        self.names
+            .entry(def.account.clone())
+            .or_default()
+            .insert(def.name.clone(), def.queue);
+        self.queues.insert(
+            def.queue,
+            QueueEntry {
+                account: def.account,
+                name: def.name,
+                metadata: def.metadata,
+                policies: def.policies,
+                def_segment: segment,
+                messages,
+                locs: HashMap::new(),
+            },
+        );
+    }
+
+    // ---- operations --------------------------------------------------------------------------
+
+    pub fn create_queue(
+        &mut self,
+        log: &mut Log,
+        account: &str,
+        name: &str,
+        metadata: &Metadata,
+    ) -> io::Result<CreateOutcome> {
+        if let Some((_, e)) = Self::entry(&self.names, &mut self.queues, account, name) {
+            return Ok(CreateOutcome::Existing(e.metadata.clone()));
+        }
+        self.next_queue = self.next_queue.max(1);
+        let def = QueueDef {
+            queue: self.next_queue,
+            account: account.to_owned(),
+            name: name.to_owned(),
+            next_sequence: 0,
+            metadata: metadata.clone(),
+            policies: Vec::new(),
+        };
+        self.next_queue += 1;
+        let pos = log.append(|out| record::encode_queue_define(out, &def))?;
+        self.insert_queue(def, pos.segment);
+        Ok(CreateOutcome::Created)
+    }
+
+    pub fn delete_queue(&mut self, log: &mut Log, account: &str, name: &str) -> io::Result<bool> {
+        let Some(id) = self.queue_id(account, name) else {
+            return Ok(false);
+        };
+        log.append(|out| record::encode_queue_delete(out, id))?;
+        self.drop_queue(id);
+        Ok(true)
+    }
+
+    pub fn list_queues(
+        &self,
+        account: &str,
+        prefix: &str,
+        start_at: Option<&str>,
+        limit: usize,
+    ) -> Vec<QueueSummary> {
+        let Some(names) = self.names.get(account) else {
+            return Vec::new();
+        };
+        let from = match start_at {
+            Some(s) if s > prefix => s,
+            _ => prefix,
+        };
+        names
+            .range::<str, _>((std::ops::Bound::Included(from), std::ops::Bound::Unbounded))
+            .take_while(|(name, _)| name.starts_with(prefix))
+            .take(limit)
+            .filter_map(|(name, id)| {
+                Some(QueueSummary {
+                    name: name.clone(),
+                    metadata: self.queues.get(id)?.metadata.clone(),
+                })
+            })
+            .collect()
+    }
+
+    pub fn queue_info(&mut self, account: &str, name: &str, now: Timestamp) -> Option<QueueInfo> {
+        let id = self.queue_id(account, name)?;
+        let e = self.queues.get_mut(&id)?;
+        Self::purge(&mut self.live, e, now);
+        Some(QueueInfo {
+            metadata: e.metadata.clone(),
+            message_count: e.messages.len() as u64,
+        })
+    }
+
+    /// Rewrites a queue's definition after `change`.
+    fn redefine(
+        &mut self,
+        log: &mut Log,
+        account: &str,
+        name: &str,
+        change: impl FnOnce(&mut QueueEntry),
+    ) -> io::Result<bool> {
+        let Some((id, e)) = Self::entry(&self.names, &mut self.queues, account, name) else {
+            return Ok(false);
+        };
+        change(e);
+        let def = e.def(id);
+        let pos = log.append(|out| record::encode_queue_define(out, &def))?;
+        let old = std::mem::replace(&mut e.def_segment, pos.segment);
+        self.live.release(old);
+        self.live.hold(pos.segment);
+        Ok(true)
+    }
+
+    pub fn set_metadata(
+        &mut self,
+        log: &mut Log,
+        account: &str,
+        name: &str,
+        metadata: Metadata,
+    ) -> io::Result<bool> {
+        self.redefine(log, account, name, |e| e.metadata = metadata)
+    }
+
+    pub fn access_policies(&self, account: &str, name: &str) -> Option<Vec<AccessPolicy>> {
+        let id = self.queue_id(account, name)?;
+        Some(self.queues.get(&id)?.policies.clone())
+    }
+
+    pub fn set_access_policies(
+        &mut self,
+        log: &mut Log,
+        account: &str,
+        name: &str,
+        policies: Vec<AccessPolicy>,
+    ) -> io::Result<bool> {
+        self.redefine(log, account, name, |e| e.policies = policies)
+    }
+
+    pub fn put(
+        &mut self,
+        log: &mut Log,
+        account: &str,
+        name: &str,
+        mut message: NewMessage,
+    ) -> io::Result<Option<Message>> {
+        let Some((id, e)) = Self::entry(&self.names, &mut self.queues, account, name) else {
+            return Ok(None);
+        };
+        let body = std::mem::take(&mut message.body);
+        let mut m = e.messages.insert(message);
+        let pos = log.append(|out| record::encode_message(out, id, &m, &body))?;
+        let loc = Loc {
+            pos,
+            body_len: body.len() as u32,
+        };
+        e.locs.insert(m.sequence, loc);
+        self.live.hold_message(&loc);
+        m.body = body;
+        Ok(Some(m))
+    }
+
+    pub fn receive(
+        &mut self,
+        log: &mut Log,
+        account: &str,
+        name: &str,
+        now: Timestamp,
+        grant: &LeaseGrant,
+    ) -> io::Result<Option<Vec<Message>>> {
+        let Some(id) = self.queue_id(account, name) else {
+            return Ok(None);
+        };
+        let Some(e) = self.queues.get_mut(&id) else {
+            return Ok(None);
+        };
+        Self::purge(&mut self.live, e, now);
+        let got = e.messages.receive(now, grant);
+        for m in &got {
+            log.append(|out| record::encode_lease(out, id, m))?;
+        }
+        Self::with_bodies(log, e, got).map(Some)
+    }
+
+    pub fn peek(
+        &mut self,
+        log: &Log,
+        account: &str,
+        name: &str,
+        now: Timestamp,
+        max: usize,
+    ) -> io::Result<Option<Vec<Message>>> {
+        let Some(id) = self.queue_id(account, name) else {
+            return Ok(None);
+        };
+        let Some(e) = self.queues.get_mut(&id) else {
+            return Ok(None);
+        };
+        Self::purge(&mut self.live, e, now);
+        let got = e.messages.peek(now, max);
+        Self::with_bodies(log, e, got).map(Some)
+    }
+
+    pub fn delete_message(
+        &mut self,
+        log: &mut Log,
+        account: &str,
+        name: &str,
+        message: MessageId,
+        receipt: PopReceipt,
+        now: Timestamp,
+    ) -> io::Result<ReceiptOutcome<()>> {
+        let Some((id, e)) = Self::entry(&self.names, &mut self.queues, account, name) else {
+            return Ok(ReceiptOutcome::QueueNotFound);
+        };
+        match e.messages.delete(message, receipt, now) {
+            Ok(m) => {
+                log.append(|out| record::encode_message_delete(out, id, m.sequence))?;
+                if let Some(loc) = e.locs.remove(&m.sequence) {
+                    self.live.release_message(&loc);
+                }
+                Ok(ReceiptOutcome::Done(()))
+            }
+            Err(r) => Ok(ReceiptOutcome::Rejected(r)),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn update_message(
+        &mut self,
+        log: &mut Log,
+        account: &str,
+        name: &str,
+        message: MessageId,
+        receipt: PopReceipt,
+        now: Timestamp,
+        mut update: MessageUpdate,
+    ) -> io::Result<ReceiptOutcome<Message>> {
+        let Some((id, e)) = Self::entry(&self.names, &mut self.queues, account, name) else {
+            return Ok(ReceiptOutcome::QueueNotFound);
+        };
+        let new_body = update.body.take();
+        let mut m = match e.messages.update(message, receipt, now, update) {
+            Ok(m) => m,
+            Err(r) => return Ok(ReceiptOutcome::Rejected(r)),
+        };
+        match new_body {
+            Some(body) => {
+                let pos = log.append(|out| record::encode_message(out, id, &m, &body))?;
+                let loc = Loc {
+                    pos,
+                    body_len: body.len() as u32,
+                };
+                if let Some(old) = e.locs.insert(m.sequence, loc) {
+                    self.live.release_message(&old);
+                }
+                self.live.hold_message(&loc);
+                m.body = body;
+            }
+            None => {
+                log.append(|out| record::encode_lease(out, id, &m))?;
+                let loc = e
+                    .locs
+                    .get(&m.sequence)
+                    .ok_or_else(|| io::Error::other("message without a body location"))?;
+                m.body = Self::read_body(log, loc)?;
+            }
+        }
+        Ok(ReceiptOutcome::Done(m))
+    }
+
+    pub fn clear(&mut self, log: &mut Log, account: &str, name: &str) -> io::Result<bool> {
+        let Some((id, e)) = Self::entry(&self.names, &mut self.queues, account, name) else {
+            return Ok(false);
+        };
+        log.append(|out| record::encode_queue_clear(out, id))?;
+        for loc in e.locs.values() {
+            self.live.release_message(loc);
+        }
+        e.locs = HashMap::new();
+        e.messages.clear();
+        Ok(true)
+    }
+
+    pub fn document(&self, account: &str, key: &str) -> Option<Vec<u8>> {
+        self.documents
+            .get(&(account.to_owned(), key.to_owned()))
+            .map(|d| d.value.clone())
+    }
+
+    pub fn set_document(
+        &mut self,
+        log: &mut Log,
+        account: &str,
+        key: &str,
+        value: Vec<u8>,
+    ) -> io::Result<()> {
+        let pos = log.append(|out| record::encode_document(out, account, key, &value))?;
+        self.live.hold(pos.segment);
+        if let Some(old) = self.documents.insert(
+            (account.to_owned(), key.to_owned()),
+            Document {
+                value,
+                segment: pos.segment,
+            },
+        ) {
+            self.live.release(old.segment);
+        }
+        Ok(())
+    }
+
+    pub fn stats(&self, log: &Log) -> Stats {
+        Stats {
+            queues: self.queues.len() as u64,
+            messages: self.queues.values().map(|e| e.messages.len() as u64).sum(),
+            segments: log.segment_numbers().count() as u64,
+            live_message_bytes: self.live.message_bytes,
+        }
+    }
+
+    // ---- housekeeping ------------------------------------------------------------------------
+
+    /// Drops expired messages of every queue.
+    pub fn purge_all(&mut self, now: Timestamp) {
+        for e in self.queues.values_mut() {
+            Self::purge(&mut self.live, e, now);
+        }
+    }
+
+    /// Moves up to `budget` records out of the oldest segment when the log holds much more than
+    /// what is live. Returns whether compaction work remains.
+    pub fn compact(&mut self, log: &mut Log, budget: usize) -> io::Result<bool> {
+        if self.compacting.is_none() {
+            let segments: Vec<u32> = log.segment_numbers().collect();
+            let Some(&oldest) = segments.first() else {
+                return Ok(false);
+            };
+            let needed = self.live.message_bytes.div_ceil(log.segment_size().max(1));
+            let sealed = segments.len() as u64 - 1;
+            if oldest == log.current_segment()
+                || sealed < 4
+                || sealed <= 2 * needed + 2
+                || self.live.records.get(&oldest).copied().unwrap_or(0) == 0
+            {
+                return Ok(false);
+            }
+            let records = log.read_segment(oldest)?;
+            self.compacting = Some((oldest, records.into()));
+        }
+        let Some((segment, mut records)) = self.compacting.take() else {
+            return Ok(false);
+        };
+        let mut done = 0;
+        while done < budget {
+            let Some((pos, payload)) = records.pop_front() else {
+                break;
+            };
+            done += 1;
+            self.carry_forward(log, pos, &payload)?;
+        }
+        if !records.is_empty() {
+            self.compacting = Some((segment, records));
+            return Ok(true);
+        }
+        // Every record of the segment has been looked at, so nothing in it is needed any more.
+        let left = self.live.records.insert(segment, 0).unwrap_or(0);
+        if left > 0 {
+            tracing::warn!(segment, left, "live-record count was off after compaction");
+        }
+        Ok(false)
+    }
+
+    /// Appends again a record from a segment being compacted, if recovery still needs it.
+    fn carry_forward(&mut self, log: &mut Log, pos: Pos, payload: &[u8]) -> io::Result<()> {
+        match record::decode(payload, false).map_err(io_err)? {
+            Record::QueueDefine(def) => {
+                if let Some(e) = self.queues.get_mut(&def.queue) {
+                    if e.def_segment == pos.segment {
+                        let def = e.def(def.queue);
+                        let new = log.append(|out| record::encode_queue_define(out, &def))?;
+                        e.def_segment = new.segment;
+                        self.live.release(pos.segment);
+                        self.live.hold(new.segment);
+                    }
+                }
+            }
+            Record::Message { queue, message } => {
+                let Some(e) = self.queues.get_mut(&queue) else {
+                    return Ok(());
+                };
+                let Some(loc) = e.locs.get(&message.sequence).copied() else {
+                    return Ok(());
+                };
+                if loc.pos != pos {
+                    return Ok(());
+                }
+                let Some(current) = e.messages.get_by_sequence(message.sequence) else {
+                    return Ok(());
+                };
+                let body = &payload[MESSAGE_BODY_OFFSET..];
+                let new = log.append(|out| record::encode_message(out, queue, current, body))?;
+                let moved = Loc {
+                    pos: new,
+                    body_len: loc.body_len,
+                };
+                e.locs.insert(message.sequence, moved);
+                self.live.release_message(&loc);
+                self.live.hold_message(&moved);
+            }
+            Record::Document { account, key, .. } => {
+                let k = (account, key);
+                if let Some(d) = self.documents.get(&k) {
+                    if d.segment == pos.segment {
+                        let value = d.value.clone();
+                        let new =
+                            log.append(|out| record::encode_document(out, &k.0, &k.1, &value))?;
+                        self.live.release(pos.segment);
+                        self.live.hold(new.segment);
+                        if let Some(d) = self.documents.get_mut(&k) {
+                            d.segment = new.segment;
+                        }
+                    }
+                }
+            }
+            // Effects on records that are carried forward whole: never needed on their own.
+            Record::QueueDelete { .. }
+            | Record::QueueClear { .. }
+            | Record::Lease { .. }
+            | Record::MessageDelete { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Retires the oldest segments while nothing live is left in them. Call only when the log
+    /// is synced: a record carried forward must be durable before its old copy goes.
+    pub fn retire_dead(&mut self, log: &mut Log) -> io::Result<usize> {
+        let mut retired = 0;
+        loop {
+            let Some(oldest) = log.segment_numbers().next() else {
+                break;
+            };
+            if oldest == log.current_segment()
+                || self.live.records.get(&oldest).copied().unwrap_or(0) > 0
+                || self.compacting.as_ref().is_some_and(|(s, _)| *s == oldest)
+            {
+                break;
+            }
+            log.retire_oldest()?;
+            self.live.records.remove(&oldest);
+            retired += 1;
+        }
+        Ok(retired)
+    }
+}
