@@ -27,17 +27,44 @@ fn weekday_index(w: Weekday) -> usize {
 
 /// `Mon, 01 Jan 2024 00:00:00 GMT`. Sub-second precision is dropped, as in HTTP.
 pub fn format_rfc1123(t: OffsetDateTime) -> String {
+    let mut out = String::with_capacity(29);
+    push_rfc1123(&mut out, t);
+    out
+}
+
+/// Appends `n` as exactly two digits (`n` < 100).
+fn push_2(out: &mut String, n: u8) {
+    out.push(char::from(b'0' + n / 10));
+    out.push(char::from(b'0' + n % 10));
+}
+
+/// [`format_rfc1123`] appended to `out`, with no allocation of its own.
+pub fn push_rfc1123(out: &mut String, t: OffsetDateTime) {
     let t = t.to_offset(UtcOffset::UTC);
-    format!(
-        "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
-        WEEKDAYS[weekday_index(t.weekday())],
-        t.day(),
-        MONTHS[usize::from(u8::from(t.month())) - 1],
-        t.year(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    out.push_str(WEEKDAYS[weekday_index(t.weekday())]);
+    out.push_str(", ");
+    push_2(out, t.day());
+    out.push(' ');
+    out.push_str(MONTHS[usize::from(u8::from(t.month())) - 1]);
+    out.push(' ');
+    match u16::try_from(t.year()) {
+        Ok(y) if y <= 9999 => {
+            push_2(out, (y / 100) as u8);
+            push_2(out, (y % 100) as u8);
+        }
+        // Years outside 0..=9999 only come from hostile input; keep the general form.
+        _ => {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{:04}", t.year());
+        }
+    }
+    out.push(' ');
+    push_2(out, t.hour());
+    out.push(':');
+    push_2(out, t.minute());
+    out.push(':');
+    push_2(out, t.second());
+    out.push_str(" GMT");
 }
 
 /// `2009-09-28T08:49:37.0000000Z`: always seven fraction digits (the service's 100 ns ticks),
@@ -136,12 +163,22 @@ fn assemble(year: u32, month: Month, day: u32, time: Time) -> Option<OffsetDateT
     Some(PrimitiveDateTime::new(date, time).assume_utc())
 }
 
+/// The first `N` whitespace-separated words of `s`, when it has exactly `N`.
+fn words<const N: usize>(s: &str) -> Option<[&str; N]> {
+    let mut it = s.split_ascii_whitespace();
+    let mut out = [""; N];
+    for w in &mut out {
+        *w = it.next()?;
+    }
+    if it.next().is_some() {
+        return None;
+    }
+    Some(out)
+}
+
 // "06 Nov 1994 08:49:37 GMT"
 fn parse_rfc1123_rest(rest: &str) -> Option<OffsetDateTime> {
-    let parts: Vec<&str> = rest.split_ascii_whitespace().collect();
-    let [day, month, year, time, zone] = parts.as_slice() else {
-        return None;
-    };
+    let [day, month, year, time, zone] = words(rest)?;
     if !is_gmt(zone) {
         return None;
     }
@@ -152,10 +189,7 @@ fn parse_rfc1123_rest(rest: &str) -> Option<OffsetDateTime> {
 
 // "06-Nov-94 08:49:37 GMT"
 fn parse_rfc850_rest(rest: &str) -> Option<OffsetDateTime> {
-    let parts: Vec<&str> = rest.split_ascii_whitespace().collect();
-    let [date, time, zone] = parts.as_slice() else {
-        return None;
-    };
+    let [date, time, zone] = words(rest)?;
     if !is_gmt(zone) {
         return None;
     }
@@ -172,10 +206,7 @@ fn parse_rfc850_rest(rest: &str) -> Option<OffsetDateTime> {
 
 // "Sun Nov  6 08:49:37 1994"
 fn parse_asctime(s: &str) -> Option<OffsetDateTime> {
-    let parts: Vec<&str> = s.split_ascii_whitespace().collect();
-    let [day_name, month, day, time, year] = parts.as_slice() else {
-        return None;
-    };
+    let [day_name, month, day, time, year] = words(s)?;
     if !is_name(day_name, &WEEKDAYS) {
         return None;
     }
@@ -282,6 +313,31 @@ mod tests {
             format_rfc1123(datetime!(2024-01-01 01:30:00 +02:00)),
             "Sun, 31 Dec 2023 23:30:00 GMT"
         );
+    }
+
+    #[test]
+    fn rfc1123_matches_the_format_macro_for_any_year() {
+        for year in [-9999, -1, 0, 5, 99, 999, 1000, 1969, 2024, 9999] {
+            for (month, day, h, m, sec) in [(1, 1, 0, 0, 0), (12, 31, 23, 59, 59), (2, 9, 7, 5, 3)]
+            {
+                let date =
+                    Date::from_calendar_date(year, Month::try_from(month).expect("month"), day)
+                        .expect("date");
+                let t = PrimitiveDateTime::new(date, Time::from_hms(h, m, sec).expect("time"))
+                    .assume_utc();
+                let want = format!(
+                    "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
+                    WEEKDAYS[weekday_index(t.weekday())],
+                    t.day(),
+                    MONTHS[usize::from(u8::from(t.month())) - 1],
+                    t.year(),
+                    t.hour(),
+                    t.minute(),
+                    t.second()
+                );
+                assert_eq!(format_rfc1123(t), want);
+            }
+        }
     }
 
     #[test]

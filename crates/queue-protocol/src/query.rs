@@ -3,6 +3,8 @@
 //! One decoder for all three keeps them agreeing on what a parameter's value is; the only
 //! knob is `+`, which the SDKs disagree on (Python keeps it, Azurite reads a space).
 
+use std::borrow::Cow;
+
 use percent_encoding::percent_decode;
 
 /// Splits a raw query string (no leading `?`) into decoded `(name, value)` pairs, in order.
@@ -12,30 +14,39 @@ use percent_encoding::percent_decode;
 /// replaced text simply fails to match. Empty segments (`a=1&&b=2`) are skipped and a
 /// segment without `=` has an empty value.
 pub fn decode_query(raw: &str, plus_as_space: bool) -> Vec<(String, String)> {
+    query_pairs(raw, plus_as_space)
+        .map(|(name, value)| (name.into_owned(), value.into_owned()))
+        .collect()
+}
+
+/// [`decode_query`] without copying: a part with nothing to decode is borrowed from `raw`.
+pub fn query_pairs(
+    raw: &str,
+    plus_as_space: bool,
+) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
     raw.split('&')
         .filter(|seg| !seg.is_empty())
-        .map(|seg| {
+        .map(move |seg| {
             let (name, value) = seg.split_once('=').unwrap_or((seg, ""));
             (decode(name, plus_as_space), decode(value, plus_as_space))
         })
-        .collect()
 }
 
 /// Percent-decodes one component.
 pub fn decode_component(s: &str, plus_as_space: bool) -> String {
-    decode(s, plus_as_space)
+    decode(s, plus_as_space).into_owned()
 }
 
-fn decode(s: &str, plus_as_space: bool) -> String {
+fn decode(s: &str, plus_as_space: bool) -> Cow<'_, str> {
     if plus_as_space && s.contains('+') {
         let replaced = s.replace('+', " ");
-        percent_decode(replaced.as_bytes())
-            .decode_utf8_lossy()
-            .into_owned()
+        Cow::Owned(
+            percent_decode(replaced.as_bytes())
+                .decode_utf8_lossy()
+                .into_owned(),
+        )
     } else {
-        percent_decode(s.as_bytes())
-            .decode_utf8_lossy()
-            .into_owned()
+        percent_decode(s.as_bytes()).decode_utf8_lossy()
     }
 }
 

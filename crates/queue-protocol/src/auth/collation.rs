@@ -60,8 +60,17 @@ fn weight(level: usize, c: char) -> u32 {
 
 /// Compares two (lowercased) header names the way the service does.
 pub fn compare(lhs: &str, rhs: &str) -> Ordering {
+    // Header names are ASCII tokens: compare their bytes without collecting characters.
+    if lhs.is_ascii() && rhs.is_ascii() {
+        return compare_units(lhs.as_bytes(), rhs.as_bytes());
+    }
     let l: Vec<char> = lhs.chars().collect();
     let r: Vec<char> = rhs.chars().collect();
+    compare_units(&l, &r)
+}
+
+/// The comparison over character sequences (bytes of ASCII text, or chars).
+fn compare_units<T: Copy + Into<char>>(l: &[T], r: &[T]) -> Ordering {
     let (mut level, mut i, mut j) = (0, 0, 0);
     while level < LEVELS {
         // At the last level the first position where one side skips decides: the side
@@ -74,8 +83,8 @@ pub fn compare(lhs: &str, rhs: &str) -> Ordering {
                 Ordering::Greater
             };
         }
-        let w1 = l.get(i).map_or(END, |&c| weight(level, c));
-        let w2 = r.get(j).map_or(END, |&c| weight(level, c));
+        let w1 = l.get(i).map_or(END, |&c| weight(level, c.into()));
+        let w2 = r.get(j).map_or(END, |&c| weight(level, c.into()));
         if w1 == END && w2 == END {
             level += 1;
             i = 0;

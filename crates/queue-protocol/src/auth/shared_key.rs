@@ -5,12 +5,12 @@
 //! from the request as received and compares; since SDKs differ in small ways (`+` in the
 //! query, header order), [`Variant`] lets the front retry with the tolerated alternatives.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
 use super::collation;
-use crate::query::decode_query;
+use crate::query::query_pairs;
 use crate::version::ApiVersion;
 
 pub use super::{sign, verify};
@@ -150,6 +150,23 @@ pub fn string_to_sign(
     scheme: AuthScheme,
     variant: Variant,
 ) -> String {
+    let mut out = String::new();
+    string_to_sign_into(&mut out, req, account, version, scheme, variant);
+    out
+}
+
+/// [`string_to_sign`] into a caller's buffer, which is cleared first (a server verifying
+/// many requests reuses one).
+pub fn string_to_sign_into(
+    out: &mut String,
+    req: &SignableRequest<'_>,
+    account: &str,
+    version: Option<ApiVersion>,
+    scheme: AuthScheme,
+    variant: Variant,
+) {
+    out.clear();
+    out.reserve(512);
     let at_least = |v: ApiVersion| version.is_some_and(|have| have >= v);
     let std_header = |name: &str| req.header(name).map(str::trim).unwrap_or("");
     // With x-ms-date present the service ignores Date, and so does the signature.
@@ -159,8 +176,7 @@ pub fn string_to_sign(
         std_header("date")
     };
 
-    let mut out = String::with_capacity(256);
-    out.push_str(&req.method.to_ascii_uppercase());
+    out.extend(req.method.chars().map(|c| c.to_ascii_uppercase()));
     out.push('\n');
     match scheme {
         AuthScheme::SharedKey => {
@@ -184,19 +200,27 @@ pub fn string_to_sign(
                 out.push_str(value);
                 out.push('\n');
             }
-            canonicalized_headers(&mut out, req, at_least(ApiVersion::V2016_05_31), variant);
-            canonicalized_resource(&mut out, req, account, variant);
+            canonicalized_headers(out, req, at_least(ApiVersion::V2016_05_31), variant);
+            canonicalized_resource(out, req, account, variant);
         }
         AuthScheme::SharedKeyLite => {
             for value in [std_header("content-md5"), std_header("content-type"), date] {
                 out.push_str(value);
                 out.push('\n');
             }
-            canonicalized_headers(&mut out, req, at_least(ApiVersion::V2016_05_31), variant);
-            lite_resource(&mut out, req, account, variant);
+            canonicalized_headers(out, req, at_least(ApiVersion::V2016_05_31), variant);
+            lite_resource(out, req, account, variant);
         }
     }
-    out
+}
+
+/// `s` with ASCII letters lowercased, borrowed when it has no uppercase letter.
+fn ascii_lowercase(s: &str) -> Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(s)
+    }
 }
 
 /// The `x-ms-*` headers, lowercased, collated, one `name:value\n` each.
@@ -209,19 +233,25 @@ fn canonicalized_headers(
     include_empty: bool,
     variant: Variant,
 ) {
-    let mut headers: Vec<(String, String)> = Vec::new();
+    let mut headers: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::with_capacity(req.headers.len());
     for (name, value) in req.headers {
-        let name = name.trim().to_ascii_lowercase();
-        if !name.starts_with("x-ms-") {
+        let name = name.trim();
+        if !name
+            .as_bytes()
+            .get(..5)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"x-ms-"))
+        {
             continue;
         }
+        let name = ascii_lowercase(name);
         let value = if variant.keep_whitespace {
-            value.trim().to_owned()
+            Cow::Borrowed(value.trim())
         } else {
             canonical_value(value)
         };
         match headers.iter_mut().find(|(n, _)| *n == name) {
             Some((_, v)) => {
+                let v = v.to_mut();
                 v.push(',');
                 v.push_str(&value);
             }
@@ -245,11 +275,16 @@ fn canonicalized_headers(
 }
 
 /// Collapses whitespace runs to one space outside double quotes, then trims.
-fn canonical_value(v: &str) -> String {
+fn canonical_value(v: &str) -> Cow<'_, str> {
+    let v = v.trim();
+    // Single spaces and nothing else to collapse: the value is already canonical.
+    if !v.contains(['\t', '\r', '\n']) && !v.contains("  ") {
+        return Cow::Borrowed(v);
+    }
     let mut out = String::with_capacity(v.len());
     let mut in_quotes = false;
     let mut pending_space = false;
-    for c in v.trim().chars() {
+    for c in v.chars() {
         if !in_quotes && matches!(c, ' ' | '\t' | '\r' | '\n') {
             pending_space = true;
             continue;
@@ -263,7 +298,7 @@ fn canonical_value(v: &str) -> String {
         }
         out.push(c);
     }
-    out
+    Cow::Owned(out)
 }
 
 /// Returns the lowercased name of the first `x-ms-*` header sent more than once, which the
@@ -301,19 +336,30 @@ fn canonicalized_resource(
     out.push('/');
     out.push_str(account);
     out.push_str(path_or_root(req));
-    let mut params: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (name, value) in decode_query(req.raw_query, variant.plus_as_space) {
-        params
-            .entry(name.to_ascii_lowercase())
-            .or_default()
-            .push(value);
-    }
-    for (name, mut values) in params {
-        values.sort();
-        out.push('\n');
-        out.push_str(&name);
-        out.push(':');
-        out.push_str(&values.join(","));
+    // Sorting (name, value) pairs orders names and, within a name, its values, both
+    // ordinally: the same as grouping values by name and sorting each group.
+    let mut params: Vec<(Cow<'_, str>, Cow<'_, str>)> =
+        query_pairs(req.raw_query, variant.plus_as_space)
+            .map(|(name, value)| {
+                let name = match name {
+                    Cow::Borrowed(n) => ascii_lowercase(n),
+                    Cow::Owned(n) => Cow::Owned(n.to_ascii_lowercase()),
+                };
+                (name, value)
+            })
+            .collect();
+    params.sort_unstable();
+    let mut previous: Option<&str> = None;
+    for (name, value) in &params {
+        if previous == Some(name) {
+            out.push(',');
+        } else {
+            out.push('\n');
+            out.push_str(name);
+            out.push(':');
+            previous = Some(name);
+        }
+        out.push_str(value);
     }
 }
 
@@ -322,8 +368,7 @@ fn lite_resource(out: &mut String, req: &SignableRequest<'_>, account: &str, var
     out.push('/');
     out.push_str(account);
     out.push_str(path_or_root(req));
-    if let Some((_, comp)) = decode_query(req.raw_query, variant.plus_as_space)
-        .into_iter()
+    if let Some((_, comp)) = query_pairs(req.raw_query, variant.plus_as_space)
         .find(|(n, _)| n.eq_ignore_ascii_case("comp"))
     {
         out.push_str("?comp=");

@@ -8,7 +8,9 @@ use time::OffsetDateTime;
 use super::dom;
 use super::writer::{close, empty_element, is_xml_char, open, text_element, DECLARATION};
 use super::XmlError;
-use crate::datetime::{format_rfc1123, parse_http_date};
+use std::fmt::Write as _;
+
+use crate::datetime::{parse_http_date, push_rfc1123};
 
 /// Reads the text of a Put/Update Message body,
 /// `<QueueMessage><MessageText>…</MessageText></QueueMessage>`.
@@ -19,6 +21,13 @@ use crate::datetime::{format_rfc1123, parse_http_date};
 /// Azurite answers `InvalidXmlDocument`; an empty one is the empty string. Child elements
 /// inside `MessageText` are an `InvalidValue`, since the text would otherwise be ambiguous.
 pub fn parse_message_text(body: &[u8]) -> Result<String, XmlError> {
+    if let Some(text) = plain_message_text(body) {
+        return Ok(text.to_owned());
+    }
+    parse_message_text_in_full(body)
+}
+
+fn parse_message_text_in_full(body: &[u8]) -> Result<String, XmlError> {
     let root = dom::parse(body)?.ok_or(XmlError::Malformed)?;
     if root.name != "QueueMessage" {
         return Err(XmlError::Malformed);
@@ -32,6 +41,35 @@ pub fn parse_message_text(body: &[u8]) -> Result<String, XmlError> {
         return Err(XmlError::InvalidValue("MessageText".into()));
     }
     Ok(text.text)
+}
+
+/// The text of a body in the shape the SDKs send,
+/// `[BOM][<?xml version="1.0" encoding="utf-8"?>]<QueueMessage><MessageText>…</MessageText></QueueMessage>`
+/// with whitespace around the root, when the text has nothing to decode or check: no markup,
+/// no references, no CR, no character XML forbids. Then the full parse would return exactly
+/// these bytes, so this is only a shortcut; `None` sends every other body down that parse.
+fn plain_message_text(body: &[u8]) -> Option<&str> {
+    const OPEN: &[u8] = b"<QueueMessage><MessageText>";
+    const CLOSE: &[u8] = b"</MessageText></QueueMessage>";
+    let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+    let mut rest = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    for decl in [
+        DECLARATION.as_bytes(),
+        b"<?xml version='1.0' encoding='utf-8'?>".as_slice(),
+    ] {
+        if let Some(r) = rest.strip_prefix(decl) {
+            rest = r;
+            break;
+        }
+    }
+    let start = rest.iter().position(|b| !is_space(b))?;
+    let end = rest.iter().rposition(|b| !is_space(b))? + 1;
+    let text = rest[start..end].strip_prefix(OPEN)?.strip_suffix(CLOSE)?;
+    let text = std::str::from_utf8(text).ok()?;
+    let plain = text.bytes().all(|b| {
+        !matches!(b, b'<' | b'>' | b'&' | b'\r') && (b >= 0x20 || b == b'\t' || b == b'\n')
+    }) && !text.contains(['\u{FFFE}', '\u{FFFF}']);
+    plain.then_some(text)
 }
 
 /// A character XML 1.0 cannot carry, so a message text holding it cannot be sent.
@@ -71,10 +109,10 @@ pub struct MessageXml<'a> {
 pub fn write_messages_list(msgs: &[MessageXml<'_>]) -> String {
     let mut out = String::with_capacity(
         DECLARATION.len()
-            + 40
+            + 64
             + msgs
                 .iter()
-                .map(|m| 300 + m.message_text.map_or(0, str::len))
+                .map(|m| 512 + m.message_text.map_or(0, |t| t.len() + t.len() / 8))
                 .sum::<usize>(),
     );
     out.push_str(DECLARATION);
@@ -82,24 +120,28 @@ pub fn write_messages_list(msgs: &[MessageXml<'_>]) -> String {
         empty_element(&mut out, "QueueMessagesList");
         return out;
     }
+    // Dates and counts are never empty, so they are written as `<Name>value</Name>` directly.
+    let date_element = |out: &mut String, name: &str, t: OffsetDateTime| {
+        open(out, name);
+        push_rfc1123(out, t);
+        close(out, name);
+    };
     open(&mut out, "QueueMessagesList");
     for m in msgs {
         open(&mut out, "QueueMessage");
         text_element(&mut out, "MessageId", m.message_id);
-        text_element(&mut out, "InsertionTime", &format_rfc1123(m.insertion_time));
-        text_element(
-            &mut out,
-            "ExpirationTime",
-            &format_rfc1123(m.expiration_time),
-        );
+        date_element(&mut out, "InsertionTime", m.insertion_time);
+        date_element(&mut out, "ExpirationTime", m.expiration_time);
         if let Some(r) = m.pop_receipt {
             text_element(&mut out, "PopReceipt", r);
         }
         if let Some(t) = m.time_next_visible {
-            text_element(&mut out, "TimeNextVisible", &format_rfc1123(t));
+            date_element(&mut out, "TimeNextVisible", t);
         }
         if let Some(n) = m.dequeue_count {
-            text_element(&mut out, "DequeueCount", &n.to_string());
+            open(&mut out, "DequeueCount");
+            let _ = write!(out, "{n}");
+            close(&mut out, "DequeueCount");
         }
         if let Some(t) = m.message_text {
             text_element(&mut out, "MessageText", t);
@@ -159,6 +201,52 @@ pub fn parse_messages_list(body: &[u8]) -> Result<Vec<ParsedMessage>, XmlError> 
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    proptest::proptest! {
+        #[test]
+        fn shortcut_agrees_with_the_full_parse(
+            prefix in proptest::prop_oneof![
+                proptest::strategy::Just(""),
+                proptest::strategy::Just("\u{FEFF}"),
+                proptest::strategy::Just("<?xml version=\"1.0\" encoding=\"utf-8\"?>"),
+                proptest::strategy::Just("\u{FEFF}<?xml version='1.0' encoding='utf-8'?>\n"),
+                proptest::strategy::Just(" \r\n\t"),
+            ],
+            text in "\\PC{0,24}|[\t\n\r -~]{0,24}|[a-z\u{0}-\u{1F}\u{FFFD}-\u{FFFF}]{0,8}",
+            suffix in "[ \t\r\n]{0,3}",
+        ) {
+            let body = format!(
+                "{prefix}<QueueMessage><MessageText>{text}</MessageText></QueueMessage>{suffix}"
+            );
+            let full = parse_message_text_in_full(body.as_bytes());
+            match plain_message_text(body.as_bytes()) {
+                Some(fast) => proptest::prop_assert_eq!(Ok(fast.to_owned()), full),
+                // Plain text must take the shortcut.
+                None => proptest::prop_assert!(
+                    text.contains(['<', '>', '&', '\r', '\u{FFFE}', '\u{FFFF}'])
+                        || text.chars().any(|c| c < ' ' && c != '\t' && c != '\n'),
+                    "{:?}", body
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn shortcut_leaves_other_shapes_to_the_parser() {
+        for body in [
+            "<QueueMessage><MessageText>a</MessageText></QueueMessage>x",
+            "<QueueMessage ><MessageText>a</MessageText></QueueMessage>",
+            "<QueueMessage><MessageText>a</MessageText><MessageText>b</MessageText></QueueMessage>",
+            "<?xml version=\"1.0\"?><QueueMessage><MessageText>a</MessageText></QueueMessage>",
+            "<QueueMessage><MessageText>a&amp;b</MessageText></QueueMessage>",
+        ] {
+            assert_eq!(plain_message_text(body.as_bytes()), None, "{body}");
+        }
+        assert_eq!(
+            plain_message_text(b"<QueueMessage><MessageText>\xFF</MessageText></QueueMessage>"),
+            None
+        );
+    }
 
     #[test]
     fn parses_plain_message() {

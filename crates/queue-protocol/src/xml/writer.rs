@@ -11,22 +11,43 @@ use std::fmt::Write as _;
 pub(crate) const DECLARATION: &str = r#"<?xml version="1.0" encoding="utf-8"?>"#;
 
 /// Appends `s` escaped for character data.
+///
+/// Runs of characters that need no escaping are copied whole. In UTF-8 text only these need
+/// attention: `&`, `<`, `>`, CR, the other C0 controls but tab and LF, and U+FFFE and U+FFFF
+/// (bytes `EF BF BE` and `EF BF BF`), the two non-characters a Rust string can hold.
 pub(crate) fn push_text(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
+    let bytes = s.as_bytes();
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let (len, escape): (usize, Option<&str>) = match b {
+            b'&' => (1, Some("&amp;")),
+            b'<' => (1, Some("&lt;")),
+            b'>' => (1, Some("&gt;")),
             // Parsers normalise CR and CRLF to LF in character data, so keep it as a reference.
-            '\r' => out.push_str("&#xD;"),
-            '\t' | '\n' => out.push(c),
+            b'\r' => (1, Some("&#xD;")),
+            b'\t' | b'\n' => (1, None),
             // Not representable in XML 1.0 at all; a reference is the least-bad rendering and
             // lenient parsers (and ours) read it back. Queue text never contains these because
             // it arrives as XML, but metadata values come from headers.
-            c if !is_xml_char(c) => push_char_ref(out, c),
-            c => out.push(c),
+            0..=0x1f => (1, Some("")),
+            0xef if matches!(bytes.get(i + 1..i + 3), Some([0xbf, 0xbe | 0xbf])) => (3, Some("")),
+            _ => (1, None),
+        };
+        if let Some(escape) = escape {
+            out.push_str(&s[copied..i]);
+            if escape.is_empty() {
+                let c = s[i..].chars().next().unwrap_or_default();
+                push_char_ref(out, c);
+            } else {
+                out.push_str(escape);
+            }
+            copied = i + len;
         }
+        i += len;
     }
+    out.push_str(&s[copied..]);
 }
 
 /// Appends `s` escaped for a double-quoted attribute value, where parsers also normalise
@@ -119,6 +140,45 @@ mod tests {
         assert_eq!(text("\"'"), "\"'");
         assert_eq!(text("é 😀"), "é 😀");
         assert_eq!(text("\u{0}\u{1}\u{1F}\u{FFFE}"), "&#x0;&#x1;&#x1F;&#xFFFE;");
+    }
+
+    /// The escaping as first written, one character at a time.
+    fn reference_text(s: &str) -> String {
+        let mut out = String::new();
+        for c in s.chars() {
+            match c {
+                '&' => out.push_str("&amp;"),
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                '\r' => out.push_str("&#xD;"),
+                '\t' | '\n' => out.push(c),
+                c if !is_xml_char(c) => push_char_ref(&mut out, c),
+                c => out.push(c),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn fast_escaping_matches_reference() {
+        for s in [
+            "",
+            "plain",
+            "\u{FFFE}\u{FFFF}\u{FFFD}\u{FFBF}\u{EFBF}x",
+            "a\u{FFFF}",
+            "\u{FFFE}",
+            "\u{10FFFF}\u{E000}\u{D7FF}\u{7F}\u{80}",
+            "&&<<>>\r\r\n\t\u{0}\u{1F}\u{20}",
+        ] {
+            assert_eq!(text(s), reference_text(s), "{s:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_escaping_matches_reference_on_any_text(s in "\\PC*|[\u{0}-\u{7F}\u{FFF0}-\u{FFFF}]*") {
+            proptest::prop_assert_eq!(text(&s), reference_text(&s));
+        }
     }
 
     #[test]
