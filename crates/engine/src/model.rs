@@ -44,19 +44,19 @@ impl MessageId {
 impl fmt::Display for MessageId {
     /// Lowercase hyphenated GUID, as Azure shows message ids.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let b = self.0.to_be_bytes();
-        let h = |r: std::ops::Range<usize>| -> String {
-            b[r].iter().map(|x| format!("{x:02x}")).collect()
-        };
-        write!(
-            f,
-            "{}-{}-{}-{}-{}",
-            h(0..4),
-            h(4..6),
-            h(6..8),
-            h(8..10),
-            h(10..16)
-        )
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 36];
+        let mut at = 0;
+        for (i, byte) in self.0.to_be_bytes().into_iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                out[at] = b'-';
+                at += 1;
+            }
+            out[at] = HEX[usize::from(byte >> 4)];
+            out[at + 1] = HEX[usize::from(byte & 0xf)];
+            at += 2;
+        }
+        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -219,6 +219,14 @@ mod tests {
     fn message_id_round_trips_as_guid() {
         let id = MessageId(0x5974b586_0df3_4e2d_ad0c_18e3892bfca2);
         assert_eq!(id.to_string(), "5974b586-0df3-4e2d-ad0c-18e3892bfca2");
+        assert_eq!(
+            MessageId(0).to_string(),
+            "00000000-0000-0000-0000-000000000000"
+        );
+        assert_eq!(
+            MessageId(u128::MAX).to_string(),
+            "ffffffff-ffff-ffff-ffff-ffffffffffff"
+        );
         assert_eq!("5974B586-0DF3-4E2D-AD0C-18E3892BFCA2".parse(), Ok(id));
         assert!("5974b586-0df3-4e2d-ad0c-18e3892bfca"
             .parse::<MessageId>()
