@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use hematite_queue_protocol::auth::SigningKey;
 
 /// The emulator's well-known account (digest §6.3).
 pub const DEV_ACCOUNT: &str = "devstoreaccount1";
@@ -19,6 +20,8 @@ pub struct Account {
     pub name: String,
     /// Decoded keys; a request signed with any of them is accepted.
     pub keys: Vec<Vec<u8>>,
+    /// `keys`, each made ready to sign with (the HMAC key schedule done once).
+    pub signing_keys: Vec<SigningKey>,
     /// The first key as configured, for printing a connection string.
     pub key_b64: String,
 }
@@ -72,6 +75,7 @@ impl Accounts {
             name.clone(),
             Account {
                 name,
+                signing_keys: keys.iter().map(|k| SigningKey::new(k)).collect(),
                 keys,
                 key_b64: keys_b64[0].trim().to_owned(),
             },

@@ -6,6 +6,8 @@
 //! headers (`x-ms-request-id`, `x-ms-version`, `Date`, echoed `x-ms-client-request-id`) and, when
 //! the request carried `Origin`, the CORS headers the account's rules call for.
 
+use std::borrow::Cow;
+
 use hematite_engine::{Engine, QueueRef};
 use hematite_queue_protocol::datetime;
 use hematite_queue_protocol::error::ErrorCode;
@@ -18,7 +20,7 @@ use time::OffsetDateTime;
 use crate::accounts::Accounts;
 use crate::auth::{self, to_offset};
 use crate::error::ApiError;
-use crate::http1::{BadRequest, Handler, Request, Response};
+use crate::http1::{BadRequest, Handler, HeaderText, Request, Response};
 use crate::ops;
 use crate::params::{parse_int, Query};
 use crate::routing::{self, Operation, Resource, RouteError, Target};
@@ -93,9 +95,12 @@ impl QueueApi {
             }
         }
         let mut target =
-            routing::target(req.header("Host"), &req.path).map_err(|e| route_error(e, req))?;
-        progress.account = Some(target.account.clone());
-        let query = Query(decode_query(&req.query, false));
+            routing::target(req.header("Host"), req.path()).map_err(|e| route_error(e, req))?;
+        // Only the CORS decoration needs it, and only for a request with `Origin`.
+        if req.header("Origin").is_some() {
+            progress.account = Some(target.account.clone());
+        }
+        let query = Query(decode_query(req.query(), false));
         // Python reaches the secondary by swapping the endpoint's host part for
         // `host/{account}-secondary`, then appends the primary path: account-level requests
         // arrive as `/{account}-secondary/{account}/?restype=service…`.
@@ -107,7 +112,7 @@ impl QueueApi {
             target.resource = Resource::Account;
         }
         let op = routing::operation(
-            &req.method,
+            req.method(),
             &target.resource,
             query.get("comp"),
             query.get("restype"),
@@ -243,17 +248,25 @@ fn unreachable_preflight() -> Result<Response, ApiError> {
 fn route_error(e: RouteError, req: &Request) -> ApiError {
     match e {
         RouteError::InvalidUri => {
-            ApiError::new(ErrorCode::InvalidUri).detail("UriPath", req.path.clone())
+            ApiError::new(ErrorCode::InvalidUri).detail("UriPath", req.path())
         }
         RouteError::UnsupportedVerb => ApiError::new(ErrorCode::UnsupportedHttpVerb),
         RouteError::InvalidComp { name, value } => ApiError::invalid_query(name, &value, None),
     }
 }
 
+/// A fresh `x-ms-request-id`: a version-4 UUID from the thread's generator (no system call).
+fn request_id() -> String {
+    let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+    id.hyphenated()
+        .encode_lower(&mut uuid::Uuid::encode_buffer())
+        .to_owned()
+}
+
 impl Handler for QueueApi {
     async fn handle(&self, req: Request) -> Response {
         let now = to_offset(self.engine.now());
-        let request_id = uuid::Uuid::new_v4().to_string();
+        let request_id = request_id();
         let mut progress = Progress::default();
         let result = self.dispatch(&req, now, &mut progress).await;
         let failed = result.is_err();
@@ -261,7 +274,7 @@ impl Handler for QueueApi {
             Ok(r) => r,
             Err(e) => {
                 if e.code() == ErrorCode::InternalError {
-                    tracing::warn!(method = %req.method, path = %req.path, "internal error");
+                    tracing::warn!(method = %req.method(), path = %req.path(), "internal error");
                 }
                 self.error_response(e, &request_id, now)
             }
@@ -271,28 +284,38 @@ impl Handler for QueueApi {
             (None, true) => ApiVersion::V2009_09_19,
             (None, false) => LATEST_KNOWN,
         };
-        let mut common = vec![
-            ("x-ms-request-id".to_owned(), request_id),
-            ("x-ms-version".to_owned(), version.to_string()),
-            ("Date".to_owned(), datetime::format_rfc1123(now)),
+        let mut common: Vec<(HeaderText, HeaderText)> = Vec::with_capacity(5 + resp.headers.len());
+        common.extend([
+            (Cow::Borrowed("x-ms-request-id"), Cow::Owned(request_id)),
             (
-                "Server".to_owned(),
-                concat!("Hematite/", env!("CARGO_PKG_VERSION")).to_owned(),
+                Cow::Borrowed("x-ms-version"),
+                Cow::Owned(version.to_string()),
             ),
-        ];
+            (
+                Cow::Borrowed("Date"),
+                Cow::Owned(datetime::format_rfc1123(now)),
+            ),
+            (
+                Cow::Borrowed("Server"),
+                Cow::Borrowed(concat!("Hematite/", env!("CARGO_PKG_VERSION"))),
+            ),
+        ]);
         if let Some(id) = req.header("x-ms-client-request-id") {
             if !(failed && id.len() > 1024) {
-                common.push(("x-ms-client-request-id".to_owned(), id.to_owned()));
+                common.push((
+                    Cow::Borrowed("x-ms-client-request-id"),
+                    Cow::Owned(id.to_owned()),
+                ));
             }
         }
         common.append(&mut resp.headers);
         resp.headers = common;
-        if req.method != "OPTIONS" {
+        if req.method() != "OPTIONS" {
             if let (Some(origin), Some(account)) =
                 (req.header("Origin"), progress.account.as_deref())
             {
                 if let Ok(rules) = self.cors_rules(account).await {
-                    cors::decorate(&rules, origin, &req.method, &mut resp);
+                    cors::decorate(&rules, origin, req.method(), &mut resp);
                 }
             }
         }
@@ -301,7 +324,7 @@ impl Handler for QueueApi {
 
     fn bad_request(&self, reason: BadRequest) -> Response {
         let now = to_offset(self.engine.now());
-        let request_id = uuid::Uuid::new_v4().to_string();
+        let request_id = request_id();
         let e = match reason {
             BadRequest::Malformed => ApiError::new(ErrorCode::InvalidInput)
                 .message("The HTTP request could not be parsed."),
@@ -312,11 +335,11 @@ impl Handler for QueueApi {
         };
         let mut resp = self.error_response(e, &request_id, now);
         resp.headers
-            .insert(0, ("x-ms-request-id".into(), request_id));
+            .insert(0, ("x-ms-request-id".into(), request_id.into()));
         resp.headers
-            .insert(1, ("x-ms-version".into(), LATEST_KNOWN.to_string()));
+            .insert(1, ("x-ms-version".into(), LATEST_KNOWN.to_string().into()));
         resp.headers
-            .insert(2, ("Date".into(), datetime::format_rfc1123(now)));
+            .insert(2, ("Date".into(), datetime::format_rfc1123(now).into()));
         resp
     }
 }

@@ -8,6 +8,7 @@
 //!
 //! Authorization maps each operation to what a SAS must grant (digest §6.4, §6.5).
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use hematite_engine::{Engine, QueueRef, Timestamp};
@@ -101,7 +102,10 @@ pub async fn authenticate(
         }
     };
     let signed_as = signed.account.as_str();
-    if signed_as != account.name && signed_as != format!("{}-secondary", account.name) {
+    let signed_as_secondary = signed_as
+        .strip_suffix("-secondary")
+        .is_some_and(|a| a == account.name);
+    if signed_as != account.name && !signed_as_secondary {
         return Err(ApiError::auth_failed(format!(
             "The account {signed_as} in the Authorization header does not match the account {} in the request URI.",
             account.name
@@ -109,22 +113,13 @@ pub async fn authenticate(
     }
     check_date(req, now)?;
 
-    let headers: Vec<(&str, &str)> = req
-        .headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let headers: Vec<(&str, &str)> = req.headers().collect();
     let signable = SignableRequest {
-        method: &req.method,
-        path: &req.path,
-        raw_query: &req.query,
+        method: req.method(),
+        path: req.path(),
+        raw_query: req.query(),
         headers: &headers,
     };
-    let secondary_name = format!("{}-secondary", account.name);
-    let mut names = vec![account.name.as_str()];
-    if target.secondary {
-        names.push(secondary_name.as_str());
-    }
     let variants = [
         Variant::default(),
         Variant {
@@ -140,22 +135,37 @@ pub async fn authenticate(
             ..Variant::default()
         },
     ];
+    let mut sts = String::new();
     let mut first_sts = None;
     for variant in variants {
-        for name in &names {
-            let sts =
-                shared_key::string_to_sign(&signable, name, header_version, signed.scheme, variant);
+        for secondary in [false, true] {
+            if secondary && !target.secondary {
+                continue;
+            }
+            let name: Cow<'_, str> = if secondary {
+                Cow::Owned(format!("{}-secondary", account.name))
+            } else {
+                Cow::Borrowed(&account.name)
+            };
+            shared_key::string_to_sign_into(
+                &mut sts,
+                &signable,
+                &name,
+                header_version,
+                signed.scheme,
+                variant,
+            );
             if account
-                .keys
+                .signing_keys
                 .iter()
-                .any(|k| shared_key::verify(k, &sts, &signed.signature))
+                .any(|k| k.verify(&sts, &signed.signature))
             {
                 return Ok(Authenticated {
                     principal: Principal::Owner,
                     version: header_version,
                 });
             }
-            first_sts.get_or_insert(sts);
+            first_sts.get_or_insert_with(|| sts.clone());
         }
     }
     let scheme = match signed.scheme {
@@ -230,11 +240,7 @@ async fn authenticate_sas(
         };
         sas::service_sas_string_to_sign(&p, &account.name, &queue.to_ascii_lowercase())
     };
-    if !account
-        .keys
-        .iter()
-        .any(|k| shared_key::verify(k, &sts, &p.sig))
-    {
+    if !account.signing_keys.iter().any(|k| k.verify(&sts, &p.sig)) {
         return Err(ApiError::auth_failed(format!(
             "Signature did not match. String to sign used was {sts}"
         )));

@@ -69,8 +69,8 @@ pub fn preflight(
         return Err(fail());
     }
     let mut resp = Response::new(200)
-        .header("Access-Control-Allow-Origin", origin)
-        .header("Access-Control-Allow-Methods", method)
+        .header("Access-Control-Allow-Origin", origin.to_owned())
+        .header("Access-Control-Allow-Methods", method.to_owned())
         .header("Access-Control-Max-Age", rule.max_age_seconds.to_string())
         .header("Access-Control-Allow-Credentials", "true");
     if !requested.is_empty() {
@@ -95,13 +95,13 @@ pub fn decorate(rules: &[CorsRule], origin: &str, method: &str, resp: &mut Respo
     let exposed: Vec<String> = resp
         .headers
         .iter()
-        .map(|(k, _)| k.clone())
+        .map(|(k, _)| k.to_string())
         .filter(|k| header_listed(&rule.exposed_headers, k))
         .collect();
     if any_origin {
         resp.push_header("Access-Control-Allow-Origin", "*");
     } else {
-        resp.push_header("Access-Control-Allow-Origin", origin);
+        resp.push_header("Access-Control-Allow-Origin", origin.to_owned());
         resp.push_header("Access-Control-Allow-Credentials", "true");
         resp.push_header("Vary", "Origin");
     }
@@ -129,7 +129,7 @@ mod tests {
         r.headers
             .iter()
             .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
     }
 
     #[test]

@@ -7,12 +7,17 @@
 //! keep-alive, pipelining, `Content-Length` and chunked request bodies, `Expect: 100-continue`,
 //! bounded header and body sizes, an idle timeout, and a graceful stop.
 
+use std::borrow::Cow;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::ops::Range;
+use std::pin::Pin;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio::time::{Instant, Sleep};
 
 /// The largest header block accepted (request line + headers).
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -22,16 +27,20 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Bodies larger than the limit are read and discarded up to this much, so the client sees the
 /// 413 answer instead of a reset; beyond it the connection is closed.
 const MAX_DRAIN_BYTES: usize = 8 * 1024 * 1024;
+/// How much room one read of the socket gets.
+const READ_CHUNK: usize = 16 * 1024;
 
 /// A parsed request. Header names keep the case they were sent in.
+///
+/// The request line's parts and the headers live in one buffer, so parsing a request costs
+/// one allocation for them rather than two per header.
 #[derive(Debug, Clone)]
 pub struct Request {
-    pub method: String,
-    /// Path as sent, still percent-encoded, without the query.
-    pub path: String,
-    /// Query string as sent, without the `?`.
-    pub query: String,
-    pub headers: Vec<(String, String)>,
+    text: String,
+    method: Range<usize>,
+    path: Range<usize>,
+    query: Range<usize>,
+    headers: Vec<(Range<usize>, Range<usize>)>,
     pub body: Vec<u8>,
     pub peer: SocketAddr,
     /// Set when the body exceeded the limit; `body` is then empty.
@@ -39,21 +48,45 @@ pub struct Request {
 }
 
 impl Request {
-    /// The first header with this name, compared case-insensitively.
-    pub fn header(&self, name: &str) -> Option<&str> {
+    /// The method as sent, e.g. `GET`.
+    pub fn method(&self) -> &str {
+        &self.text[self.method.clone()]
+    }
+
+    /// Path as sent, still percent-encoded, without the query.
+    pub fn path(&self) -> &str {
+        &self.text[self.path.clone()]
+    }
+
+    /// Query string as sent, without the `?`.
+    pub fn query(&self) -> &str {
+        &self.text[self.query.clone()]
+    }
+
+    /// Every header in order: names as sent, values trimmed.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
         self.headers
             .iter()
+            .map(|(k, v)| (&self.text[k.clone()], &self.text[v.clone()]))
+    }
+
+    /// The first header with this name, compared case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v)
     }
 }
+
+/// A header name or value: usually a literal, so it costs no allocation.
+pub type HeaderText = Cow<'static, str>;
 
 /// A response. Headers are written exactly as given, in order.
 #[derive(Debug, Clone, Default)]
 pub struct Response {
     pub status: u16,
     pub reason: Option<String>,
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(HeaderText, HeaderText)>,
     pub body: Vec<u8>,
 }
 
@@ -65,18 +98,20 @@ impl Response {
         }
     }
 
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn header(mut self, name: impl Into<HeaderText>, value: impl Into<HeaderText>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
     }
 
-    pub fn push_header(&mut self, name: impl Into<String>, value: impl Into<String>) {
+    pub fn push_header(&mut self, name: impl Into<HeaderText>, value: impl Into<HeaderText>) {
         self.headers.push((name.into(), value.into()));
     }
 
     pub fn xml(mut self, body: String) -> Self {
-        self.headers
-            .push(("Content-Type".into(), "application/xml".into()));
+        self.headers.push((
+            Cow::Borrowed("Content-Type"),
+            Cow::Borrowed("application/xml"),
+        ));
         self.body = body.into_bytes();
         self
     }
@@ -98,78 +133,148 @@ pub enum BadRequest {
     LengthRequired,
 }
 
+/// One connection's socket and buffers.
+///
+/// The idle timeout is one timer per connection, re-armed only when it fires early, rather
+/// than a timer registered and cancelled around every read.
+struct Conn {
+    stream: TcpStream,
+    /// Bytes read and not yet consumed.
+    buf: Vec<u8>,
+    /// The response being written, kept to reuse its allocation.
+    out: Vec<u8>,
+    /// Fires at the latest once a read has waited the idle timeout; it may fire early, as it is
+    /// moved only when it does.
+    idle: Pin<Box<Sleep>>,
+    /// Resolves when the server stops (or its stop sender is gone).
+    stopped: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+enum Read {
+    Data,
+    /// The peer closed, the read failed, or the connection idled out.
+    Closed,
+    Stopped,
+}
+
+impl Conn {
+    fn new(stream: TcpStream, stop: &watch::Receiver<bool>) -> Self {
+        let mut stop = stop.clone();
+        let now = Instant::now();
+        Conn {
+            stream,
+            buf: Vec::with_capacity(READ_CHUNK),
+            out: Vec::with_capacity(1024),
+            idle: Box::pin(tokio::time::sleep_until(now + IDLE_TIMEOUT)),
+            stopped: Box::pin(async move {
+                let _ = stop.changed().await;
+            }),
+        }
+    }
+
+    /// Reads more bytes into `buf`, waiting at most the idle timeout, and for the stop signal
+    /// too when `watch_stop`.
+    async fn read_more(&mut self, watch_stop: bool) -> Read {
+        if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
+            self.buf.reserve(READ_CHUNK);
+        }
+        let deadline = Instant::now() + IDLE_TIMEOUT;
+        loop {
+            tokio::select! {
+                biased;
+                r = self.stream.read_buf(&mut self.buf) => {
+                    return match r {
+                        Ok(0) | Err(_) => Read::Closed,
+                        Ok(_) => Read::Data,
+                    };
+                }
+                _ = &mut self.stopped, if watch_stop => return Read::Stopped,
+                _ = self.idle.as_mut() => {
+                    if Instant::now() >= deadline {
+                        return Read::Closed;
+                    }
+                    self.idle.as_mut().reset(deadline);
+                }
+            }
+        }
+    }
+
+    /// Reads until `buf` holds at least `n` bytes.
+    async fn fill(&mut self, n: usize) -> Result<(), BodyError> {
+        while self.buf.len() < n {
+            match self.read_more(false).await {
+                Read::Data => {}
+                Read::Closed | Read::Stopped => return Err(BodyError::Io),
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Serves one connection until the peer closes it, it idles out, or `stop` turns true.
 pub async fn serve_connection<H: Handler>(
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
     handler: &H,
     max_body: usize,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let mut buf: Vec<u8> = Vec::with_capacity(8 * 1024);
+    let mut conn = Conn::new(stream, &stop);
     loop {
         // Read until a complete head is buffered.
         let head = loop {
-            match parse_head(&buf) {
+            match parse_head(&conn.buf) {
                 Ok(Some(h)) if h.len <= MAX_HEAD_BYTES => break h,
                 // Checked on complete heads too: a fast client delivers a large head whole.
                 Ok(Some(_)) => {
-                    return refuse(stream, handler, BadRequest::HeadTooLarge).await;
+                    return refuse(conn, handler, BadRequest::HeadTooLarge).await;
                 }
-                Ok(None) if buf.len() > MAX_HEAD_BYTES => {
-                    return refuse(stream, handler, BadRequest::HeadTooLarge).await;
+                Ok(None) if conn.buf.len() > MAX_HEAD_BYTES => {
+                    return refuse(conn, handler, BadRequest::HeadTooLarge).await;
                 }
                 Ok(None) => {}
-                Err(()) => return refuse(stream, handler, BadRequest::Malformed).await,
+                Err(()) => return refuse(conn, handler, BadRequest::Malformed).await,
             }
-            let read = tokio::select! {
-                r = tokio::time::timeout(IDLE_TIMEOUT, read_more(&mut stream, &mut buf)) => r,
-                _ = stop.changed() => return,
-            };
-            match read {
-                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
-                Ok(Ok(_)) => {}
+            match conn.read_more(true).await {
+                Read::Data => {}
+                Read::Closed | Read::Stopped => return,
             }
-            if *stop.borrow() && buf.is_empty() {
+            if *stop.borrow() && conn.buf.is_empty() {
                 return;
             }
         };
-        buf.drain(..head.len);
+        conn.buf.drain(..head.len);
 
-        let is_head = head.method == "HEAD";
+        let is_head = head.req.method() == "HEAD";
         let keep_alive = head.keep_alive;
         if head.expect_continue
-            && stream
+            && conn
+                .stream
                 .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
                 .await
                 .is_err()
         {
             return;
         }
-        let body = match read_body(&mut stream, &mut buf, &head.framing, max_body).await {
+        let body = match read_body(&mut conn, &head.framing, max_body).await {
             Ok(b) => b,
             Err(BodyError::Io) => return,
             Err(BodyError::Malformed) => {
-                return refuse(stream, handler, BadRequest::Malformed).await;
+                return refuse(conn, handler, BadRequest::Malformed).await;
             }
         };
         let (body, body_too_large, resync) = match body {
             Body::Complete(b) => (b, false, true),
             Body::TooLarge { drained } => (Vec::new(), true, drained),
         };
-        let req = Request {
-            method: head.method,
-            path: head.path,
-            query: head.query,
-            headers: head.headers,
-            body,
-            peer,
-            body_too_large,
-        };
+        let mut req = head.req;
+        req.body = body;
+        req.peer = peer;
+        req.body_too_large = body_too_large;
         let resp = handler.handle(req).await;
         let keep = keep_alive && resync && !*stop.borrow();
-        if write_response(&mut stream, resp, is_head, keep)
+        if write_response(&mut conn, resp, is_head, keep)
             .await
             .is_err()
             || !keep
@@ -184,14 +289,12 @@ pub async fn serve_connection<H: Handler>(
 /// Closing a socket that still holds unread client data makes the kernel send a reset, which
 /// can destroy the response before the client reads it. So, like nginx's lingering close, shut
 /// the write side and discard what still arrives, for a bounded time and amount.
-async fn refuse<H: Handler>(mut stream: TcpStream, handler: &H, reason: BadRequest) {
+async fn refuse<H: Handler>(mut conn: Conn, handler: &H, reason: BadRequest) {
     let resp = handler.bad_request(reason);
-    if write_response(&mut stream, resp, false, false)
-        .await
-        .is_err()
-    {
+    if write_response(&mut conn, resp, false, false).await.is_err() {
         return;
     }
+    let mut stream = conn.stream;
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         let mut sink = [0u8; 16 * 1024];
         let mut total = 0usize;
@@ -205,13 +308,6 @@ async fn refuse<H: Handler>(mut stream: TcpStream, handler: &H, reason: BadReque
     .await;
 }
 
-async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<usize> {
-    let mut chunk = [0u8; 16 * 1024];
-    let n = stream.read(&mut chunk).await?;
-    buf.extend_from_slice(&chunk[..n]);
-    Ok(n)
-}
-
 #[derive(Debug)]
 enum Framing {
     None,
@@ -222,13 +318,24 @@ enum Framing {
 #[derive(Debug)]
 struct Head {
     len: usize,
-    method: String,
-    path: String,
-    query: String,
-    headers: Vec<(String, String)>,
+    /// The request without its body yet.
+    req: Request,
     framing: Framing,
     keep_alive: bool,
     expect_continue: bool,
+}
+
+/// Whether `haystack` contains `needle` (lowercase ASCII), ignoring ASCII case.
+fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+fn ends_with_ignore_case(haystack: &str, suffix: &str) -> bool {
+    let (h, s) = (haystack.as_bytes(), suffix.as_bytes());
+    h.len() >= s.len() && h[h.len() - s.len()..].eq_ignore_ascii_case(s)
 }
 
 fn parse_head(buf: &[u8]) -> Result<Option<Head>, ()> {
@@ -239,19 +346,27 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, ()> {
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(_) => return Err(()),
     };
-    let method = req.method.ok_or(())?.to_owned();
+    let method = req.method.ok_or(())?;
     let target = req.path.ok_or(())?;
     let version = req.version.ok_or(())?;
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p.to_owned(), q.to_owned()),
-        None => (target.to_owned(), String::new()),
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+
+    let mut text = String::with_capacity(len);
+    let span = |text: &mut String, s: &str| {
+        let start = text.len();
+        text.push_str(s);
+        start..text.len()
     };
-    let mut out = Vec::with_capacity(req.headers.len());
+    let method = span(&mut text, method);
+    let path = span(&mut text, path);
+    let query = span(&mut text, query);
+    let mut spans = Vec::with_capacity(req.headers.len());
     let mut framing = Framing::None;
     let mut keep_alive = version == 1;
     let mut expect_continue = false;
     for h in req.headers.iter() {
-        let value = String::from_utf8_lossy(h.value).trim().to_owned();
+        let lossy = String::from_utf8_lossy(h.value);
+        let value = lossy.trim();
         if h.name.eq_ignore_ascii_case("content-length") {
             let n: usize = value.parse().map_err(|_| ())?;
             if matches!(framing, Framing::Length(m) if m != n) {
@@ -261,29 +376,36 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, ()> {
                 framing = Framing::Length(n);
             }
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            if value.to_ascii_lowercase().ends_with("chunked") {
+            if ends_with_ignore_case(value, "chunked") {
                 framing = Framing::Chunked;
             } else {
                 return Err(());
             }
         } else if h.name.eq_ignore_ascii_case("connection") {
-            let v = value.to_ascii_lowercase();
-            if v.contains("close") {
+            if contains_ignore_case(value, "close") {
                 keep_alive = false;
-            } else if v.contains("keep-alive") {
+            } else if contains_ignore_case(value, "keep-alive") {
                 keep_alive = true;
             }
         } else if h.name.eq_ignore_ascii_case("expect") {
             expect_continue = value.eq_ignore_ascii_case("100-continue");
         }
-        out.push((h.name.to_owned(), value));
+        let name = span(&mut text, h.name);
+        let value = span(&mut text, value);
+        spans.push((name, value));
     }
     Ok(Some(Head {
         len,
-        method,
-        path,
-        query,
-        headers: out,
+        req: Request {
+            text,
+            method,
+            path,
+            query,
+            headers: spans,
+            body: Vec::new(),
+            peer: SocketAddr::from(([0, 0, 0, 0], 0)),
+            body_too_large: false,
+        },
         framing,
         keep_alive,
         expect_continue,
@@ -303,12 +425,7 @@ enum BodyError {
     Malformed,
 }
 
-async fn read_body(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    framing: &Framing,
-    max: usize,
-) -> Result<Body, BodyError> {
+async fn read_body(conn: &mut Conn, framing: &Framing, max: usize) -> Result<Body, BodyError> {
     match *framing {
         Framing::None | Framing::Length(0) => Ok(Body::Complete(Vec::new())),
         Framing::Length(n) => {
@@ -316,59 +433,45 @@ async fn read_body(
                 if n > MAX_DRAIN_BYTES {
                     return Ok(Body::TooLarge { drained: false });
                 }
-                fill(stream, buf, n).await?;
-                buf.drain(..n);
+                conn.fill(n).await?;
+                conn.buf.drain(..n);
                 return Ok(Body::TooLarge { drained: true });
             }
-            fill(stream, buf, n).await?;
-            Ok(Body::Complete(buf.drain(..n).collect()))
+            conn.fill(n).await?;
+            Ok(Body::Complete(conn.buf.drain(..n).collect()))
         }
-        Framing::Chunked => read_chunked(stream, buf, max).await,
+        Framing::Chunked => read_chunked(conn, max).await,
     }
 }
 
-async fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>, n: usize) -> Result<(), BodyError> {
-    while buf.len() < n {
-        match tokio::time::timeout(IDLE_TIMEOUT, read_more(stream, buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Err(BodyError::Io),
-            Ok(Ok(_)) => {}
-        }
-    }
-    Ok(())
-}
-
-async fn read_chunked(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    max: usize,
-) -> Result<Body, BodyError> {
+async fn read_chunked(conn: &mut Conn, max: usize) -> Result<Body, BodyError> {
     let mut body = Vec::new();
     let mut total = 0usize;
     loop {
         let (used, size) = loop {
-            match httparse::parse_chunk_size(buf) {
+            match httparse::parse_chunk_size(&conn.buf) {
                 Ok(httparse::Status::Complete((used, size))) => break (used, size),
                 Ok(httparse::Status::Partial) => {
-                    if buf.len() > 4096 {
+                    if conn.buf.len() > 4096 {
                         return Err(BodyError::Malformed);
                     }
-                    fill(stream, buf, buf.len() + 1).await?;
+                    conn.fill(conn.buf.len() + 1).await?;
                 }
                 Err(_) => return Err(BodyError::Malformed),
             }
         };
-        buf.drain(..used);
+        conn.buf.drain(..used);
         let size = usize::try_from(size).map_err(|_| BodyError::Malformed)?;
         if size == 0 {
             // Trailers, if any, end with an empty line.
             loop {
                 let pos = loop {
-                    if let Some(p) = buf.windows(2).position(|w| w == b"\r\n") {
+                    if let Some(p) = conn.buf.windows(2).position(|w| w == b"\r\n") {
                         break p;
                     }
-                    fill(stream, buf, buf.len() + 1).await?;
+                    conn.fill(conn.buf.len() + 1).await?;
                 };
-                buf.drain(..pos + 2);
+                conn.buf.drain(..pos + 2);
                 if pos == 0 {
                     break;
                 }
@@ -383,14 +486,14 @@ async fn read_chunked(
         if total > MAX_DRAIN_BYTES {
             return Ok(Body::TooLarge { drained: false });
         }
-        fill(stream, buf, size + 2).await?;
-        if &buf[size..size + 2] != b"\r\n" {
+        conn.fill(size + 2).await?;
+        if &conn.buf[size..size + 2] != b"\r\n" {
             return Err(BodyError::Malformed);
         }
         if total <= max {
-            body.extend_from_slice(&buf[..size]);
+            body.extend_from_slice(&conn.buf[..size]);
         }
-        buf.drain(..size + 2);
+        conn.buf.drain(..size + 2);
     }
 }
 
@@ -418,23 +521,40 @@ fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
+/// Appends the decimal digits of `n`.
+fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Writes the response with one write (head and body together).
 async fn write_response(
-    stream: &mut TcpStream,
+    conn: &mut Conn,
     resp: Response,
     is_head: bool,
     keep_alive: bool,
 ) -> std::io::Result<()> {
-    let mut out = Vec::with_capacity(256 + resp.body.len());
+    let out = &mut conn.out;
+    out.clear();
     let reason = resp
         .reason
         .as_deref()
         .unwrap_or_else(|| reason_phrase(resp.status));
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_decimal(out, usize::from(resp.status));
+    out.push(b' ');
     // A reason phrase may not contain CR or LF; Azure's texts never do, but be safe.
-    let reason: String = reason
-        .chars()
-        .filter(|c| *c != '\r' && *c != '\n')
-        .collect();
-    out.extend_from_slice(format!("HTTP/1.1 {} {}\r\n", resp.status, reason).as_bytes());
+    out.extend(reason.bytes().filter(|b| *b != b'\r' && *b != b'\n'));
+    out.extend_from_slice(b"\r\n");
     for (k, v) in &resp.headers {
         out.extend_from_slice(k.as_bytes());
         out.extend_from_slice(b": ");
@@ -442,7 +562,9 @@ async fn write_response(
         out.extend_from_slice(b"\r\n");
     }
     let body_len = if is_head { 0 } else { resp.body.len() };
-    out.extend_from_slice(format!("Content-Length: {body_len}\r\n").as_bytes());
+    out.extend_from_slice(b"Content-Length: ");
+    push_decimal(out, body_len);
+    out.extend_from_slice(b"\r\n");
     if !keep_alive {
         out.extend_from_slice(b"Connection: close\r\n");
     }
@@ -450,9 +572,13 @@ async fn write_response(
     if !is_head {
         out.extend_from_slice(&resp.body);
     }
-    stream.write_all(&out).await?;
+    conn.stream.write_all(out).await?;
+    // Keep a large response's buffer from staying with an idle connection.
+    if out.capacity() > 64 * 1024 {
+        *out = Vec::with_capacity(1024);
+    }
     if !keep_alive {
-        let _ = stream.shutdown().await;
+        let _ = conn.stream.shutdown().await;
     }
     Ok(())
 }
@@ -466,12 +592,14 @@ mod tests {
         let raw = b"PUT /devstoreaccount1/q?comp=metadata&x=1 HTTP/1.1\r\nHost: h\r\nx-ms-meta-Color: red \r\nContent-Length: 0\r\n\r\n";
         let h = parse_head(raw).expect("parses").expect("complete");
         assert_eq!(h.len, raw.len());
-        assert_eq!(h.path, "/devstoreaccount1/q");
-        assert_eq!(h.query, "comp=metadata&x=1");
+        assert_eq!(h.req.method(), "PUT");
+        assert_eq!(h.req.path(), "/devstoreaccount1/q");
+        assert_eq!(h.req.query(), "comp=metadata&x=1");
         assert!(h
-            .headers
-            .iter()
+            .req
+            .headers()
             .any(|(k, v)| k == "x-ms-meta-Color" && v == "red"));
+        assert_eq!(h.req.header("HOST"), Some("h"));
         assert!(h.keep_alive);
         assert!(matches!(h.framing, Framing::Length(0)));
     }

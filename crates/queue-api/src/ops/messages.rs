@@ -3,6 +3,7 @@
 //! Ranges and defaults depend on the request's version (digest §3.12–3.17, §4); the message-text
 //! limit counts UTF-8 bytes of the decoded text, as the service does.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -52,10 +53,10 @@ fn message_text(call: &Call<'_>) -> Result<String, ApiError> {
     Ok(text)
 }
 
-fn body_string(m: &Message) -> String {
+fn body_string(m: &Message) -> Cow<'_, str> {
     // Bodies arrive through this front as UTF-8 text; a lossy view only matters for bodies some
     // other front stored as bytes.
-    String::from_utf8_lossy(&m.body).into_owned()
+    String::from_utf8_lossy(&m.body)
 }
 
 pub async fn put(call: &Call<'_>) -> Result<Response, ApiError> {
@@ -159,7 +160,7 @@ pub async fn peek(call: &Call<'_>) -> Result<Response, ApiError> {
 /// The `QueueMessagesList` of Get Messages (`leased`: with receipt and next-visible time) or
 /// Peek Messages (without them).
 fn messages_xml(got: &[Message], leased: bool) -> String {
-    let rows: Vec<(String, String, String)> = got
+    let rows: Vec<(String, String, Cow<'_, str>)> = got
         .iter()
         .map(|m| (m.id.to_string(), receipt_to_wire(m.receipt), body_string(m)))
         .collect();

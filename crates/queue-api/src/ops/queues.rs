@@ -20,7 +20,7 @@ const META_PREFIX: &str = "x-ms-meta-";
 pub fn metadata_from_headers(req: &Request) -> Result<Metadata, ApiError> {
     let mut pairs: Vec<(String, String)> = Vec::new();
     let mut size = 0usize;
-    for (k, v) in &req.headers {
+    for (k, v) in req.headers() {
         let Some(head) = k.get(..META_PREFIX.len()) else {
             continue;
         };
@@ -40,7 +40,7 @@ pub fn metadata_from_headers(req: &Request) -> Result<Metadata, ApiError> {
                 .detail("MetadataName", name));
         }
         size += name.len() + v.len();
-        pairs.push((name.to_owned(), v.clone()));
+        pairs.push((name.to_owned(), v.to_owned()));
     }
     if size > names::MAX_METADATA_BYTES {
         return Err(ApiError::new(ErrorCode::MetadataTooLarge));
