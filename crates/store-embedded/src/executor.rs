@@ -10,6 +10,7 @@
 //! (it is retried every [`REBUILD_EVERY`]), requests are answered "unavailable".
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 use hematite_engine::{Clock, StoreError};
 use tokio::sync::oneshot;
 
-use crate::disk::Disk;
+use crate::disk::{Disk, DiskFile};
 use crate::error::{io_to_store_error, unavailable};
 use crate::log::{Log, LogOpenError};
 use crate::state::State;
@@ -112,8 +113,104 @@ pub struct Executor {
     pub clock: Arc<dyn Clock>,
 }
 
+/// A batch written to the log, waiting for the fsync that makes it durable.
+struct Written {
+    jobs: Vec<Box<dyn Job>>,
+    file: Arc<dyn DiskFile>,
+    /// The durable end (as [`Log::end`]) once `file` is synced.
+    target: u64,
+    epoch: u64,
+}
+
+enum SyncWork {
+    Batch(Written),
+    /// Answered once every batch handed over before it is finished.
+    Barrier(std::sync::mpsc::Sender<()>),
+}
+
+/// What the sync thread tells the executor.
+#[derive(Default)]
+struct SyncShared {
+    /// Durable end of the log, as [`Log::end`].
+    synced: AtomicU64,
+    /// Batches of this epoch or older fail: a sync of that epoch failed.
+    failed_epoch: AtomicU64,
+}
+
+/// The sync thread: fsyncs written batches and answers them, so the executor can apply and
+/// write the next batch while the disk syncs the previous one. One fsync covers every batch
+/// that queued up behind it.
+fn sync_loop(work: Receiver<SyncWork>, shared: Arc<SyncShared>) {
+    while let Ok(first) = work.recv() {
+        let mut items = vec![first];
+        while let Ok(more) = work.try_recv() {
+            items.push(more);
+        }
+        let last = items.iter().rev().find_map(|w| match w {
+            SyncWork::Batch(b) => Some((b.file.clone(), b.target, b.epoch)),
+            SyncWork::Barrier(_) => None,
+        });
+        let mut failure: Option<StoreError> = None;
+        if let Some((file, target, epoch)) = last {
+            if shared.failed_epoch.load(Ordering::SeqCst) < epoch
+                && shared.synced.load(Ordering::SeqCst) < target
+            {
+                match file.sync() {
+                    Ok(()) => shared.synced.fetch_max(target, Ordering::SeqCst),
+                    Err(e) => {
+                        tracing::error!(error = %e, "fsync failed; failing every batch since the last good one");
+                        failure = Some(io_to_store_error(&e));
+                        shared.failed_epoch.fetch_max(epoch, Ordering::SeqCst)
+                    }
+                };
+            }
+        }
+        let failed_epoch = shared.failed_epoch.load(Ordering::SeqCst);
+        for item in items {
+            match item {
+                SyncWork::Batch(b) => {
+                    let err = (b.epoch <= failed_epoch)
+                        .then(|| failure.clone().unwrap_or_else(unavailable));
+                    for job in b.jobs {
+                        job.finish(err.clone());
+                    }
+                }
+                SyncWork::Barrier(done) => {
+                    let _ = done.send(());
+                }
+            }
+        }
+    }
+}
+
 impl Executor {
     pub fn run(self, state: State, log: Log) {
+        let strict = self.config.durability == Durability::Strict;
+        let shared = Arc::new(SyncShared::default());
+        let (sync_tx, sync_rx) = std::sync::mpsc::channel();
+        let syncer = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("hematite-sync".into())
+                .spawn(move || sync_loop(sync_rx, shared))
+        };
+        let syncer = match syncer {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the sync thread");
+                return;
+            }
+        };
+        // Batches handed to the sync thread carry the epoch they were written in; a failed
+        // sync fails its epoch, and the rebuild starts the next one.
+        let mut epoch = 1u64;
+        let barrier = |sync_tx: &std::sync::mpsc::Sender<SyncWork>| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            if sync_tx.send(SyncWork::Barrier(tx)).is_ok() {
+                let _ = rx.recv();
+            }
+        };
+
         let mut current: Option<(State, Log)> = Some((state, log));
         let mut broken_since: Option<Instant> = None;
         // The log of a failed batch, until its unsynced tail is wiped.
@@ -146,12 +243,22 @@ impl Executor {
                 }
             }
 
+            // A sync of an earlier batch failed: everything since is suspect.
+            if broken_since.is_none() && shared.failed_epoch.load(Ordering::SeqCst) >= epoch {
+                barrier(&sync_tx);
+                failed = current.take().map(|(_, mut log)| {
+                    log.note_synced(shared.synced.load(Ordering::SeqCst));
+                    log
+                });
+                broken_since = Some(Instant::now() - REBUILD_EVERY / 2);
+                dirty_since = None;
+            }
             if let Some(since) = broken_since {
                 if since.elapsed() >= REBUILD_EVERY {
                     broken_since = Some(Instant::now());
-                    // First wipe what the failed batch may have left in the file (and in the page
-                    // cache, which a failed fsync may have marked clean), so the rebuild replays
-                    // only what was acknowledged.
+                    // First wipe what the failed batches may have left in the file (and in the
+                    // page cache, which a failed fsync may have marked clean), so the rebuild
+                    // replays only what was acknowledged.
                     let scrubbed = match failed.as_mut().map(Log::scrub_unsynced) {
                         Some(Err(e)) => {
                             tracing::warn!(error = %e, "cannot wipe the failed batch yet");
@@ -169,6 +276,8 @@ impl Executor {
                                 current = Some(loaded);
                                 broken_since = None;
                                 housekeeping_pending = true;
+                                epoch += 1;
+                                shared.synced.store(0, Ordering::SeqCst);
                             }
                             Err(e) => tracing::warn!(error = %e, "store still unavailable"),
                         }
@@ -183,6 +292,7 @@ impl Executor {
                 continue;
             };
 
+            log.note_synced(shared.synced.load(Ordering::SeqCst));
             let mut result = Ok(());
             for job in batch.iter_mut() {
                 result = job.apply(state, log);
@@ -201,24 +311,44 @@ impl Executor {
             }
             let result = result.and_then(|()| {
                 log.flush()?;
-                let due = match self.config.durability {
-                    Durability::Strict => true,
-                    Durability::Relaxed { flush_every } => {
-                        dirty_since.is_some_and(|t| t.elapsed() >= flush_every)
+                if !strict {
+                    let due = dirty_since.is_some_and(|t| t.elapsed() >= flush_every);
+                    if due {
+                        log.sync()?;
+                        dirty_since = None;
+                    } else if log.is_dirty() && dirty_since.is_none() {
+                        dirty_since = Some(Instant::now());
                     }
-                };
-                if due {
-                    log.sync()?;
-                    dirty_since = None;
-                } else if log.is_dirty() && dirty_since.is_none() {
-                    dirty_since = Some(Instant::now());
                 }
-                if !log.is_dirty() {
-                    state.retire_dead(log)?;
-                }
+                state.retire_dead(log, log.synced_end())?;
                 Ok(())
             });
             match result {
+                Ok(()) if strict => {
+                    // Even a batch of reads waits for the sync of what it may have seen.
+                    match log.sync_target() {
+                        Some((file, target)) if !batch.is_empty() => {
+                            let work = SyncWork::Batch(Written {
+                                jobs: batch,
+                                file,
+                                target,
+                                epoch,
+                            });
+                            if let Err(std::sync::mpsc::SendError(SyncWork::Batch(w))) =
+                                sync_tx.send(work)
+                            {
+                                for job in w.jobs {
+                                    job.finish(Some(unavailable()));
+                                }
+                            }
+                        }
+                        _ => {
+                            for job in batch {
+                                job.finish(None);
+                            }
+                        }
+                    }
+                }
                 Ok(()) => {
                     for job in batch {
                         job.finish(None);
@@ -230,12 +360,21 @@ impl Executor {
                     for job in batch {
                         job.finish(Some(err.clone()));
                     }
-                    failed = current.take().map(|(_, log)| log);
+                    // Batches written before this one are still syncing; let them finish (or
+                    // fail) before anything is wiped.
+                    barrier(&sync_tx);
+                    failed = current.take().map(|(_, mut log)| {
+                        log.note_synced(shared.synced.load(Ordering::SeqCst));
+                        log
+                    });
                     broken_since = Some(Instant::now() - REBUILD_EVERY / 2);
                     dirty_since = None;
                 }
             }
         }
+        barrier(&sync_tx);
+        drop(sync_tx);
+        let _ = syncer.join();
         if let Some((_, mut log)) = current.filter(|_| broken_since.is_none()) {
             if let Err(e) = log.flush().and_then(|()| log.sync()) {
                 tracing::error!(error = %e, "final flush failed");

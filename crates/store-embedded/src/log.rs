@@ -63,7 +63,7 @@ pub enum LogOpenError {
 }
 
 struct Segment {
-    file: Box<dyn DiskFile>,
+    file: Arc<dyn DiskFile>,
     first_lsn: u64,
 }
 
@@ -79,8 +79,6 @@ pub struct Log {
     /// Appended records not yet written.
     buf: Vec<u8>,
     next_lsn: u64,
-    /// Whether something was written since the last sync.
-    dirty: bool,
     /// In the current segment: the end of what is known durable, and of what a write was tried.
     synced: u64,
     attempted: u64,
@@ -211,7 +209,6 @@ impl Log {
             written: HEADER_LEN,
             buf: Vec::with_capacity(1 << 20),
             next_lsn: 1,
-            dirty: false,
             synced: HEADER_LEN,
             attempted: HEADER_LEN,
             spares,
@@ -292,7 +289,7 @@ impl Log {
             log.segments.insert(
                 n,
                 Segment {
-                    file,
+                    file: file.into(),
                     first_lsn: header.first_lsn,
                 },
             );
@@ -368,21 +365,47 @@ impl Log {
         seg.file.write_all_at(&self.buf, self.written)?;
         self.written += self.buf.len() as u64;
         self.buf.clear();
-        self.dirty = true;
         Ok(())
     }
 
     /// Makes everything written durable.
     pub fn sync(&mut self) -> io::Result<()> {
-        if !self.dirty {
+        if self.synced >= self.written {
             return Ok(());
         }
         if let Some(seg) = self.segments.get(&self.current) {
             seg.file.sync()?;
         }
-        self.dirty = false;
         self.synced = self.written;
         Ok(())
+    }
+
+    /// The end of the log (everything appended), as an ordered position: segment in the high
+    /// 32 bits, byte offset in the low.
+    pub fn end(&self) -> u64 {
+        (u64::from(self.current) << 32) | (self.written + self.buf.len() as u64)
+    }
+
+    /// What a sync of everything written so far must cover: the current segment's file and
+    /// the position it brings the durable end to. (Older segments were synced when sealed.)
+    pub fn sync_target(&self) -> Option<(Arc<dyn DiskFile>, u64)> {
+        let seg = self.segments.get(&self.current)?;
+        Some((
+            seg.file.clone(),
+            (u64::from(self.current) << 32) | self.written,
+        ))
+    }
+
+    /// Another thread synced up to `end` (from [`Log::sync_target`]).
+    pub fn note_synced(&mut self, end: u64) {
+        if end >> 32 == u64::from(self.current) {
+            self.synced = self.synced.max(end & 0xffff_ffff);
+        }
+    }
+
+    /// The durable end, as an ordered position like [`Log::end`].
+    pub fn synced_end(&self) -> u64 {
+        (u64::from(self.current) << 32) | self.synced
     }
 
     /// After a failed batch: zeroes what may have reached the current segment since the last
@@ -407,13 +430,12 @@ impl Log {
         self.written = from;
         self.synced = from;
         self.attempted = from;
-        self.dirty = false;
         Ok(())
     }
 
     /// Whether records have been written but not synced.
     pub fn is_dirty(&self) -> bool {
-        self.dirty || !self.buf.is_empty()
+        self.synced < self.written || !self.buf.is_empty()
     }
 
     /// Seals the current segment (durably) and starts the next one.
@@ -449,7 +471,7 @@ impl Log {
         self.segments.insert(
             n,
             Segment {
-                file,
+                file: file.into(),
                 first_lsn: self.next_lsn,
             },
         );

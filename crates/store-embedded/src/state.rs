@@ -107,6 +107,8 @@ pub struct State {
     live: Live,
     /// A segment being compacted, and its records not yet looked at.
     compacting: Option<Compaction>,
+    /// Dead segments waiting for the log to be durable past the given end before retiring.
+    dead_since: HashMap<u32, u64>,
 }
 
 /// Counts for tests and reports.
@@ -711,9 +713,13 @@ impl State {
         Ok(())
     }
 
-    /// Retires the oldest segments while nothing live is left in them. Call only when the log
-    /// is synced: a record carried forward must be durable before its old copy goes.
-    pub fn retire_dead(&mut self, log: &mut Log) -> io::Result<usize> {
+    /// Retires the oldest segments while nothing live is left in them.
+    ///
+    /// A segment's records die when newer records supersede them (a carried-forward copy, a
+    /// redefinition, a delete), and those newer records may not be durable yet. So a segment
+    /// found dead is only noted, with the log's end at that moment, and retired once the
+    /// durable end (`synced_end`, ordered like [`Log::end`]) has passed that point.
+    pub fn retire_dead(&mut self, log: &mut Log, synced_end: u64) -> io::Result<usize> {
         let mut retired = 0;
         loop {
             let Some(oldest) = log.segment_numbers().next() else {
@@ -725,8 +731,17 @@ impl State {
             {
                 break;
             }
+            match self.dead_since.get(&oldest) {
+                Some(&end) if synced_end >= end => {}
+                Some(_) => break,
+                None => {
+                    self.dead_since.insert(oldest, log.end());
+                    break;
+                }
+            }
             log.retire_oldest()?;
             self.live.records.remove(&oldest);
+            self.dead_since.remove(&oldest);
             retired += 1;
         }
         Ok(retired)
