@@ -24,10 +24,6 @@ pub fn unavailable() -> StoreError {
     )
 }
 
-pub fn closed() -> StoreError {
-    StoreError::new(StoreErrorKind::Unavailable, "the store is closed")
-}
-
 fn is_out_of_space(e: &std::io::Error) -> bool {
     // ENOSPC (28) and EDQUOT (122) on Linux; StorageFull where the platform maps it.
     e.kind() == std::io::ErrorKind::StorageFull || matches!(e.raw_os_error(), Some(28 | 122))

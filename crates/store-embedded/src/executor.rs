@@ -1,87 +1,40 @@
-//! The one thread that owns the state and the log, applying requests in batches with one
-//! `fdatasync` per batch (group commit).
+//! Group commit: requests apply themselves under one lock, a sync thread makes them durable.
 //!
-//! Requests queue up while the previous batch syncs; the executor then applies all of them in
-//! order (each changes the in-memory index and appends its record), writes the batch with one
-//! `pwrite`, syncs once, and only then answers, reads included, so no answer ever depends on
-//! state that is not on disk yet. If anything in a batch fails, every request in it fails and
-//! the store rebuilds itself from the log on disk: the in-memory state can be ahead of the disk
-//! only by the failed batch, and rebuilding throws exactly that away. Until the rebuild succeeds
-//! (it is retried every [`REBUILD_EVERY`]), requests are answered "unavailable".
+//! A request takes the core lock, changes the in-memory state and appends its record to the
+//! log's buffer (a few µs), notes the log's end, and releases the lock. It then waits until the
+//! sync thread reports that end durable (strict) or written (relaxed). The sync thread loops:
+//! under the lock it writes the buffer with one `pwrite`; outside the lock it `fdatasync`s,
+//! while further requests keep applying; then it publishes the new durable end, waking every
+//! request it covers. So N concurrent writers share one fsync, and no request waits for a
+//! thread hop to apply. Reads wait for the end of the log as they saw it, so no answer depends
+//! on state that is not durable yet.
+//!
+//! If a write or fsync fails, or a request's append fails, the state in memory may be ahead of
+//! the disk. The core is then taken out of service: every request not yet durable fails, the
+//! sync thread wipes the unsynced tail of the log (also from the page cache, which a failed
+//! fsync may have marked clean) and rebuilds the state by replaying the log, retrying every
+//! [`REBUILD_EVERY`]. Meanwhile requests are answered "unavailable". Progress is tagged with an
+//! epoch that each rebuild advances, so a waiter can tell "durable" from "thrown away".
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use hematite_engine::{Clock, StoreError};
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 
-use crate::disk::{Disk, DiskFile};
+use crate::disk::Disk;
 use crate::error::{io_to_store_error, unavailable};
 use crate::log::{Log, LogOpenError};
 use crate::state::State;
 use crate::Durability;
 
-/// Most requests in one batch: bounds the latency a batch adds to its first request.
-const MAX_BATCH: usize = 512;
 /// How often background work (expiry, compaction, retiring segments) runs.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(200);
 /// Records compaction moves per pass, so a pass never holds requests up for long.
 const COMPACTION_BUDGET: usize = 2_000;
 /// How often to retry rebuilding after an I/O failure.
 pub const REBUILD_EVERY: Duration = Duration::from_millis(500);
-
-/// Work for the executor.
-pub trait Job: Send {
-    fn apply(&mut self, state: &mut State, log: &mut Log) -> std::io::Result<()>;
-    /// Called once the batch is durable (`None`) or has failed.
-    fn finish(self: Box<Self>, failure: Option<StoreError>);
-}
-
-/// A job computed by a closure, whose result goes back over a oneshot channel.
-pub struct Call<T, F> {
-    f: Option<F>,
-    out: Option<T>,
-    reply: oneshot::Sender<Result<T, StoreError>>,
-}
-
-impl<T, F> Call<T, F> {
-    pub fn new(f: F, reply: oneshot::Sender<Result<T, StoreError>>) -> Self {
-        Call {
-            f: Some(f),
-            out: None,
-            reply,
-        }
-    }
-}
-
-impl<T, F> Job for Call<T, F>
-where
-    T: Send,
-    F: FnOnce(&mut State, &mut Log) -> std::io::Result<T> + Send,
-{
-    fn apply(&mut self, state: &mut State, log: &mut Log) -> std::io::Result<()> {
-        if let Some(f) = self.f.take() {
-            self.out = Some(f(state, log)?);
-        }
-        Ok(())
-    }
-
-    fn finish(self: Box<Self>, failure: Option<StoreError>) {
-        let result = match (failure, self.out) {
-            (Some(e), _) => Err(e),
-            (None, Some(v)) => Ok(v),
-            (None, None) => Err(StoreError::new(
-                hematite_engine::StoreErrorKind::Other,
-                "job was not applied",
-            )),
-        };
-        // The requester may have gone away (client disconnected); the work is done either way.
-        let _ = self.reply.send(result);
-    }
-}
 
 /// How to (re)open the log.
 #[derive(Clone)]
@@ -107,277 +60,306 @@ impl LogConfig {
     }
 }
 
-pub struct Executor {
-    pub jobs: Receiver<Box<dyn Job>>,
-    pub config: LogConfig,
-    pub clock: Arc<dyn Clock>,
-}
-
-/// A batch written to the log, waiting for the fsync that makes it durable.
-struct Written {
-    jobs: Vec<Box<dyn Job>>,
-    file: Arc<dyn DiskFile>,
-    /// The durable end (as [`Log::end`]) once `file` is synced.
-    target: u64,
+/// The state and the log, in service.
+pub struct Core {
+    pub state: State,
+    pub log: Log,
     epoch: u64,
 }
 
-enum SyncWork {
-    Batch(Written),
-    /// Answered once every batch handed over before it is finished.
-    Barrier(std::sync::mpsc::Sender<()>),
+/// What the sync thread has made of the log so far. Ends are positions as [`Log::end`].
+#[derive(Clone, Debug)]
+pub struct Progress {
+    epoch: u64,
+    written: u64,
+    synced: u64,
+    /// The last durable end of the previous epoch: its waiters at or below it made it.
+    previous_synced: u64,
+    failure: Option<StoreError>,
 }
 
-/// What the sync thread tells the executor.
-#[derive(Default)]
-struct SyncShared {
-    /// Durable end of the log, as [`Log::end`].
-    synced: AtomicU64,
-    /// Batches of this epoch or older fail: a sync of that epoch failed.
-    failed_epoch: AtomicU64,
+struct Signal {
+    pending: bool,
+    shutdown: bool,
 }
 
-/// The sync thread: fsyncs written batches and answers them, so the executor can apply and
-/// write the next batch while the disk syncs the previous one. One fsync covers every batch
-/// that queued up behind it.
-fn sync_loop(work: Receiver<SyncWork>, shared: Arc<SyncShared>) {
-    while let Ok(first) = work.recv() {
-        let mut items = vec![first];
-        while let Ok(more) = work.try_recv() {
-            items.push(more);
-        }
-        let last = items.iter().rev().find_map(|w| match w {
-            SyncWork::Batch(b) => Some((b.file.clone(), b.target, b.epoch)),
-            SyncWork::Barrier(_) => None,
+pub struct Committer {
+    core: Mutex<Option<Core>>,
+    /// The log of a core taken out of service, until its unsynced tail is wiped.
+    failed: Mutex<Option<Log>>,
+    signal: Mutex<Signal>,
+    wake: Condvar,
+    progress: watch::Sender<Progress>,
+    strict: bool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Committer {
+    pub fn new(state: State, log: Log, durability: Durability) -> Arc<Self> {
+        let end = log.synced_end();
+        let (progress, _) = watch::channel(Progress {
+            epoch: 1,
+            written: end,
+            synced: end,
+            previous_synced: 0,
+            failure: None,
         });
-        let mut failure: Option<StoreError> = None;
-        if let Some((file, target, epoch)) = last {
-            if shared.failed_epoch.load(Ordering::SeqCst) < epoch
-                && shared.synced.load(Ordering::SeqCst) < target
-            {
-                match file.sync() {
-                    Ok(()) => shared.synced.fetch_max(target, Ordering::SeqCst),
+        Arc::new(Committer {
+            core: Mutex::new(Some(Core {
+                state,
+                log,
+                epoch: 1,
+            })),
+            failed: Mutex::new(None),
+            signal: Mutex::new(Signal {
+                pending: false,
+                shutdown: false,
+            }),
+            wake: Condvar::new(),
+            progress,
+            strict: durability == Durability::Strict,
+        })
+    }
+
+    /// Applies `f` now and returns a future that resolves once its effect is durable.
+    pub fn run<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut State, &mut Log) -> std::io::Result<T>,
+    ) -> impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static {
+        let applied = {
+            let mut guard = lock(&self.core);
+            match guard.as_mut() {
+                None => Err(unavailable()),
+                Some(core) => match f(&mut core.state, &mut core.log) {
+                    Ok(v) => Ok((v, core.epoch, core.log.end(), core.log.is_dirty())),
                     Err(e) => {
-                        tracing::error!(error = %e, "fsync failed; failing every batch since the last good one");
-                        failure = Some(io_to_store_error(&e));
-                        shared.failed_epoch.fetch_max(epoch, Ordering::SeqCst)
+                        tracing::error!(error = %e, "a request failed to append; rebuilding from the log");
+                        let err = io_to_store_error(&e);
+                        self.take_out_of_service(&mut guard, err.clone());
+                        Err(err)
                     }
-                };
+                },
             }
-        }
-        let failed_epoch = shared.failed_epoch.load(Ordering::SeqCst);
-        for item in items {
-            match item {
-                SyncWork::Batch(b) => {
-                    let err = (b.epoch <= failed_epoch)
-                        .then(|| failure.clone().unwrap_or_else(unavailable));
-                    for job in b.jobs {
-                        job.finish(err.clone());
-                    }
-                }
-                SyncWork::Barrier(done) => {
-                    let _ = done.send(());
-                }
+        };
+        let this = self.clone();
+        async move {
+            let (value, epoch, end, dirty) = applied?;
+            if dirty {
+                this.notify();
             }
+            this.wait(epoch, end).await.map(|()| value)
         }
     }
-}
 
-impl Executor {
-    pub fn run(self, state: State, log: Log) {
-        let strict = self.config.durability == Durability::Strict;
-        let shared = Arc::new(SyncShared::default());
-        let (sync_tx, sync_rx) = std::sync::mpsc::channel();
-        let syncer = {
-            let shared = shared.clone();
-            std::thread::Builder::new()
-                .name("hematite-sync".into())
-                .spawn(move || sync_loop(sync_rx, shared))
-        };
-        let syncer = match syncer {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot start the sync thread");
-                return;
+    fn notify(&self) {
+        let mut s = lock(&self.signal);
+        if !s.pending {
+            s.pending = true;
+            self.wake.notify_one();
+        }
+    }
+
+    async fn wait(&self, epoch: u64, end: u64) -> Result<(), StoreError> {
+        let strict = self.strict;
+        let decided = |p: &Progress| -> Option<Result<(), StoreError>> {
+            if p.epoch == epoch {
+                let reached = if strict { p.synced } else { p.written };
+                (reached >= end).then_some(Ok(()))
+            } else if p.epoch > epoch && (p.epoch > epoch + 1 || end > p.previous_synced) {
+                Some(Err(p.failure.clone().unwrap_or_else(unavailable)))
+            } else if p.epoch > epoch {
+                Some(Ok(()))
+            } else {
+                None
             }
         };
-        // Batches handed to the sync thread carry the epoch they were written in; a failed
-        // sync fails its epoch, and the rebuild starts the next one.
-        let mut epoch = 1u64;
-        let barrier = |sync_tx: &std::sync::mpsc::Sender<SyncWork>| {
-            let (tx, rx) = std::sync::mpsc::channel();
-            if sync_tx.send(SyncWork::Barrier(tx)).is_ok() {
-                let _ = rx.recv();
-            }
+        let mut rx = self.progress.subscribe();
+        if let Some(r) = decided(&rx.borrow_and_update()) {
+            return r;
+        }
+        let outcome = match rx.wait_for(|p| decided(p).is_some()).await {
+            Ok(p) => decided(&p).unwrap_or_else(|| Err(unavailable())),
+            Err(_) => Err(unavailable()),
         };
+        outcome
+    }
 
-        let mut current: Option<(State, Log)> = Some((state, log));
-        let mut broken_since: Option<Instant> = None;
-        // The log of a failed batch, until its unsynced tail is wiped.
-        let mut failed: Option<Log> = None;
-        let mut last_housekeeping = Instant::now() - HOUSEKEEPING_EVERY;
-        let mut housekeeping_pending = true;
-        let mut dirty_since: Option<Instant> = None;
-        let flush_every = match self.config.durability {
+    /// Takes the core out of service after a failure: every request not yet durable fails, and
+    /// the sync thread wipes and rebuilds. Called with the core lock held.
+    fn take_out_of_service(&self, guard: &mut MutexGuard<'_, Option<Core>>, err: StoreError) {
+        if let Some(mut core) = guard.take() {
+            let synced = self.progress.borrow().synced;
+            core.log.note_synced(synced);
+            self.progress.send_replace(Progress {
+                epoch: core.epoch + 1,
+                written: 0,
+                synced: 0,
+                previous_synced: synced,
+                failure: Some(err),
+            });
+            *lock(&self.failed) = Some(core.log);
+            self.notify();
+        }
+    }
+
+    pub fn shutdown(&self) {
+        let mut s = lock(&self.signal);
+        s.shutdown = true;
+        self.wake.notify_one();
+    }
+
+    /// The sync thread's loop; returns at shutdown after a final flush and sync.
+    pub fn sync_loop(&self, config: &LogConfig, clock: &dyn Clock) {
+        let flush_every = match config.durability {
             Durability::Strict => Duration::ZERO,
             Durability::Relaxed { flush_every } => flush_every,
         };
+        let mut last_housekeeping = Instant::now() - HOUSEKEEPING_EVERY;
+        let mut housekeeping_pending = true;
+        let mut last_sync = Instant::now();
+        let mut last_rebuild: Option<Instant> = None;
         loop {
-            let wait = if housekeeping_pending {
+            let timeout = if housekeeping_pending {
                 Duration::from_millis(5)
-            } else if dirty_since.is_some() {
-                flush_every.min(HOUSEKEEPING_EVERY)
-            } else {
+            } else if self.strict {
                 HOUSEKEEPING_EVERY
+            } else {
+                flush_every.min(HOUSEKEEPING_EVERY)
             };
-            let mut batch: Vec<Box<dyn Job>> = Vec::new();
-            match self.jobs.recv_timeout(wait) {
-                Ok(job) => batch.push(job),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
-            while batch.len() < MAX_BATCH {
-                match self.jobs.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
+            let shutdown = {
+                let mut s = lock(&self.signal);
+                if !s.pending && !s.shutdown {
+                    s = self
+                        .wake
+                        .wait_timeout(s, timeout)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
                 }
-            }
+                s.pending = false;
+                s.shutdown
+            };
 
-            // A sync of an earlier batch failed: everything since is suspect.
-            if broken_since.is_none() && shared.failed_epoch.load(Ordering::SeqCst) >= epoch {
-                barrier(&sync_tx);
-                failed = current.take().map(|(_, mut log)| {
-                    log.note_synced(shared.synced.load(Ordering::SeqCst));
-                    log
-                });
-                broken_since = Some(Instant::now() - REBUILD_EVERY / 2);
-                dirty_since = None;
-            }
-            if let Some(since) = broken_since {
-                if since.elapsed() >= REBUILD_EVERY {
-                    broken_since = Some(Instant::now());
-                    // First wipe what the failed batches may have left in the file (and in the
-                    // page cache, which a failed fsync may have marked clean), so the rebuild
-                    // replays only what was acknowledged.
-                    let scrubbed = match failed.as_mut().map(Log::scrub_unsynced) {
-                        Some(Err(e)) => {
-                            tracing::warn!(error = %e, "cannot wipe the failed batch yet");
-                            false
-                        }
-                        _ => true,
-                    };
-                    if scrubbed {
-                        failed = None;
-                        match self.config.load() {
-                            Ok(loaded) => {
-                                tracing::warn!(
-                                    "store rebuilt from the log after an I/O failure; serving again"
-                                );
-                                current = Some(loaded);
-                                broken_since = None;
-                                housekeeping_pending = true;
-                                epoch += 1;
-                                shared.synced.store(0, Ordering::SeqCst);
-                            }
-                            Err(e) => tracing::warn!(error = %e, "store still unavailable"),
-                        }
-                    }
+            if lock(&self.core).is_none() {
+                if shutdown {
+                    return;
                 }
-            }
-            let Some((state, log)) = current.as_mut().filter(|_| broken_since.is_none()) else {
-                let err = unavailable();
-                for job in batch {
-                    job.finish(Some(err.clone()));
+                if last_rebuild.is_none_or(|t| t.elapsed() >= REBUILD_EVERY) {
+                    last_rebuild = Some(Instant::now());
+                    if self.rebuild(config) {
+                        last_rebuild = None;
+                        housekeeping_pending = true;
+                    }
                 }
                 continue;
-            };
+            }
 
-            log.note_synced(shared.synced.load(Ordering::SeqCst));
-            let mut result = Ok(());
-            for job in batch.iter_mut() {
-                result = job.apply(state, log);
-                if result.is_err() {
-                    break;
+            let housekeeping =
+                housekeeping_pending || last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY;
+            let written = {
+                let mut guard = lock(&self.core);
+                let Some(core) = guard.as_mut() else { continue };
+                core.log.note_synced(self.progress.borrow().synced);
+                let mut result = Ok(());
+                if housekeeping {
+                    core.state.purge_all(clock.now());
+                    result = core
+                        .state
+                        .compact(&mut core.log, COMPACTION_BUDGET)
+                        .map(|more| housekeeping_pending = more);
+                    last_housekeeping = Instant::now();
                 }
-            }
-            if result.is_ok()
-                && (housekeeping_pending || last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY)
-            {
-                state.purge_all(self.clock.now());
-                result = state.compact(log, COMPACTION_BUDGET).map(|more| {
-                    housekeeping_pending = more;
+                let result = result.and_then(|()| {
+                    core.log.flush()?;
+                    let synced = core.log.synced_end();
+                    core.state.retire_dead(&mut core.log, synced)?;
+                    Ok(())
                 });
-                last_housekeeping = Instant::now();
-            }
-            let result = result.and_then(|()| {
-                log.flush()?;
-                if !strict {
-                    let due = dirty_since.is_some_and(|t| t.elapsed() >= flush_every);
-                    if due {
-                        log.sync()?;
-                        dirty_since = None;
-                    } else if log.is_dirty() && dirty_since.is_none() {
-                        dirty_since = Some(Instant::now());
+                match result {
+                    Ok(()) => Some((core.epoch, core.log.end(), core.log.sync_target())),
+                    Err(e) => {
+                        tracing::error!(error = %e, "writing the log failed; rebuilding from the log");
+                        self.take_out_of_service(&mut guard, io_to_store_error(&e));
+                        None
                     }
                 }
-                state.retire_dead(log, log.synced_end())?;
-                Ok(())
+            };
+            let Some((epoch, end, target)) = written else {
+                continue;
+            };
+            self.progress.send_if_modified(|p| {
+                let advance = p.epoch == epoch && p.written < end;
+                if advance {
+                    p.written = end;
+                }
+                advance
             });
-            match result {
-                Ok(()) if strict => {
-                    // Even a batch of reads waits for the sync of what it may have seen.
-                    match log.sync_target() {
-                        Some((file, target)) if !batch.is_empty() => {
-                            let work = SyncWork::Batch(Written {
-                                jobs: batch,
-                                file,
-                                target,
-                                epoch,
-                            });
-                            if let Err(std::sync::mpsc::SendError(SyncWork::Batch(w))) =
-                                sync_tx.send(work)
-                            {
-                                for job in w.jobs {
-                                    job.finish(Some(unavailable()));
+            if !(self.strict || shutdown || last_sync.elapsed() >= flush_every) {
+                continue;
+            }
+            last_sync = Instant::now();
+            if let Some((file, target)) = target {
+                let behind = {
+                    let p = self.progress.borrow();
+                    p.epoch == epoch && p.synced < target
+                };
+                if behind {
+                    match file.sync() {
+                        Ok(()) => {
+                            self.progress.send_if_modified(|p| {
+                                let advance = p.epoch == epoch && p.synced < target;
+                                if advance {
+                                    p.synced = target;
                                 }
+                                advance
+                            });
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "fsync failed; rebuilding from the log");
+                            let mut guard = lock(&self.core);
+                            if guard.as_ref().is_some_and(|c| c.epoch == epoch) {
+                                self.take_out_of_service(&mut guard, io_to_store_error(&e));
                             }
                         }
-                        _ => {
-                            for job in batch {
-                                job.finish(None);
-                            }
-                        }
                     }
                 }
-                Ok(()) => {
-                    for job in batch {
-                        job.finish(None);
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, jobs = batch.len(), "batch failed; nothing in it was applied; rebuilding from the log");
-                    let err = io_to_store_error(&e);
-                    for job in batch {
-                        job.finish(Some(err.clone()));
-                    }
-                    // Batches written before this one are still syncing; let them finish (or
-                    // fail) before anything is wiped.
-                    barrier(&sync_tx);
-                    failed = current.take().map(|(_, mut log)| {
-                        log.note_synced(shared.synced.load(Ordering::SeqCst));
-                        log
-                    });
-                    broken_since = Some(Instant::now() - REBUILD_EVERY / 2);
-                    dirty_since = None;
-                }
+            }
+            if shutdown {
+                return;
             }
         }
-        barrier(&sync_tx);
-        drop(sync_tx);
-        let _ = syncer.join();
-        if let Some((_, mut log)) = current.filter(|_| broken_since.is_none()) {
-            if let Err(e) = log.flush().and_then(|()| log.sync()) {
-                tracing::error!(error = %e, "final flush failed");
+    }
+
+    /// Wipes the failed log's unsynced tail, then replays the log into a new core. Returns
+    /// whether the store is back in service.
+    fn rebuild(&self, config: &LogConfig) -> bool {
+        // Never hold `failed` while taking `core`: requests take them in the other order.
+        let failed = lock(&self.failed).take();
+        if let Some(mut log) = failed {
+            if let Err(e) = log.scrub_unsynced() {
+                tracing::warn!(error = %e, "cannot wipe the failed batch yet");
+                *lock(&self.failed) = Some(log);
+                return false;
+            }
+        }
+        match config.load() {
+            Ok((state, log)) => {
+                let end = log.synced_end();
+                let mut guard = lock(&self.core);
+                let epoch = self.progress.borrow().epoch;
+                self.progress.send_modify(|p| {
+                    p.written = end;
+                    p.synced = end;
+                });
+                *guard = Some(Core { state, log, epoch });
+                tracing::warn!("store rebuilt from the log after an I/O failure; serving again");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "store still unavailable");
+                false
             }
         }
     }

@@ -26,7 +26,6 @@ mod record;
 mod state;
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -38,10 +37,9 @@ use hematite_engine::{
     AccessPolicy, Clock, Message, MessageId, Metadata, PopReceipt, QueueInfo, QueueRef,
     QueueSummary, Store, Timestamp,
 };
-use tokio::sync::oneshot;
 
 use crate::disk::{Disk, FsDisk};
-use crate::executor::{Call, Executor, Job, LogConfig};
+use crate::executor::{Committer, LogConfig};
 pub use crate::log::FORMAT_VERSION;
 use crate::log::{Log, LogOpenError};
 use crate::state::State;
@@ -111,7 +109,7 @@ pub struct EmbeddedStore {
 }
 
 struct Inner {
-    jobs: Mutex<Option<Sender<Box<dyn Job>>>>,
+    committer: Arc<Committer>,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// Held for the store's lifetime: the directory lock.
     _lock: std::fs::File,
@@ -119,8 +117,8 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // Closing the channel ends the executor, which flushes what it holds.
-        drop(self.jobs.lock().unwrap_or_else(|e| e.into_inner()).take());
+        // The sync thread flushes and syncs what it holds before it ends.
+        self.committer.shutdown();
         if let Some(t) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = t.join();
         }
@@ -159,46 +157,33 @@ impl EmbeddedStore {
             durability: options.durability,
         };
         let (state, log) = config.load().map_err(|e| open_error(dir, e))?;
-        let (tx, rx) = mpsc::channel();
-        let executor = Executor {
-            jobs: rx,
-            config,
-            clock,
+        let committer = Committer::new(state, log, options.durability);
+        let thread = {
+            let committer = committer.clone();
+            std::thread::Builder::new()
+                .name("hematite-sync".into())
+                .spawn(move || committer.sync_loop(&config, &*clock))
+                .map_err(|e| OpenError::Other {
+                    path: dir.to_owned(),
+                    detail: e.to_string(),
+                })?
         };
-        let thread = std::thread::Builder::new()
-            .name("hematite-store".into())
-            .spawn(move || executor.run(state, log))
-            .map_err(|e| OpenError::Other {
-                path: dir.to_owned(),
-                detail: e.to_string(),
-            })?;
         Ok(EmbeddedStore {
             inner: Arc::new(Inner {
-                jobs: Mutex::new(Some(tx)),
+                committer,
                 thread: Mutex::new(Some(thread)),
                 _lock: lock,
             }),
         })
     }
 
-    /// Runs `f` on the executor in the next batch; resolves once the batch is durable.
+    /// Applies `f` now; the future resolves once its effect is durable.
     fn run<T, F>(&self, f: F) -> StoreFuture<'static, T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut State, &mut Log) -> std::io::Result<T> + Send + 'static,
+        F: FnOnce(&mut State, &mut Log) -> std::io::Result<T>,
     {
-        let (tx, rx) = oneshot::channel();
-        let job: Box<dyn Job> = Box::new(Call::new(f, tx));
-        let sent = match &*self.inner.jobs.lock().unwrap_or_else(|e| e.into_inner()) {
-            Some(jobs) => jobs.send(job).is_ok(),
-            None => false,
-        };
-        Box::pin(async move {
-            if !sent {
-                return Err(error::closed());
-            }
-            rx.await.unwrap_or_else(|_| Err(error::closed()))
-        })
+        Box::pin(self.inner.committer.run(f))
     }
 
     /// Counts of what the store holds (queues, messages, segment files, live bytes).
