@@ -23,6 +23,7 @@ mod executor;
 pub mod faults;
 pub mod log;
 mod record;
+mod spares;
 mod state;
 
 use std::path::{Path, PathBuf};

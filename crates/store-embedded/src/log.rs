@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::disk::{Disk, DiskFile};
+use crate::spares::{Spares, PREPARING_SUFFIX};
 
 const MAGIC: &[u8; 8] = b"HEMATLOG";
 /// On-disk format. Version 1 was the redb file `queues.redb`.
@@ -82,8 +83,10 @@ pub struct Log {
     /// In the current segment: the end of what is known durable, and of what a write was tried.
     synced: u64,
     attempted: u64,
-    /// Recycled segment files, ready to become the next segment.
-    spares: Vec<PathBuf>,
+    /// Fully written files, ready to become the next segment.
+    spares: Spares,
+    /// Whether a fresh spare has been asked for since the last rotation.
+    asked_spare: bool,
 }
 
 fn segment_path(dir: &Path, n: u32) -> PathBuf {
@@ -190,6 +193,11 @@ impl Log {
             let entry = entry.map_err(io_err(dir))?;
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
+            if name.ends_with(&format!(".{PREPARING_SUFFIX}")) {
+                // A spare whose preparation a crash cut short.
+                let _ = std::fs::remove_file(entry.path());
+                continue;
+            }
             if let Some(stem) = name.strip_suffix(&format!(".{SUFFIX}")) {
                 if let Ok(n) = stem.parse::<u32>() {
                     numbers.push(n);
@@ -201,7 +209,7 @@ impl Log {
         numbers.sort_unstable();
         let mut log = Log {
             dir: dir.to_owned(),
-            disk,
+            disk: disk.clone(),
             segment_size,
             strict,
             segments: BTreeMap::new(),
@@ -211,7 +219,8 @@ impl Log {
             next_lsn: 1,
             synced: HEADER_LEN,
             attempted: HEADER_LEN,
-            spares,
+            spares: Spares::start(dir, disk.clone(), segment_size, spares),
+            asked_spare: false,
         };
         let mut bytes = Vec::new();
         let mut last_strict = None;
@@ -318,6 +327,10 @@ impl Log {
             self.flush()?;
             self.rotate()?;
             self.buf = record;
+        }
+        if !self.asked_spare && self.written * 2 > self.segment_size {
+            self.spares.want();
+            self.asked_spare = true;
         }
         let start = self.buf.len() - FRAME_HEADER - len;
         let lsn = self.next_lsn;
@@ -450,7 +463,7 @@ impl Log {
             self.current + 1
         };
         let path = segment_path(&self.dir, n);
-        let file = match self.spares.pop() {
+        let file = match self.spares.take() {
             Some(spare) if self.disk.rename(&spare, &path).is_ok() => {
                 let f = self.disk.open(&path)?;
                 if f.size()? == self.segment_size {
@@ -479,6 +492,7 @@ impl Log {
         self.written = HEADER_LEN;
         self.synced = HEADER_LEN;
         self.attempted = HEADER_LEN;
+        self.asked_spare = false;
         Ok(())
     }
 
@@ -511,10 +525,10 @@ impl Log {
         }
         let path = segment_path(&self.dir, n);
         self.segments.remove(&n);
-        if self.spares.len() < 2 {
+        if self.spares.has_room() {
             let spare = self.dir.join(format!("{SPARE}-{n:010}.{SUFFIX}"));
             self.disk.rename(&path, &spare)?;
-            self.spares.push(spare);
+            self.spares.add(spare);
         } else {
             self.disk.remove(&path)?;
         }
