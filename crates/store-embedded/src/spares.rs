@@ -106,7 +106,7 @@ fn prepare_loop(shared: &Shared, dir: &Path, disk: &dyn Disk, size: u64) {
     loop {
         let id = {
             let mut pool = lock(&shared.pool);
-            while !pool.stop && !(pool.wanted && pool.ready.is_empty()) {
+            while !(pool.stop || pool.wanted && pool.ready.is_empty()) {
                 pool = shared.wake.wait(pool).unwrap_or_else(|e| e.into_inner());
             }
             if pool.stop {
