@@ -99,7 +99,10 @@ fn is_host_style(host: &str) -> bool {
     h.contains('.')
         && h.parse::<std::net::IpAddr>().is_err()
         && !h.eq_ignore_ascii_case("localhost")
-        && !h.to_ascii_lowercase().starts_with("localhost.")
+        && !h
+            .as_bytes()
+            .get(..10)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"localhost."))
         && h.split('.').next().is_some_and(|l| !l.is_empty())
 }
 

@@ -153,13 +153,47 @@ impl FromStr for ApiVersion {
 
 impl fmt::Display for ApiVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
+        // Every response carries one, so skip the formatting machinery for the usual shape.
+        if self.year > 9999 || self.month > 99 || self.day > 99 {
+            return write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day);
+        }
+        let digit = |n: u16| b'0' + (n % 10) as u8;
+        let (y, m, d) = (self.year, u16::from(self.month), u16::from(self.day));
+        let text = [
+            digit(y / 1000),
+            digit(y / 100),
+            digit(y / 10),
+            digit(y),
+            b'-',
+            digit(m / 10),
+            digit(m),
+            b'-',
+            digit(d / 10),
+            digit(d),
+        ];
+        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn display_matches_the_format_macro() {
+        for v in [
+            ApiVersion::new(2009, 9, 19),
+            ApiVersion::new(2026, 10, 6),
+            ApiVersion::new(0, 0, 0),
+            ApiVersion::new(999, 1, 2),
+            ApiVersion::new(9999, 99, 99),
+            ApiVersion::new(10000, 1, 1),
+            ApiVersion::new(2024, 100, 255),
+        ] {
+            let want = format!("{:04}-{:02}-{:02}", v.year(), v.month(), v.day());
+            assert_eq!(v.to_string(), want);
+        }
+    }
 
     #[test]
     fn parses_and_displays() {

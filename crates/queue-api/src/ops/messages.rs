@@ -56,7 +56,10 @@ fn message_text(call: &Call<'_>) -> Result<String, ApiError> {
 fn body_string(m: &Message) -> Cow<'_, str> {
     // Bodies arrive through this front as UTF-8 text; a lossy view only matters for bodies some
     // other front stored as bytes.
-    String::from_utf8_lossy(&m.body)
+    match std::str::from_utf8(&m.body) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(&m.body),
+    }
 }
 
 pub async fn put(call: &Call<'_>) -> Result<Response, ApiError> {

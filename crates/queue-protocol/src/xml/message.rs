@@ -6,7 +6,10 @@
 use time::OffsetDateTime;
 
 use super::dom;
-use super::writer::{close, empty_element, is_xml_char, open, text_element, DECLARATION};
+use super::writer::{
+    close, empty_element, is_non_character_at, is_xml_char, open, text_element, ATTENTION,
+    DECLARATION,
+};
 use super::XmlError;
 use std::fmt::Write as _;
 
@@ -65,11 +68,16 @@ fn plain_message_text(body: &[u8]) -> Option<&str> {
     let start = rest.iter().position(|b| !is_space(b))?;
     let end = rest.iter().rposition(|b| !is_space(b))? + 1;
     let text = rest[start..end].strip_prefix(OPEN)?.strip_suffix(CLOSE)?;
-    let text = std::str::from_utf8(text).ok()?;
-    let plain = text.bytes().all(|b| {
-        !matches!(b, b'<' | b'>' | b'&' | b'\r') && (b >= 0x20 || b == b'\t' || b == b'\n')
-    }) && !text.contains(['\u{FFFE}', '\u{FFFF}']);
-    plain.then_some(text)
+    // Markup, references, controls (CR included: a full parse normalises it) and U+FFFE/U+FFFF
+    // all need the full parse; other characters starting with 0xEF do not.
+    let plain = text
+        .iter()
+        .enumerate()
+        .all(|(i, &b)| !ATTENTION[usize::from(b)] || (b == 0xef && !is_non_character_at(text, i)));
+    if !plain {
+        return None;
+    }
+    std::str::from_utf8(text).ok()
 }
 
 /// A character XML 1.0 cannot carry, so a message text holding it cannot be sent.

@@ -10,6 +10,29 @@ use std::fmt::Write as _;
 /// The declaration every response starts with (no BOM).
 pub(crate) const DECLARATION: &str = r#"<?xml version="1.0" encoding="utf-8"?>"#;
 
+/// Bytes that may need escaping in character data: `&`, `<`, `>`, and the C0 controls but tab
+/// and LF; and `0xEF`, the first byte of U+FFFE and U+FFFF (and of harmless characters too).
+pub(crate) const fn attention_table() -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = b != b'\t' as usize && b != b'\n' as usize;
+        b += 1;
+    }
+    t[b'&' as usize] = true;
+    t[b'<' as usize] = true;
+    t[b'>' as usize] = true;
+    t[0xef] = true;
+    t
+}
+
+pub(crate) static ATTENTION: [bool; 256] = attention_table();
+
+/// Whether the three bytes at `i` are U+FFFE or U+FFFF, which XML 1.0 cannot carry.
+pub(crate) fn is_non_character_at(bytes: &[u8], i: usize) -> bool {
+    bytes[i] == 0xef && matches!(bytes.get(i + 1..i + 3), Some([0xbf, 0xbe | 0xbf]))
+}
+
 /// Appends `s` escaped for character data.
 ///
 /// Runs of characters that need no escaping are copied whole. In UTF-8 text only these need
@@ -21,31 +44,35 @@ pub(crate) fn push_text(out: &mut String, s: &str) {
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
-        let (len, escape): (usize, Option<&str>) = match b {
-            b'&' => (1, Some("&amp;")),
-            b'<' => (1, Some("&lt;")),
-            b'>' => (1, Some("&gt;")),
+        if !ATTENTION[usize::from(b)] {
+            i += 1;
+            continue;
+        }
+        let (len, escape) = match b {
+            b'&' => (1, "&amp;"),
+            b'<' => (1, "&lt;"),
+            b'>' => (1, "&gt;"),
             // Parsers normalise CR and CRLF to LF in character data, so keep it as a reference.
-            b'\r' => (1, Some("&#xD;")),
-            b'\t' | b'\n' => (1, None),
+            b'\r' => (1, "&#xD;"),
             // Not representable in XML 1.0 at all; a reference is the least-bad rendering and
             // lenient parsers (and ours) read it back. Queue text never contains these because
             // it arrives as XML, but metadata values come from headers.
-            0..=0x1f => (1, Some("")),
-            0xef if matches!(bytes.get(i + 1..i + 3), Some([0xbf, 0xbe | 0xbf])) => (3, Some("")),
-            _ => (1, None),
-        };
-        if let Some(escape) = escape {
-            out.push_str(&s[copied..i]);
-            if escape.is_empty() {
-                let c = s[i..].chars().next().unwrap_or_default();
-                push_char_ref(out, c);
-            } else {
-                out.push_str(escape);
+            0..=0x1f => (1, ""),
+            _ if is_non_character_at(bytes, i) => (3, ""),
+            _ => {
+                i += 1;
+                continue;
             }
-            copied = i + len;
+        };
+        out.push_str(&s[copied..i]);
+        if escape.is_empty() {
+            let c = s[i..].chars().next().unwrap_or_default();
+            push_char_ref(out, c);
+        } else {
+            out.push_str(escape);
         }
         i += len;
+        copied = i;
     }
     out.push_str(&s[copied..]);
 }
