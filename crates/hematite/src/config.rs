@@ -43,7 +43,7 @@ pub struct ServeArgs {
     #[arg(long, env = "HEMATITE_FLUSH_INTERVAL_MS", default_value_t = 100)]
     flush_interval_ms: u64,
     /// Size of each log segment file of the embedded store, in MiB.
-    #[arg(long, env = "HEMATITE_SEGMENT_MB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    #[arg(long, env = "HEMATITE_SEGMENT_MB", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1024))]
     segment_mb: u64,
     /// Reject x-ms-version values newer than this build knows (by default they get the newest
     /// behaviour).

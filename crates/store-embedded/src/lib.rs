@@ -65,7 +65,7 @@ pub struct Options {
 
 /// The default segment size: big enough that rotation is rare, small enough that one dead
 /// segment is little wasted space.
-pub const DEFAULT_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+pub const DEFAULT_SEGMENT_BYTES: u64 = 32 * 1024 * 1024;
 
 impl Default for Options {
     fn default() -> Self {

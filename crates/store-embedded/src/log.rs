@@ -34,6 +34,9 @@ const MAGIC: &[u8; 8] = b"HEMATLOG";
 pub const FORMAT_VERSION: u32 = 2;
 pub const HEADER_LEN: u64 = 64;
 pub const FRAME_HEADER: usize = 16;
+/// Frames start at multiples of this, so recovery's search for intact records after damage
+/// looks at one position in eight.
+const ALIGN: usize = 8;
 const FLAG_STRICT: u32 = 1;
 /// The largest record payload accepted when reading (64 KiB bodies plus headroom).
 const MAX_PAYLOAD: usize = 1 << 20;
@@ -156,16 +159,28 @@ fn frame_at(bytes: &[u8], at: usize, lsn: u64) -> Option<(usize, usize)> {
     (crc32fast::hash(covered) == crc).then_some((at + FRAME_HEADER, end))
 }
 
+/// Where the frame after one ending at `end` starts.
+fn next_frame(end: usize) -> usize {
+    end.next_multiple_of(ALIGN)
+}
+
 /// Whether any valid frame with an LSN of at least `from` starts anywhere in `bytes[start..]`.
 fn newer_frame_after(bytes: &[u8], start: usize, from: u64) -> bool {
-    let mut at = start;
+    let mut at = start.next_multiple_of(ALIGN);
+    // The common case: the rest of a prepared segment, never written.
+    if bytes
+        .get(at..)
+        .is_none_or(|rest| rest.chunks(64).all(|c| c.iter().all(|&b| b == 0)))
+    {
+        return false;
+    }
     while at + FRAME_HEADER <= bytes.len() {
         let lsn = u64::from_le_bytes(bytes[at + 8..at + 16].try_into().unwrap_or_default());
         // LSNs of a crashed writer's unsynced records are close above `from`.
         if lsn >= from && lsn < from.saturating_add(1 << 32) && frame_at(bytes, at, lsn).is_some() {
             return true;
         }
-        at += 1;
+        at += ALIGN;
     }
     false
 }
@@ -276,7 +291,7 @@ impl Log {
                     detail,
                 })?;
                 lsn += 1;
-                at = end;
+                at = next_frame(end);
             }
             if last && newer_frame_after(&bytes, at, lsn) {
                 if header.strict {
@@ -315,6 +330,7 @@ impl Log {
     /// Appends a record whose payload `encode` writes; returns where the payload is.
     pub fn append(&mut self, encode: impl FnOnce(&mut Vec<u8>)) -> io::Result<Pos> {
         let start = self.buf.len();
+        debug_assert_eq!(start % ALIGN, 0);
         self.buf.extend_from_slice(&[0u8; FRAME_HEADER]);
         encode(&mut self.buf);
         let len = self.buf.len() - start - FRAME_HEADER;
@@ -339,6 +355,8 @@ impl Log {
         self.buf[start + 8..start + 16].copy_from_slice(&lsn.to_le_bytes());
         let crc = crc32fast::hash(&self.buf[start + 8..]);
         self.buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+        let padded = self.buf.len().next_multiple_of(ALIGN);
+        self.buf.resize(padded, 0);
         Ok(Pos {
             segment: self.current,
             offset: (self.written + (start + FRAME_HEADER) as u64) as u32,
@@ -560,7 +578,7 @@ impl Log {
                 bytes[start..end].to_vec(),
             ));
             lsn += 1;
-            at = end;
+            at = next_frame(end);
         }
         Ok(out)
     }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use crate::disk::Disk;
 
 /// Spares kept at most; more retired segments are removed.
-const KEEP: usize = 2;
+const KEEP: usize = 1;
 const CHUNK: usize = 1 << 20;
 
 struct Pool {

@@ -66,31 +66,45 @@ struct Document {
     segment: u32,
 }
 
-/// Live-record accounting per segment.
+/// Live-record accounting per segment: how many records recovery still needs there, and how
+/// many bytes of message records among them.
 #[derive(Default)]
 struct Live {
-    records: HashMap<u32, u64>,
+    records: HashMap<u32, (u64, u64)>,
     message_bytes: u64,
 }
 
 impl Live {
     fn hold(&mut self, segment: u32) {
-        *self.records.entry(segment).or_default() += 1;
+        self.records.entry(segment).or_default().0 += 1;
     }
 
     fn release(&mut self, segment: u32) {
-        if let Some(n) = self.records.get_mut(&segment) {
+        if let Some((n, _)) = self.records.get_mut(&segment) {
             *n = n.saturating_sub(1);
         }
     }
 
+    fn count(&self, segment: u32) -> u64 {
+        self.records.get(&segment).map_or(0, |r| r.0)
+    }
+
+    fn bytes(&self, segment: u32) -> u64 {
+        self.records.get(&segment).map_or(0, |r| r.1)
+    }
+
     fn hold_message(&mut self, loc: &Loc) {
-        self.hold(loc.pos.segment);
+        let r = self.records.entry(loc.pos.segment).or_default();
+        r.0 += 1;
+        r.1 += loc.record_bytes();
         self.message_bytes += loc.record_bytes();
     }
 
     fn release_message(&mut self, loc: &Loc) {
-        self.release(loc.pos.segment);
+        if let Some((n, b)) = self.records.get_mut(&loc.pos.segment) {
+            *n = n.saturating_sub(1);
+            *b = b.saturating_sub(loc.record_bytes());
+        }
         self.message_bytes = self.message_bytes.saturating_sub(loc.record_bytes());
     }
 }
@@ -617,12 +631,16 @@ impl State {
             let Some(&oldest) = segments.first() else {
                 return Ok(false);
             };
-            let needed = self.live.message_bytes.div_ceil(log.segment_size().max(1));
+            let size = log.segment_size().max(1);
+            let needed = self.live.message_bytes.div_ceil(size);
             let sealed = segments.len() as u64 - 1;
+            // Worth moving: a few stragglers (a queue definition, a long-lived message) pin the
+            // oldest segment, or the log holds far more than is live.
+            let pinned = self.live.bytes(oldest) <= size / 16;
+            let bloated = sealed >= 4 && sealed > 2 * needed + 2;
             if oldest == log.current_segment()
-                || sealed < 4
-                || sealed <= 2 * needed + 2
-                || self.live.records.get(&oldest).copied().unwrap_or(0) == 0
+                || self.live.count(oldest) == 0
+                || !(pinned || bloated)
             {
                 return Ok(false);
             }
@@ -645,7 +663,7 @@ impl State {
             return Ok(true);
         }
         // Every record of the segment has been looked at, so nothing in it is needed any more.
-        let left = self.live.records.insert(segment, 0).unwrap_or(0);
+        let left = self.live.records.insert(segment, (0, 0)).map_or(0, |r| r.0);
         if left > 0 {
             tracing::warn!(segment, left, "live-record count was off after compaction");
         }
@@ -726,7 +744,7 @@ impl State {
                 break;
             };
             if oldest == log.current_segment()
-                || self.live.records.get(&oldest).copied().unwrap_or(0) > 0
+                || self.live.count(oldest) > 0
                 || self.compacting.as_ref().is_some_and(|(s, _)| *s == oldest)
             {
                 break;
