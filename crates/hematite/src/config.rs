@@ -102,6 +102,7 @@ impl ServeArgs {
                             },
                         },
                         segment_bytes: self.segment_mb * 1024 * 1024,
+                        ..Default::default()
                     },
                 }
             },

@@ -29,8 +29,6 @@ use crate::log::{Log, LogOpenError};
 use crate::state::State;
 use crate::Durability;
 
-/// How often background work (expiry, compaction, retiring segments) runs.
-const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(200);
 /// Records compaction moves per pass, so a pass never holds requests up for long.
 const COMPACTION_BUDGET: usize = 2_000;
 /// How often to retry rebuilding after an I/O failure.
@@ -43,6 +41,8 @@ pub struct LogConfig {
     pub disk: Arc<dyn Disk>,
     pub segment_bytes: u64,
     pub durability: Durability,
+    /// How often background work (expiry, compaction, retiring segments) runs.
+    pub housekeeping_every: Duration,
 }
 
 impl LogConfig {
@@ -56,6 +56,7 @@ impl LogConfig {
             self.durability == Durability::Strict,
             |pos, payload| state.replay(pos, payload),
         )?;
+        state.finish_replay();
         Ok((state, log))
     }
 }
@@ -213,11 +214,12 @@ impl Committer {
 
     /// The sync thread's loop; returns at shutdown after a final flush and sync.
     pub fn sync_loop(&self, config: &LogConfig, clock: &dyn Clock) {
+        let housekeeping_every = config.housekeeping_every;
         let flush_every = match config.durability {
             Durability::Strict => Duration::ZERO,
             Durability::Relaxed { flush_every } => flush_every,
         };
-        let mut last_housekeeping = Instant::now() - HOUSEKEEPING_EVERY;
+        let mut last_housekeeping = Instant::now() - housekeeping_every;
         let mut housekeeping_pending = true;
         let mut last_sync = Instant::now();
         let mut last_rebuild: Option<Instant> = None;
@@ -225,9 +227,9 @@ impl Committer {
             let timeout = if housekeeping_pending {
                 Duration::from_millis(5)
             } else if self.strict {
-                HOUSEKEEPING_EVERY
+                housekeeping_every
             } else {
-                flush_every.min(HOUSEKEEPING_EVERY)
+                flush_every.min(housekeeping_every)
             };
             let shutdown = {
                 let mut s = lock(&self.signal);
@@ -257,7 +259,7 @@ impl Committer {
             }
 
             let housekeeping =
-                housekeeping_pending || last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY;
+                housekeeping_pending || last_housekeeping.elapsed() >= housekeeping_every;
             let written = {
                 let mut guard = lock(&self.core);
                 let Some(core) = guard.as_mut() else { continue };

@@ -61,6 +61,8 @@ pub struct Options {
     pub durability: Durability,
     /// Size of each log segment file.
     pub segment_bytes: u64,
+    /// How often background work runs: expiry, compaction, retiring dead segments.
+    pub housekeeping_every: Duration,
 }
 
 /// The default segment size: big enough that rotation is rare, small enough that one dead
@@ -72,6 +74,7 @@ impl Default for Options {
         Options {
             durability: Durability::Strict,
             segment_bytes: DEFAULT_SEGMENT_BYTES,
+            housekeeping_every: Duration::from_millis(200),
         }
     }
 }
@@ -156,6 +159,7 @@ impl EmbeddedStore {
             disk,
             segment_bytes: options.segment_bytes,
             durability: options.durability,
+            housekeeping_every: options.housekeeping_every,
         };
         let (state, log) = config.load().map_err(|e| open_error(dir, e))?;
         let committer = Committer::new(state, log, options.durability);

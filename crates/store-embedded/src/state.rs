@@ -44,6 +44,8 @@ struct QueueEntry {
     policies: Vec<AccessPolicy>,
     /// Segment of the latest definition record.
     def_segment: u32,
+    /// False while replay has seen records of this queue but not yet its definition.
+    defined: bool,
     messages: QueueMessages,
     locs: HashMap<u64, Loc>,
 }
@@ -159,16 +161,60 @@ impl State {
 
     fn drop_queue(&mut self, id: u64) {
         if let Some(e) = self.queues.remove(&id) {
-            self.live.release(e.def_segment);
+            if e.defined {
+                self.live.release(e.def_segment);
+            }
             for loc in e.locs.values() {
                 self.live.release_message(loc);
             }
             if let Some(names) = self.names.get_mut(&e.account) {
-                names.remove(&e.name);
+                if names.get(&e.name) == Some(&id) {
+                    names.remove(&e.name);
+                }
                 if names.is_empty() {
                     self.names.remove(&e.account);
                 }
             }
+        }
+    }
+
+    /// The queue a replayed record is about. A record may come before its queue's definition:
+    /// compaction carries a live queue's definition forward past records of that queue written
+    /// after the old definition. Such records go to a provisional entry that the definition
+    /// adopts later (or a logged Delete Queue drops); see [`State::finish_replay`].
+    fn replay_entry<'s>(
+        queues: &'s mut HashMap<u64, QueueEntry>,
+        next_queue: &mut u64,
+        queue: u64,
+    ) -> &'s mut QueueEntry {
+        *next_queue = (*next_queue).max(queue + 1);
+        queues.entry(queue).or_insert_with(|| QueueEntry {
+            account: String::new(),
+            name: String::new(),
+            metadata: Metadata::default(),
+            policies: Vec::new(),
+            def_segment: 0,
+            defined: false,
+            messages: QueueMessages::new(),
+            locs: HashMap::new(),
+        })
+    }
+
+    /// Ends a replay: drops records of queues whose definition never came (none should remain,
+    /// since a queue's definition is retired only with the queue or after being carried forward).
+    pub fn finish_replay(&mut self) {
+        let orphans: Vec<u64> = self
+            .queues
+            .iter()
+            .filter(|(_, e)| !e.defined)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in orphans {
+            tracing::warn!(
+                queue = id,
+                "records of a queue without a definition dropped at replay"
+            );
+            self.drop_queue(id);
         }
     }
 
@@ -220,13 +266,31 @@ impl State {
                         if let Some(old) = other {
                             self.drop_queue(old);
                         }
-                        self.insert_queue(def, pos.segment);
+                        match self.queues.get_mut(&def.queue) {
+                            // Records of this queue came first: adopt them.
+                            Some(e) if !e.defined => {
+                                e.defined = true;
+                                e.def_segment = pos.segment;
+                                e.account = def.account.clone();
+                                e.name = def.name.clone();
+                                e.metadata = def.metadata;
+                                e.policies = def.policies;
+                                e.messages.raise_next_sequence(def.next_sequence);
+                                self.live.hold(pos.segment);
+                                self.names
+                                    .entry(def.account)
+                                    .or_default()
+                                    .insert(def.name, def.queue);
+                            }
+                            _ => self.insert_queue(def, pos.segment),
+                        }
                     }
                 }
             }
             Record::QueueDelete { queue } => self.drop_queue(queue),
             Record::QueueClear { queue } => {
-                if let Some(e) = self.queues.get_mut(&queue) {
+                let e = Self::replay_entry(&mut self.queues, &mut self.next_queue, queue);
+                {
                     for loc in e.locs.values() {
                         self.live.release_message(loc);
                     }
@@ -235,7 +299,8 @@ impl State {
                 }
             }
             Record::Message { queue, message } => {
-                if let Some(e) = self.queues.get_mut(&queue) {
+                let e = Self::replay_entry(&mut self.queues, &mut self.next_queue, queue);
+                {
                     let body_len = payload.len() - MESSAGE_BODY_OFFSET;
                     let loc = Loc {
                         pos,
@@ -255,7 +320,8 @@ impl State {
                 dequeue_count,
                 receipt,
             } => {
-                if let Some(e) = self.queues.get_mut(&queue) {
+                let e = Self::replay_entry(&mut self.queues, &mut self.next_queue, queue);
+                {
                     if let Some(m) = e.messages.get_by_sequence(sequence) {
                         let mut m = m.clone();
                         m.visible_at = visible_at;
@@ -266,7 +332,8 @@ impl State {
                 }
             }
             Record::MessageDelete { queue, sequence } => {
-                if let Some(e) = self.queues.get_mut(&queue) {
+                let e = Self::replay_entry(&mut self.queues, &mut self.next_queue, queue);
+                {
                     e.messages.remove(sequence);
                     if let Some(loc) = e.locs.remove(&sequence) {
                         self.live.release_message(&loc);
@@ -309,6 +376,7 @@ impl State {
                 metadata: def.metadata,
                 policies: def.policies,
                 def_segment: segment,
+                defined: true,
                 messages,
                 locs: HashMap::new(),
             },
