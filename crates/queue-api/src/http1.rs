@@ -365,8 +365,11 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, ()> {
     let mut keep_alive = version == 1;
     let mut expect_continue = false;
     for h in req.headers.iter() {
-        let lossy = String::from_utf8_lossy(h.value);
-        let value = lossy.trim();
+        let value = match std::str::from_utf8(h.value) {
+            Ok(v) => Cow::Borrowed(v),
+            Err(_) => String::from_utf8_lossy(h.value),
+        };
+        let value = value.trim();
         if h.name.eq_ignore_ascii_case("content-length") {
             let n: usize = value.parse().map_err(|_| ())?;
             if matches!(framing, Framing::Length(m) if m != n) {

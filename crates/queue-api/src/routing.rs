@@ -107,6 +107,9 @@ fn is_host_style(host: &str) -> bool {
 }
 
 fn decode(seg: &str) -> String {
+    if !seg.contains('%') {
+        return seg.to_owned();
+    }
     percent_decode_str(seg).decode_utf8_lossy().into_owned()
 }
 

@@ -38,6 +38,10 @@ pub fn decode_component(s: &str, plus_as_space: bool) -> String {
 }
 
 fn decode(s: &str, plus_as_space: bool) -> Cow<'_, str> {
+    // Nothing to decode, and `s` is UTF-8 already: skip the decoder's UTF-8 check.
+    if !s.contains(['%', '+']) {
+        return Cow::Borrowed(s);
+    }
     if plus_as_space && s.contains('+') {
         let replaced = s.replace('+', " ");
         Cow::Owned(
