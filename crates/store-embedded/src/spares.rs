@@ -18,6 +18,8 @@ use crate::disk::Disk;
 /// Spares kept at most; more retired segments are removed.
 const KEEP: usize = 1;
 const CHUNK: usize = 1 << 20;
+/// Pause between chunks of a preparation.
+const PACE: Duration = Duration::from_millis(2);
 
 struct Pool {
     ready: Vec<PathBuf>,
@@ -157,6 +159,11 @@ fn prepare(
         }
         let n = (size - at).min(CHUNK as u64) as usize;
         file.write_all_at(&zeros[..n], at)?;
+        // Flush each chunk on its own and pause: the log's fdatasyncs share the device, and a
+        // whole segment of dirty pages flushed at once stalled them for tens of milliseconds
+        // (p99 of paced puts went from ~2 ms to ~20 ms).
+        file.sync()?;
+        std::thread::sleep(PACE);
         at += n as u64;
     }
     file.sync()?;
