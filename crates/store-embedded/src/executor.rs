@@ -30,7 +30,7 @@ use crate::state::State;
 use crate::Durability;
 
 /// Records compaction moves per pass, so a pass never holds requests up for long.
-const COMPACTION_BUDGET: usize = 2_000;
+const COMPACTION_BUDGET: usize = 500;
 /// How often to retry rebuilding after an I/O failure.
 pub const REBUILD_EVERY: Duration = Duration::from_millis(500);
 
@@ -260,6 +260,9 @@ impl Committer {
 
             let housekeeping =
                 housekeeping_pending || last_housekeeping.elapsed() >= housekeeping_every;
+            // File work decided under the lock but done outside it: it can take milliseconds.
+            let mut to_read = None;
+            let mut retired = Vec::new();
             let written = {
                 let mut guard = lock(&self.core);
                 let Some(core) = guard.as_mut() else { continue };
@@ -271,12 +274,16 @@ impl Committer {
                         .state
                         .compact(&mut core.log, COMPACTION_BUDGET)
                         .map(|more| housekeeping_pending = more);
+                    to_read = core
+                        .state
+                        .compaction_candidate(&core.log)
+                        .and_then(|n| core.log.segment_reader(n));
                     last_housekeeping = Instant::now();
                 }
                 let result = result.and_then(|()| {
                     core.log.flush()?;
                     let synced = core.log.synced_end();
-                    core.state.retire_dead(&mut core.log, synced)?;
+                    retired = core.state.retire_dead(&mut core.log, synced);
                     Ok(())
                 });
                 match result {
@@ -288,6 +295,24 @@ impl Committer {
                     }
                 }
             };
+            for r in retired {
+                // A segment that could not be renamed stays on disk under its number; replaying
+                // it again is harmless, since everything in it was superseded later in the log.
+                if let Err(e) = r.finish() {
+                    tracing::warn!(error = %e, "cannot recycle a retired segment");
+                }
+            }
+            if let Some(reader) = to_read {
+                match reader.read() {
+                    Ok(records) => {
+                        if let Some(core) = lock(&self.core).as_mut() {
+                            core.state.start_compaction(&core.log, reader.n, records);
+                            housekeeping_pending = true;
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot read a segment to compact"),
+                }
+            }
             let Some((epoch, end, target)) = written else {
                 continue;
             };

@@ -532,47 +532,74 @@ impl Log {
         self.segments.len() as u64 * self.segment_size
     }
 
-    /// Retires the oldest segment (which must not be the current one): it becomes a spare for
-    /// a later rotation, or is removed if enough spares wait.
-    pub fn retire_oldest(&mut self) -> io::Result<Option<u32>> {
-        let Some((&n, _)) = self.segments.iter().next() else {
-            return Ok(None);
-        };
+    /// Takes the oldest segment (which must not be the current one) out of the log. The file
+    /// itself is dealt with by [`Retired::finish`], outside the store lock: renaming it and
+    /// syncing the directory can take milliseconds.
+    pub fn retire_oldest(&mut self) -> Option<Retired> {
+        let (&n, _) = self.segments.iter().next()?;
         if n == self.current {
-            return Ok(None);
+            return None;
         }
-        let path = segment_path(&self.dir, n);
         self.segments.remove(&n);
-        if self.spares.has_room() {
-            let spare = self.dir.join(format!("{SPARE}-{n:010}.{SUFFIX}"));
-            self.disk.rename(&path, &spare)?;
-            self.spares.add(spare);
-        } else {
-            self.disk.remove(&path)?;
-        }
-        Ok(Some(n))
+        Some(Retired {
+            path: segment_path(&self.dir, n),
+            spare: self.dir.join(format!("{SPARE}-{n:010}.{SUFFIX}")),
+            disk: self.disk.clone(),
+            spares: self.spares.handle(),
+        })
     }
 
-    /// Every valid record of a sealed segment, with its position.
-    pub fn read_segment(&self, n: u32) -> io::Result<Vec<(Pos, Vec<u8>)>> {
-        let seg = self
-            .segments
-            .get(&n)
-            .ok_or_else(|| io::Error::other("no such segment"))?;
-        let mut bytes = vec![0u8; self.segment_size as usize];
-        let upto = if n == self.current {
-            self.written
+    /// What [`read_segment_records`] needs to read a sealed segment outside the store lock.
+    pub fn segment_reader(&self, n: u32) -> Option<SegmentReader> {
+        let seg = self.segments.get(&n)?;
+        (n != self.current).then(|| SegmentReader {
+            n,
+            file: seg.file.clone(),
+            first_lsn: seg.first_lsn,
+            size: self.segment_size,
+        })
+    }
+}
+
+/// A retired segment file, to recycle as a spare or remove.
+pub struct Retired {
+    path: PathBuf,
+    spare: PathBuf,
+    disk: Arc<dyn Disk>,
+    spares: crate::spares::SparesHandle,
+}
+
+impl Retired {
+    pub fn finish(self) -> io::Result<()> {
+        if self.spares.has_room() {
+            self.disk.rename(&self.path, &self.spare)?;
+            self.spares.add(self.spare);
+            Ok(())
         } else {
-            self.segment_size
-        };
-        seg.file.read_exact_at(&mut bytes[..upto as usize], 0)?;
+            self.disk.remove(&self.path)
+        }
+    }
+}
+
+pub struct SegmentReader {
+    pub n: u32,
+    file: Arc<dyn DiskFile>,
+    first_lsn: u64,
+    size: u64,
+}
+
+impl SegmentReader {
+    /// Every valid record of the segment, with its position.
+    pub fn read(&self) -> io::Result<Vec<(Pos, Vec<u8>)>> {
+        let mut bytes = vec![0u8; self.size as usize];
+        self.file.read_exact_at(&mut bytes, 0)?;
         let mut out = Vec::new();
-        let mut lsn = seg.first_lsn;
+        let mut lsn = self.first_lsn;
         let mut at = HEADER_LEN as usize;
         while let Some((start, end)) = frame_at(&bytes, at, lsn) {
             out.push((
                 Pos {
-                    segment: n,
+                    segment: self.n,
                     offset: start as u32,
                 },
                 bytes[start..end].to_vec(),

@@ -84,13 +84,23 @@ impl Spares {
         }
     }
 
+    /// A handle for returning retired segments from outside the store lock.
+    pub fn handle(&self) -> SparesHandle {
+        SparesHandle(self.shared.clone())
+    }
+}
+
+/// Takes retired segments into the pool.
+pub struct SparesHandle(Arc<Shared>);
+
+impl SparesHandle {
     /// Whether a retired segment should be kept as a spare (rather than removed).
     pub fn has_room(&self) -> bool {
-        lock(&self.shared.pool).ready.len() < KEEP
+        lock(&self.0.pool).ready.len() < KEEP
     }
 
     pub fn add(&self, path: PathBuf) {
-        lock(&self.shared.pool).ready.push(path);
+        lock(&self.0.pool).ready.push(path);
     }
 }
 

@@ -693,28 +693,36 @@ impl State {
 
     /// Moves up to `budget` records out of the oldest segment when the log holds much more than
     /// what is live. Returns whether compaction work remains.
-    pub fn compact(&mut self, log: &mut Log, budget: usize) -> io::Result<bool> {
-        if self.compacting.is_none() {
-            let segments: Vec<u32> = log.segment_numbers().collect();
-            let Some(&oldest) = segments.first() else {
-                return Ok(false);
-            };
-            let size = log.segment_size().max(1);
-            let needed = self.live.message_bytes.div_ceil(size);
-            let sealed = segments.len() as u64 - 1;
-            // Worth moving: a few stragglers (a queue definition, a long-lived message) pin the
-            // oldest segment, or the log holds far more than is live.
-            let pinned = self.live.bytes(oldest) <= size / 16;
-            let bloated = sealed >= 4 && sealed > 2 * needed + 2;
-            if oldest == log.current_segment()
-                || self.live.count(oldest) == 0
-                || !(pinned || bloated)
-            {
-                return Ok(false);
-            }
-            let records = log.read_segment(oldest)?;
-            self.compacting = Some((oldest, records.into()));
+    /// The segment compaction should read next, if any: the oldest, when a few stragglers pin
+    /// it or the log holds far more than is live. Reading it happens outside the store lock.
+    pub fn compaction_candidate(&self, log: &Log) -> Option<u32> {
+        if self.compacting.is_some() {
+            return None;
         }
+        let segments: Vec<u32> = log.segment_numbers().collect();
+        let &oldest = segments.first()?;
+        let size = log.segment_size().max(1);
+        let needed = self.live.message_bytes.div_ceil(size);
+        let sealed = segments.len() as u64 - 1;
+        let pinned = self.live.bytes(oldest) <= size / 16;
+        let bloated = sealed >= 4 && sealed > 2 * needed + 2;
+        (oldest != log.current_segment() && self.live.count(oldest) > 0 && (pinned || bloated))
+            .then_some(oldest)
+    }
+
+    /// Starts compacting `segment` with its records, read by [`Log::read_segment_records`].
+    pub fn start_compaction(&mut self, log: &Log, segment: u32, records: Vec<(Pos, Vec<u8>)>) {
+        if self.compacting.is_none()
+            && segment != log.current_segment()
+            && log.segment_numbers().any(|n| n == segment)
+        {
+            self.compacting = Some((segment, records.into()));
+        }
+    }
+
+    /// Carries forward up to `budget` records of the segment being compacted. Returns whether
+    /// compaction work remains.
+    pub fn compact(&mut self, log: &mut Log, budget: usize) -> io::Result<bool> {
         let Some((segment, mut records)) = self.compacting.take() else {
             return Ok(false);
         };
@@ -805,8 +813,8 @@ impl State {
     /// redefinition, a delete), and those newer records may not be durable yet. So a segment
     /// found dead is only noted, with the log's end at that moment, and retired once the
     /// durable end (`synced_end`, ordered like [`Log::end`]) has passed that point.
-    pub fn retire_dead(&mut self, log: &mut Log, synced_end: u64) -> io::Result<usize> {
-        let mut retired = 0;
+    pub fn retire_dead(&mut self, log: &mut Log, synced_end: u64) -> Vec<crate::log::Retired> {
+        let mut retired = Vec::new();
         loop {
             let Some(oldest) = log.segment_numbers().next() else {
                 break;
@@ -825,11 +833,12 @@ impl State {
                     break;
                 }
             }
-            log.retire_oldest()?;
+            if let Some(r) = log.retire_oldest() {
+                retired.push(r);
+            }
             self.live.records.remove(&oldest);
             self.dead_since.remove(&oldest);
-            retired += 1;
         }
-        Ok(retired)
+        retired
     }
 }
