@@ -344,7 +344,9 @@ impl Log {
             self.rotate()?;
             self.buf = record;
         }
-        if !self.asked_spare && self.written * 2 > self.segment_size {
+        // Asked for as soon as a segment starts, so that the next one can be zeroed slowly
+        // enough not to disturb the log's own fsyncs.
+        if !self.asked_spare {
             self.spares.want();
             self.asked_spare = true;
         }

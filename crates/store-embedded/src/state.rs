@@ -47,7 +47,8 @@ struct QueueEntry {
     /// False while replay has seen records of this queue but not yet its definition.
     defined: bool,
     messages: QueueMessages,
-    locs: HashMap<u64, Loc>,
+    /// Body positions by sequence; a B-tree for the same reason as `QueueMessages`' maps.
+    locs: BTreeMap<u64, Loc>,
 }
 
 impl QueueEntry {
@@ -196,7 +197,7 @@ impl State {
             def_segment: 0,
             defined: false,
             messages: QueueMessages::new(),
-            locs: HashMap::new(),
+            locs: BTreeMap::new(),
         })
     }
 
@@ -378,7 +379,7 @@ impl State {
                 def_segment: segment,
                 defined: true,
                 messages,
-                locs: HashMap::new(),
+                locs: BTreeMap::new(),
             },
         );
     }
@@ -641,7 +642,7 @@ impl State {
         for loc in e.locs.values() {
             self.live.release_message(loc);
         }
-        e.locs = HashMap::new();
+        e.locs = BTreeMap::new();
         e.messages.clear();
         Ok(true)
     }
