@@ -3,8 +3,15 @@
 //!
 //! Each client is one task with one keep-alive connection, sending Shared Key signed requests
 //! back to back (or paced, with `--rate`). Latencies go into HDR histograms (microseconds), merged
-//! at the end. With `--rate`, latency is measured from each operation's scheduled start, so a
-//! stalled server is not hidden by clients that stopped sending (coordinated omission).
+//! at the end.
+//!
+//! With `--rate`, the clients' schedules are staggered evenly over one interval, so requests
+//! arrive spread out rather than in bursts of `--clients`. A client that is behind its schedule
+//! measures latency from the operation's scheduled start, so a stalled server is not hidden by
+//! clients that stopped sending (coordinated omission). A client that is on time measures from
+//! when its timer woke it: tokio's timer fires on a 1 ms wheel, and charging that up-to-1 ms
+//! wake-up delay to the server would put a floor under every latency (an in-memory Hematite at
+//! 10k/s measured p50 1.4 ms that way, against 0.25 ms unpaced at 57k/s).
 //!
 //! Scenarios (one "op" each):
 //! - `put`: Put Message.
@@ -206,19 +213,23 @@ async fn client(
     scenario: Scenario,
     refill: bool,
     interval: Option<Duration>,
+    phase: Duration,
 ) -> Histogram<u64> {
     let mut hist =
         Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
     let mut conn = Connection::new(&s.target.addr);
-    let mut next = Instant::now();
+    let mut next = Instant::now() + phase;
     while !s.done() {
-        // With a rate, each op has a scheduled start; latency counts from it.
         let start = match interval {
             Some(i) => {
-                tokio::time::sleep_until(next.into()).await;
-                let t = next;
+                let scheduled = next;
                 next += i;
-                t
+                if Instant::now() < scheduled {
+                    tokio::time::sleep_until(scheduled.into()).await;
+                    Instant::now()
+                } else {
+                    scheduled
+                }
             }
             None => Instant::now(),
         };
@@ -339,7 +350,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             Scenario::Mixed if i % 2 == 0 => Scenario::Put,
             s => s,
         };
-        tasks.spawn(client(shared.clone(), scenario, !args.no_refill, interval));
+        let phase = interval.map_or(Duration::ZERO, |d| {
+            d.mul_f64(i as f64 / args.clients as f64)
+        });
+        tasks.spawn(client(
+            shared.clone(),
+            scenario,
+            !args.no_refill,
+            interval,
+            phase,
+        ));
     }
     let ticker = progress.clone().map(|pb| {
         let s = shared.clone();
