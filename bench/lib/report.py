@@ -472,8 +472,11 @@ def render(run, R, T):
     w("## Latency at half the maximum rate")
     w("")
     w("Durable Hematite, 16 clients, paced (`hematite bench --rate`) at half the throughput the same "
-      "round measured unpaced. Latency counts from each op's scheduled start, so stalls are not hidden "
-      "(no coordinated omission).")
+      "round measured unpaced. The 16 clients' schedules are staggered over one interval. A client "
+      "behind its schedule counts latency from the op's scheduled start, so stalls are not hidden (no "
+      "coordinated omission); a client on time counts from when its timer woke it, because tokio's "
+      "1 ms timer wheel would otherwise add up to a millisecond of the load generator's own delay "
+      "to every op.")
     w("")
     w(figures_table(run, [(D, "put-c16-halfrate"), (D, "cycle-c16-small-halfrate")]))
     w("")
