@@ -362,6 +362,8 @@ impl Committer {
                         .state
                         .compact(&mut core.log, COMPACTION_BUDGET)
                         .map(|more| housekeeping_pending = more);
+                    result =
+                        result.and_then(|()| core.state.carry_forward_from_memory(&mut core.log));
                     if !self.reading.load(Ordering::Acquire) {
                         to_read = core
                             .state
