@@ -491,6 +491,30 @@ async fn wait_for(
     }
 }
 
+/// Creates `Q` with metadata and an access policy: a queue definition worth keeping.
+async fn define_queue(e: &Engine) {
+    e.create_queue(Q, Metadata(vec![("k".into(), "v".into())]))
+        .await
+        .expect("create");
+    e.set_access_policies(
+        Q,
+        vec![AccessPolicy {
+            id: "p".into(),
+            start: None,
+            expiry: None,
+            permissions: Some("r".into()),
+        }],
+    )
+    .await
+    .expect("acl");
+}
+
+/// What [`define_queue`] set is still there.
+async fn assert_definition_kept(e: &Engine, info: &hematite_engine::QueueInfo) {
+    assert_eq!(info.metadata, Metadata(vec![("k".into(), "v".into())]));
+    assert_eq!(e.access_policies(Q).await.expect("acl").len(), 1);
+}
+
 fn small_segments() -> Options {
     Options {
         segment_bytes: 128 * 1024,
@@ -508,20 +532,7 @@ async fn dead_segments_are_reclaimed_and_survivors_carried_forward() {
     let clock = Arc::new(test_clock());
     let store = EmbeddedStore::open(&dir, small_segments(), clock.clone()).expect("open");
     let e = engine(&store, &clock);
-    e.create_queue(Q, Metadata(vec![("k".into(), "v".into())]))
-        .await
-        .expect("create");
-    e.set_access_policies(
-        Q,
-        vec![AccessPolicy {
-            id: "p".into(),
-            start: None,
-            expiry: None,
-            permissions: Some("r".into()),
-        }],
-    )
-    .await
-    .expect("acl");
+    define_queue(&e).await;
     // Survivors: the first messages of the oldest segment, one of them leased.
     let keepers = fill(&e, 5).await;
     let leased = e
@@ -572,8 +583,7 @@ async fn dead_segments_are_reclaimed_and_survivors_carried_forward() {
     let e = engine(&store, &clock);
     let info = e.queue_info(Q).await.expect("info");
     assert_eq!(info.message_count, 5);
-    assert_eq!(info.metadata, Metadata(vec![("k".into(), "v".into())]));
-    assert_eq!(e.access_policies(Q).await.expect("acl").len(), 1);
+    assert_definition_kept(&e, &info).await;
     assert_eq!(e.queue_info(churn).await.expect("info").message_count, 0);
     let peeked = e.peek(Q, 32).await.expect("peek");
     let expected: Vec<Vec<u8>> = keepers[1..].iter().map(|m| m.body.clone()).collect();
@@ -606,20 +616,7 @@ async fn a_fifo_queue_reclaims_segments_without_reading_them_back() {
     let clock = Arc::new(test_clock());
     let store = EmbeddedStore::open(&dir, small_segments(), clock.clone()).expect("open");
     let e = engine(&store, &clock);
-    e.create_queue(Q, Metadata(vec![("k".into(), "v".into())]))
-        .await
-        .expect("create");
-    e.set_access_policies(
-        Q,
-        vec![AccessPolicy {
-            id: "p".into(),
-            start: None,
-            expiry: None,
-            permissions: Some("r".into()),
-        }],
-    )
-    .await
-    .expect("acl");
+    define_queue(&e).await;
     for i in 0..3000 {
         e.send(Q, body(i), opts(Ttl::Never)).await.expect("send");
         if i >= 10 {
@@ -650,8 +647,7 @@ async fn a_fifo_queue_reclaims_segments_without_reading_them_back() {
     let e = engine(&store, &clock);
     let info = e.queue_info(Q).await.expect("info");
     assert_eq!(info.message_count, 10);
-    assert_eq!(info.metadata, Metadata(vec![("k".into(), "v".into())]));
-    assert_eq!(e.access_policies(Q).await.expect("acl").len(), 1);
+    assert_definition_kept(&e, &info).await;
 }
 
 #[tokio::test]
