@@ -2,11 +2,11 @@
 //!
 //! Everything (service documents, queues, metadata, access policies, messages and each
 //! message's lease state) is recorded in one append-only log of fixed-size segment files in the
-//! data directory ([`log`]). Every queue's index lives in memory ([`state`]); message bodies stay
+//! data directory ([`log`]). Every queue's index lives in memory (`state`); message bodies stay
 //! in the log and are read back on demand. A request applies itself under one lock and appends
 //! its record; a sync thread writes and `fdatasync`s what accumulated, so a request is answered
 //! only after its record is on disk and concurrent requests share one sync (group commit;
-//! [`executor`]). Opening replays the log. Segments whose records are all dead are recycled; the
+//! `executor`). Opening replays the log. Segments whose records are all dead are recycled; the
 //! oldest segment is compacted when stragglers pin it or the log holds much more than what is
 //! live, by a janitor thread so the sync thread never waits on that file work.
 //!

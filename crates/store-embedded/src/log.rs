@@ -551,7 +551,7 @@ impl Log {
         })
     }
 
-    /// What [`read_segment_records`] needs to read a sealed segment outside the store lock.
+    /// What [`SegmentReader::read`] needs to read a sealed segment outside the store lock.
     pub fn segment_reader(&self, n: u32) -> Option<SegmentReader> {
         let seg = self.segments.get(&n)?;
         (n != self.current).then(|| SegmentReader {

@@ -719,7 +719,7 @@ impl State {
             .then_some(oldest)
     }
 
-    /// Starts compacting `segment` with its records, read by [`Log::read_segment_records`].
+    /// Starts compacting `segment` with its records, read by [`crate::log::SegmentReader::read`].
     pub fn start_compaction(&mut self, log: &Log, segment: u32, records: Vec<(Pos, Vec<u8>)>) {
         if self.compacting.is_none()
             && segment != log.current_segment()
