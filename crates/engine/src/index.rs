@@ -83,16 +83,6 @@ impl QueueMessages {
         self.next_sequence = self.next_sequence.max(next);
     }
 
-    /// Removes a message whatever its receipt (replaying a logged delete).
-    pub fn remove(&mut self, sequence: u64) -> Option<Message> {
-        self.remove_sequence(sequence)
-    }
-
-    /// Every message held, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = &Message> {
-        self.by_sequence.values()
-    }
-
     /// Stores a new message and gives it the next sequence number.
     pub fn insert(&mut self, m: NewMessage) -> Message {
         let message = m.into_message(self.next_sequence);
@@ -118,7 +108,7 @@ impl QueueMessages {
             if at > now {
                 break;
             }
-            if let Some(m) = self.remove_sequence(seq) {
+            if let Some(m) = self.remove(seq) {
                 gone.push(m);
             } else {
                 self.expiry.pop_first();
@@ -170,8 +160,7 @@ impl QueueMessages {
         now: Timestamp,
     ) -> Result<Message, ReceiptError> {
         let seq = self.check_receipt(id, receipt, now)?;
-        self.remove_sequence(seq)
-            .ok_or(ReceiptError::MessageNotFound)
+        self.remove(seq).ok_or(ReceiptError::MessageNotFound)
     }
 
     /// Changes visibility (and optionally the body) if `receipt` is current; issues a new receipt.
@@ -248,7 +237,8 @@ impl QueueMessages {
         self.expiry.remove(&(m.expires_at, m.sequence));
     }
 
-    fn remove_sequence(&mut self, seq: u64) -> Option<Message> {
+    /// Removes a message whatever its receipt (also replaying a logged delete).
+    pub fn remove(&mut self, seq: u64) -> Option<Message> {
         let m = self.by_sequence.remove(&seq)?;
         self.unindex(&m);
         Some(m)
