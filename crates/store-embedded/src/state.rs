@@ -110,6 +110,36 @@ impl Live {
         }
         self.message_bytes = self.message_bytes.saturating_sub(loc.record_bytes());
     }
+
+    /// A non-message record (definition, document) was written again in segment `to`.
+    fn moved(&mut self, from: u32, to: u32) {
+        self.release(from);
+        self.hold(to);
+    }
+
+    /// Message `sequence` of `e` now has its latest whole record at `loc`.
+    fn place_message(&mut self, e: &mut QueueEntry, sequence: u64, loc: Loc) {
+        if let Some(old) = e.locs.insert(sequence, loc) {
+            self.release_message(&old);
+        }
+        self.hold_message(&loc);
+    }
+
+    /// Message `sequence` of `e` is gone: its record is no longer needed.
+    fn forget_message(&mut self, e: &mut QueueEntry, sequence: u64) {
+        if let Some(loc) = e.locs.remove(&sequence) {
+            self.release_message(&loc);
+        }
+    }
+
+    /// Every message of `e` is gone (Clear Messages, Delete Queue).
+    fn forget_all_messages(&mut self, e: &mut QueueEntry) {
+        for loc in e.locs.values() {
+            self.release_message(loc);
+        }
+        e.locs.clear();
+        e.messages.clear();
+    }
 }
 
 /// A segment being compacted, and its records (position, payload) not yet looked at.
@@ -165,13 +195,11 @@ impl State {
     }
 
     fn drop_queue(&mut self, id: u64) {
-        if let Some(e) = self.queues.remove(&id) {
+        if let Some(mut e) = self.queues.remove(&id) {
             if e.defined {
                 self.live.release(e.def_segment);
             }
-            for loc in e.locs.values() {
-                self.live.release_message(loc);
-            }
+            self.live.forget_all_messages(&mut e);
             if let Some(names) = self.names.get_mut(&e.account) {
                 if names.get(&e.name) == Some(&id) {
                     names.remove(&e.name);
@@ -225,9 +253,7 @@ impl State {
 
     fn purge(live: &mut Live, e: &mut QueueEntry, now: Timestamp) {
         for m in e.messages.purge_expired(now) {
-            if let Some(loc) = e.locs.remove(&m.sequence) {
-                live.release_message(&loc);
-            }
+            live.forget_message(e, m.sequence);
         }
     }
 
@@ -259,8 +285,7 @@ impl State {
                 match self.queue_id(&def.account, &def.name) {
                     Some(id) if id == def.queue => {
                         if let Some(e) = self.queues.get_mut(&id) {
-                            self.live.release(e.def_segment);
-                            self.live.hold(pos.segment);
+                            self.live.moved(e.def_segment, pos.segment);
                             e.def_segment = pos.segment;
                             e.metadata = def.metadata;
                             e.policies = def.policies;
@@ -295,28 +320,16 @@ impl State {
             Record::QueueDelete { queue } => self.drop_queue(queue),
             Record::QueueClear { queue } => {
                 let e = Self::replay_entry(&mut self.queues, &mut self.next_queue, queue);
-                {
-                    for loc in e.locs.values() {
-                        self.live.release_message(loc);
-                    }
-                    e.locs.clear();
-                    e.messages.clear();
-                }
+                self.live.forget_all_messages(e);
             }
             Record::Message { queue, message } => {
                 let e = Self::replay_entry(&mut self.queues, &mut self.next_queue, queue);
-                {
-                    let body_len = payload.len() - MESSAGE_BODY_OFFSET;
-                    let loc = Loc {
-                        pos,
-                        body_len: body_len as u32,
-                    };
-                    if let Some(old) = e.locs.insert(message.sequence, loc) {
-                        self.live.release_message(&old);
-                    }
-                    self.live.hold_message(&loc);
-                    e.messages.restore(message);
-                }
+                let loc = Loc {
+                    pos,
+                    body_len: (payload.len() - MESSAGE_BODY_OFFSET) as u32,
+                };
+                self.live.place_message(e, message.sequence, loc);
+                e.messages.restore(message);
             }
             Record::Lease {
                 queue,
@@ -326,41 +339,24 @@ impl State {
                 receipt,
             } => {
                 let e = Self::replay_entry(&mut self.queues, &mut self.next_queue, queue);
-                {
-                    if let Some(m) = e.messages.get_by_sequence(sequence) {
-                        let mut m = m.clone();
-                        m.visible_at = visible_at;
-                        m.dequeue_count = dequeue_count;
-                        m.receipt = receipt;
-                        e.messages.restore(m);
-                    }
+                if let Some(m) = e.messages.get_by_sequence(sequence) {
+                    let mut m = m.clone();
+                    m.visible_at = visible_at;
+                    m.dequeue_count = dequeue_count;
+                    m.receipt = receipt;
+                    e.messages.restore(m);
                 }
             }
             Record::MessageDelete { queue, sequence } => {
                 let e = Self::replay_entry(&mut self.queues, &mut self.next_queue, queue);
-                {
-                    e.messages.remove(sequence);
-                    if let Some(loc) = e.locs.remove(&sequence) {
-                        self.live.release_message(&loc);
-                    }
-                }
+                e.messages.remove(sequence);
+                self.live.forget_message(e, sequence);
             }
             Record::Document {
                 account,
                 key,
                 value,
-            } => {
-                self.live.hold(pos.segment);
-                if let Some(old) = self.documents.insert(
-                    (account, key),
-                    Document {
-                        value,
-                        segment: pos.segment,
-                    },
-                ) {
-                    self.live.release(old.segment);
-                }
-            }
+            } => self.place_document((account, key), value, pos.segment),
         }
         Ok(())
     }
@@ -452,8 +448,7 @@ impl State {
     }
 
     pub fn queue_info(&mut self, account: &str, name: &str, now: Timestamp) -> Option<QueueInfo> {
-        let id = self.queue_id(account, name)?;
-        let e = self.queues.get_mut(&id)?;
+        let (_, e) = Self::entry(&self.names, &mut self.queues, account, name)?;
         Self::purge(&mut self.live, e, now);
         Some(QueueInfo {
             metadata: e.metadata.clone(),
@@ -473,12 +468,23 @@ impl State {
             return Ok(false);
         };
         change(e);
+        Self::write_definition(&mut self.live, log, id, e)?;
+        Ok(true)
+    }
+
+    /// Writes queue `id`'s definition as it now stands (after a change, or to carry it
+    /// forward); the previous one is no longer needed.
+    fn write_definition(
+        live: &mut Live,
+        log: &mut Log,
+        id: u64,
+        e: &mut QueueEntry,
+    ) -> io::Result<()> {
         let def = e.def(id);
         let pos = log.append(|out| record::encode_queue_define(out, &def))?;
-        let old = std::mem::replace(&mut e.def_segment, pos.segment);
-        self.live.release(old);
-        self.live.hold(pos.segment);
-        Ok(true)
+        live.moved(e.def_segment, pos.segment);
+        e.def_segment = pos.segment;
+        Ok(())
     }
 
     pub fn set_metadata(
@@ -523,8 +529,7 @@ impl State {
             pos,
             body_len: body.len() as u32,
         };
-        e.locs.insert(m.sequence, loc);
-        self.live.hold_message(&loc);
+        self.live.place_message(e, m.sequence, loc);
         m.body = body;
         Ok(Some(m))
     }
@@ -537,10 +542,7 @@ impl State {
         now: Timestamp,
         grant: &LeaseGrant,
     ) -> io::Result<Option<Vec<Message>>> {
-        let Some(id) = self.queue_id(account, name) else {
-            return Ok(None);
-        };
-        let Some(e) = self.queues.get_mut(&id) else {
+        let Some((id, e)) = Self::entry(&self.names, &mut self.queues, account, name) else {
             return Ok(None);
         };
         Self::purge(&mut self.live, e, now);
@@ -559,10 +561,7 @@ impl State {
         now: Timestamp,
         max: usize,
     ) -> io::Result<Option<Vec<Message>>> {
-        let Some(id) = self.queue_id(account, name) else {
-            return Ok(None);
-        };
-        let Some(e) = self.queues.get_mut(&id) else {
+        let Some((_, e)) = Self::entry(&self.names, &mut self.queues, account, name) else {
             return Ok(None);
         };
         Self::purge(&mut self.live, e, now);
@@ -585,9 +584,7 @@ impl State {
         match e.messages.delete(message, receipt, now) {
             Ok(m) => {
                 log.append(|out| record::encode_message_delete(out, id, m.sequence))?;
-                if let Some(loc) = e.locs.remove(&m.sequence) {
-                    self.live.release_message(&loc);
-                }
+                self.live.forget_message(e, m.sequence);
                 Ok(ReceiptOutcome::Done(()))
             }
             Err(r) => Ok(ReceiptOutcome::Rejected(r)),
@@ -620,10 +617,7 @@ impl State {
                     pos,
                     body_len: body.len() as u32,
                 };
-                if let Some(old) = e.locs.insert(m.sequence, loc) {
-                    self.live.release_message(&old);
-                }
-                self.live.hold_message(&loc);
+                self.live.place_message(e, m.sequence, loc);
                 m.body = body;
             }
             None => {
@@ -643,11 +637,7 @@ impl State {
             return Ok(false);
         };
         log.append(|out| record::encode_queue_clear(out, id))?;
-        for loc in e.locs.values() {
-            self.live.release_message(loc);
-        }
-        e.locs = BTreeMap::new();
-        e.messages.clear();
+        self.live.forget_all_messages(e);
         Ok(true)
     }
 
@@ -665,16 +655,28 @@ impl State {
         value: Vec<u8>,
     ) -> io::Result<()> {
         let pos = log.append(|out| record::encode_document(out, account, key, &value))?;
-        self.live.hold(pos.segment);
-        if let Some(old) = self.documents.insert(
-            (account.to_owned(), key.to_owned()),
-            Document {
-                value,
-                segment: pos.segment,
-            },
-        ) {
+        self.place_document((account.to_owned(), key.to_owned()), value, pos.segment);
+        Ok(())
+    }
+
+    /// Document `key`'s latest value, written in `segment`.
+    fn place_document(&mut self, key: (String, String), value: Vec<u8>, segment: u32) {
+        self.live.hold(segment);
+        if let Some(old) = self.documents.insert(key, Document { value, segment }) {
             self.live.release(old.segment);
         }
+    }
+
+    /// Writes document `key` again, its value unchanged (to carry it forward).
+    fn rewrite_document(
+        live: &mut Live,
+        log: &mut Log,
+        key: &(String, String),
+        d: &mut Document,
+    ) -> io::Result<()> {
+        let pos = log.append(|out| record::encode_document(out, &key.0, &key.1, &d.value))?;
+        live.moved(d.segment, pos.segment);
+        d.segment = pos.segment;
         Ok(())
     }
 
@@ -748,19 +750,12 @@ impl State {
         }
         for (&id, e) in self.queues.iter_mut() {
             if e.def_segment == oldest {
-                let def = e.def(id);
-                let new = log.append(|out| record::encode_queue_define(out, &def))?;
-                e.def_segment = new.segment;
-                self.live.release(oldest);
-                self.live.hold(new.segment);
+                Self::write_definition(&mut self.live, log, id, e)?;
             }
         }
-        for ((account, key), d) in self.documents.iter_mut() {
+        for (key, d) in self.documents.iter_mut() {
             if d.segment == oldest {
-                let new = log.append(|out| record::encode_document(out, account, key, &d.value))?;
-                d.segment = new.segment;
-                self.live.release(oldest);
-                self.live.hold(new.segment);
+                Self::rewrite_document(&mut self.live, log, key, d)?;
             }
         }
         Ok(())
@@ -798,11 +793,7 @@ impl State {
             Record::QueueDefine(def) => {
                 if let Some(e) = self.queues.get_mut(&def.queue) {
                     if e.def_segment == pos.segment {
-                        let def = e.def(def.queue);
-                        let new = log.append(|out| record::encode_queue_define(out, &def))?;
-                        e.def_segment = new.segment;
-                        self.live.release(pos.segment);
-                        self.live.hold(new.segment);
+                        Self::write_definition(&mut self.live, log, def.queue, e)?;
                     }
                 }
             }
@@ -825,22 +816,13 @@ impl State {
                     pos: new,
                     body_len: loc.body_len,
                 };
-                e.locs.insert(message.sequence, moved);
-                self.live.release_message(&loc);
-                self.live.hold_message(&moved);
+                self.live.place_message(e, message.sequence, moved);
             }
             Record::Document { account, key, .. } => {
-                let k = (account, key);
-                if let Some(d) = self.documents.get(&k) {
+                let key = (account, key);
+                if let Some(d) = self.documents.get_mut(&key) {
                     if d.segment == pos.segment {
-                        let value = d.value.clone();
-                        let new =
-                            log.append(|out| record::encode_document(out, &k.0, &k.1, &value))?;
-                        self.live.release(pos.segment);
-                        self.live.hold(new.segment);
-                        if let Some(d) = self.documents.get_mut(&k) {
-                            d.segment = new.segment;
-                        }
+                        Self::rewrite_document(&mut self.live, log, &key, d)?;
                     }
                 }
             }
