@@ -209,4 +209,17 @@ mod tests {
         let refs: Vec<&str> = once.iter().map(String::as_str).collect();
         assert_eq!(sorted(&refs), once);
     }
+
+    proptest::proptest! {
+        /// The byte path taken for ASCII names sorts exactly as the comparison over
+        /// characters, the algorithm as first ported.
+        #[test]
+        fn ascii_path_matches_the_char_path(
+            a in "[a-zA-Z0-9_'.!~-]{0,8}",
+            b in "[a-zA-Z0-9_'.!~-]{0,8}",
+        ) {
+            let chars = |s: &str| s.chars().collect::<Vec<char>>();
+            proptest::prop_assert_eq!(compare(&a, &b), compare_units(&chars(&a), &chars(&b)));
+        }
+    }
 }
