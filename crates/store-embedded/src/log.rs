@@ -126,20 +126,21 @@ fn decode_header(h: &[u8]) -> HeaderCheck {
     if h.len() < HEADER_LEN as usize || &h[0..8] != MAGIC {
         return HeaderCheck::Invalid;
     }
-    let version = u32::from_le_bytes(h[8..12].try_into().unwrap_or_default());
+    let u32_at = |i: usize| u32::from_le_bytes(h[i..i + 4].try_into().unwrap_or_default());
+    let version = u32_at(8);
     if version != FORMAT_VERSION {
         return HeaderCheck::Format(version);
     }
-    let crc = u32::from_le_bytes(h[40..44].try_into().unwrap_or_default());
+    let crc = u32_at(40);
     if crc != crc32fast::hash(&h[0..40]) {
         return HeaderCheck::Invalid;
     }
     let u64_at = |i: usize| u64::from_le_bytes(h[i..i + 8].try_into().unwrap_or_default());
     HeaderCheck::Ok(Header {
-        number: u32::from_le_bytes(h[16..20].try_into().unwrap_or_default()),
+        number: u32_at(16),
         first_lsn: u64_at(24),
         size: u64_at(32),
-        strict: u32::from_le_bytes(h[12..16].try_into().unwrap_or_default()) & FLAG_STRICT != 0,
+        strict: u32_at(12) & FLAG_STRICT != 0,
     })
 }
 
@@ -159,9 +160,27 @@ fn frame_at(bytes: &[u8], at: usize, lsn: u64) -> Option<(usize, usize)> {
     (crc32fast::hash(covered) == crc).then_some((at + FRAME_HEADER, end))
 }
 
-/// Where the frame after one ending at `end` starts.
-fn next_frame(end: usize) -> usize {
-    end.next_multiple_of(ALIGN)
+/// Hands the records of segment `n` (its bytes, first record `first_lsn`) to `f` in order,
+/// each as its position and payload, up to the first invalid frame. Returns where that frame
+/// is and the LSN it should have carried.
+fn walk_records<E>(
+    bytes: &[u8],
+    n: u32,
+    first_lsn: u64,
+    mut f: impl FnMut(Pos, &[u8]) -> Result<(), E>,
+) -> Result<(usize, u64), E> {
+    let mut lsn = first_lsn;
+    let mut at = HEADER_LEN as usize;
+    while let Some((start, end)) = frame_at(bytes, at, lsn) {
+        let pos = Pos {
+            segment: n,
+            offset: start as u32,
+        };
+        f(pos, &bytes[start..end])?;
+        lsn += 1;
+        at = end.next_multiple_of(ALIGN);
+    }
+    Ok((at, lsn))
 }
 
 /// Whether any valid frame with an LSN of at least `from` starts anywhere in `bytes[start..]`.
@@ -279,20 +298,12 @@ impl Log {
                     header.first_lsn.saturating_sub(1)
                 )));
             }
-            let mut lsn = header.first_lsn;
-            let mut at = HEADER_LEN as usize;
-            while let Some((start, end)) = frame_at(&bytes, at, lsn) {
-                let pos = Pos {
-                    segment: n,
-                    offset: start as u32,
-                };
-                replay(pos, &bytes[start..end]).map_err(|detail| LogOpenError::Replay {
+            let (at, lsn) = walk_records(&bytes, n, header.first_lsn, |pos, payload| {
+                replay(pos, payload).map_err(|detail| LogOpenError::Replay {
                     path: path.clone(),
                     detail,
-                })?;
-                lsn += 1;
-                at = next_frame(end);
-            }
+                })
+            })?;
             if last && newer_frame_after(&bytes, at, lsn) {
                 if header.strict {
                     return Err(corrupt(format!(
@@ -596,19 +607,10 @@ impl SegmentReader {
         let mut bytes = vec![0u8; self.size as usize];
         self.file.read_exact_at(&mut bytes, 0)?;
         let mut out = Vec::new();
-        let mut lsn = self.first_lsn;
-        let mut at = HEADER_LEN as usize;
-        while let Some((start, end)) = frame_at(&bytes, at, lsn) {
-            out.push((
-                Pos {
-                    segment: self.n,
-                    offset: start as u32,
-                },
-                bytes[start..end].to_vec(),
-            ));
-            lsn += 1;
-            at = next_frame(end);
-        }
+        walk_records(&bytes, self.n, self.first_lsn, |pos, payload| {
+            out.push((pos, payload.to_vec()));
+            Ok::<_, io::Error>(())
+        })?;
         Ok(out)
     }
 }
