@@ -40,8 +40,10 @@ const ALIGN: usize = 8;
 const FLAG_STRICT: u32 = 1;
 /// The largest record payload accepted when reading (64 KiB bodies plus headroom).
 const MAX_PAYLOAD: usize = 1 << 20;
-const SUFFIX: &str = "hlog";
-const SPARE: &str = "spare";
+/// Extension of segment and spare files.
+pub(crate) const SUFFIX: &str = "hlog";
+/// Name prefix of spare files (ready to become segments).
+pub(crate) const SPARE: &str = "spare";
 
 /// Where a record's payload is: segment number and byte offset in that segment's file.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

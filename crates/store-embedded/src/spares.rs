@@ -14,6 +14,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::disk::Disk;
+use crate::log::{SPARE, SUFFIX};
 
 /// Spares kept at most; more retired segments are removed.
 const KEEP: usize = 1;
@@ -131,10 +132,10 @@ fn prepare_loop(shared: &Shared, dir: &Path, disk: &dyn Disk, size: u64) {
             pool.next_id
         };
         let tmp = dir.join(format!(
-            "spare-{}-{id}.{PREPARING_SUFFIX}",
+            "{SPARE}-{}-{id}.{PREPARING_SUFFIX}",
             std::process::id()
         ));
-        let done = dir.join(format!("spare-{}-{id}.hlog", std::process::id()));
+        let done = dir.join(format!("{SPARE}-{}-{id}.{SUFFIX}", std::process::id()));
         match prepare(disk, &tmp, &done, size, shared) {
             Ok(true) => {
                 let mut pool = lock(&shared.pool);
