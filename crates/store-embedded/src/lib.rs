@@ -247,14 +247,11 @@ impl Store for EmbeddedStore {
         q: QueueRef<'a>,
         metadata: &'a Metadata,
     ) -> StoreFuture<'a, CreateOutcome> {
-        let (account, queue, metadata) =
-            (q.account.to_owned(), q.queue.to_owned(), metadata.clone());
-        self.run(move |s, log| s.create_queue(log, &account, &queue, &metadata))
+        self.run(move |s, log| s.create_queue(log, q.account, q.queue, metadata))
     }
 
     fn delete_queue<'a>(&'a self, q: QueueRef<'a>) -> StoreFuture<'a, bool> {
-        let (account, queue) = (q.account.to_owned(), q.queue.to_owned());
-        self.run(move |s, log| s.delete_queue(log, &account, &queue))
+        self.run(move |s, log| s.delete_queue(log, q.account, q.queue))
     }
 
     fn list_queues<'a>(
@@ -264,12 +261,7 @@ impl Store for EmbeddedStore {
         start_at: Option<&'a str>,
         limit: usize,
     ) -> StoreFuture<'a, Vec<QueueSummary>> {
-        let (account, prefix, start_at) = (
-            account.to_owned(),
-            prefix.to_owned(),
-            start_at.map(str::to_owned),
-        );
-        self.run(move |s, _| Ok(s.list_queues(&account, &prefix, start_at.as_deref(), limit)))
+        self.run(move |s, _| Ok(s.list_queues(account, prefix, start_at, limit)))
     }
 
     fn queue_info<'a>(
@@ -277,21 +269,18 @@ impl Store for EmbeddedStore {
         q: QueueRef<'a>,
         now: Timestamp,
     ) -> StoreFuture<'a, Option<QueueInfo>> {
-        let (account, queue) = (q.account.to_owned(), q.queue.to_owned());
-        self.run(move |s, _| Ok(s.queue_info(&account, &queue, now)))
+        self.run(move |s, _| Ok(s.queue_info(q.account, q.queue, now)))
     }
 
     fn set_metadata<'a>(&'a self, q: QueueRef<'a>, metadata: Metadata) -> StoreFuture<'a, bool> {
-        let (account, queue) = (q.account.to_owned(), q.queue.to_owned());
-        self.run(move |s, log| s.set_metadata(log, &account, &queue, metadata))
+        self.run(move |s, log| s.set_metadata(log, q.account, q.queue, metadata))
     }
 
     fn access_policies<'a>(
         &'a self,
         q: QueueRef<'a>,
     ) -> StoreFuture<'a, Option<Vec<AccessPolicy>>> {
-        let (account, queue) = (q.account.to_owned(), q.queue.to_owned());
-        self.run(move |s, _| Ok(s.access_policies(&account, &queue)))
+        self.run(move |s, _| Ok(s.access_policies(q.account, q.queue)))
     }
 
     fn set_access_policies<'a>(
@@ -299,8 +288,7 @@ impl Store for EmbeddedStore {
         q: QueueRef<'a>,
         policies: Vec<AccessPolicy>,
     ) -> StoreFuture<'a, bool> {
-        let (account, queue) = (q.account.to_owned(), q.queue.to_owned());
-        self.run(move |s, log| s.set_access_policies(log, &account, &queue, policies))
+        self.run(move |s, log| s.set_access_policies(log, q.account, q.queue, policies))
     }
 
     fn put_message<'a>(
@@ -308,8 +296,7 @@ impl Store for EmbeddedStore {
         q: QueueRef<'a>,
         message: NewMessage,
     ) -> StoreFuture<'a, Option<Message>> {
-        let (account, queue) = (q.account.to_owned(), q.queue.to_owned());
-        self.run(move |s, log| s.put(log, &account, &queue, message))
+        self.run(move |s, log| s.put(log, q.account, q.queue, message))
     }
 
     fn receive<'a>(
@@ -318,8 +305,7 @@ impl Store for EmbeddedStore {
         now: Timestamp,
         grant: LeaseGrant,
     ) -> StoreFuture<'a, Option<Vec<Message>>> {
-        let (account, queue) = (q.account.to_owned(), q.queue.to_owned());
-        self.run(move |s, log| s.receive(log, &account, &queue, now, &grant))
+        self.run(move |s, log| s.receive(log, q.account, q.queue, now, &grant))
     }
 
     fn peek<'a>(
@@ -328,8 +314,7 @@ impl Store for EmbeddedStore {
         now: Timestamp,
         max: usize,
     ) -> StoreFuture<'a, Option<Vec<Message>>> {
-        let (account, queue) = (q.account.to_owned(), q.queue.to_owned());
-        self.run(move |s, log| s.peek(log, &account, &queue, now, max))
+        self.run(move |s, log| s.peek(log, q.account, q.queue, now, max))
     }
 
     fn delete_message<'a>(
@@ -339,8 +324,7 @@ impl Store for EmbeddedStore {
         receipt: PopReceipt,
         now: Timestamp,
     ) -> StoreFuture<'a, ReceiptOutcome<()>> {
-        let (account, queue) = (q.account.to_owned(), q.queue.to_owned());
-        self.run(move |s, log| s.delete_message(log, &account, &queue, id, receipt, now))
+        self.run(move |s, log| s.delete_message(log, q.account, q.queue, id, receipt, now))
     }
 
     fn update_message<'a>(
@@ -351,13 +335,11 @@ impl Store for EmbeddedStore {
         now: Timestamp,
         update: MessageUpdate,
     ) -> StoreFuture<'a, ReceiptOutcome<Message>> {
-        let (account, queue) = (q.account.to_owned(), q.queue.to_owned());
-        self.run(move |s, log| s.update_message(log, &account, &queue, id, receipt, now, update))
+        self.run(move |s, log| s.update_message(log, q.account, q.queue, id, receipt, now, update))
     }
 
     fn clear_messages<'a>(&'a self, q: QueueRef<'a>) -> StoreFuture<'a, bool> {
-        let (account, queue) = (q.account.to_owned(), q.queue.to_owned());
-        self.run(move |s, log| s.clear(log, &account, &queue))
+        self.run(move |s, log| s.clear(log, q.account, q.queue))
     }
 
     fn account_document<'a>(
@@ -365,8 +347,7 @@ impl Store for EmbeddedStore {
         account: &'a str,
         key: &'a str,
     ) -> StoreFuture<'a, Option<Vec<u8>>> {
-        let (account, key) = (account.to_owned(), key.to_owned());
-        self.run(move |s, _| Ok(s.document(&account, &key)))
+        self.run(move |s, _| Ok(s.document(account, key)))
     }
 
     fn set_account_document<'a>(
@@ -375,7 +356,6 @@ impl Store for EmbeddedStore {
         key: &'a str,
         value: Vec<u8>,
     ) -> StoreFuture<'a, ()> {
-        let (account, key) = (account.to_owned(), key.to_owned());
-        self.run(move |s, log| s.set_document(log, &account, &key, value))
+        self.run(move |s, log| s.set_document(log, account, key, value))
     }
 }
