@@ -195,10 +195,10 @@ impl Committer {
                 None
             }
         };
+        // `wait_for` looks at the current value first, so a request already durable returns at
+        // once.
         let mut rx = self.progress.subscribe();
-        if let Some(r) = decided(&rx.borrow_and_update()) {
-            return r;
-        }
+        // Bound to a name so the borrow of `rx` ends before `rx` does.
         let outcome = match rx.wait_for(|p| decided(p).is_some()).await {
             Ok(p) => decided(&p).unwrap_or_else(|| Err(unavailable())),
             Err(_) => Err(unavailable()),
