@@ -524,14 +524,28 @@ impl State {
         };
         let body = std::mem::take(&mut message.body);
         let mut m = e.messages.insert(message);
-        let pos = log.append(|out| record::encode_message(out, id, &m, &body))?;
+        Self::write_message(&mut self.live, log, id, e, &mut m, body)?;
+        Ok(Some(m))
+    }
+
+    /// Logs `m` whole with `body` (put, or update with a new body), makes that record the one
+    /// recovery needs, and hands the body to `m` for the reply.
+    fn write_message(
+        live: &mut Live,
+        log: &mut Log,
+        id: u64,
+        e: &mut QueueEntry,
+        m: &mut Message,
+        body: Vec<u8>,
+    ) -> io::Result<()> {
+        let pos = log.append(|out| record::encode_message(out, id, m, &body))?;
         let loc = Loc {
             pos,
             body_len: body.len() as u32,
         };
-        self.live.place_message(e, m.sequence, loc);
+        live.place_message(e, m.sequence, loc);
         m.body = body;
-        Ok(Some(m))
+        Ok(())
     }
 
     pub fn receive(
@@ -611,15 +625,7 @@ impl State {
             Err(r) => return Ok(ReceiptOutcome::Rejected(r)),
         };
         match new_body {
-            Some(body) => {
-                let pos = log.append(|out| record::encode_message(out, id, &m, &body))?;
-                let loc = Loc {
-                    pos,
-                    body_len: body.len() as u32,
-                };
-                self.live.place_message(e, m.sequence, loc);
-                m.body = body;
-            }
+            Some(body) => Self::write_message(&mut self.live, log, id, e, &mut m, body)?,
             None => {
                 log.append(|out| record::encode_lease(out, id, &m))?;
                 let loc = e
