@@ -123,7 +123,7 @@ def main():
     p.add_argument("phase", choices=["start", "end"])
     for flag in ("bin", "azurite-dir", "root", "work"):
         p.add_argument("--" + flag, required=True)
-    for flag in ("quick", "duration", "rounds", "small", "deep", "huge", "azurite-deep", "point-timeout"):
+    for flag in ("quick", "duration", "warmup", "rounds", "small", "deep", "huge", "azurite-deep", "point-timeout"):
         p.add_argument("--" + flag, type=float)
     a = p.parse_args()
     now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
@@ -142,6 +142,7 @@ def main():
             "settings": {
                 "quick": bool(a.quick),
                 "duration_s": a.duration,
+                "warmup_s": a.warmup,
                 "rounds": int(a.rounds),
                 "backlog_small": int(a.small),
                 "backlog_deep": int(a.deep),

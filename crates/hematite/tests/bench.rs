@@ -86,6 +86,29 @@ fn every_scenario_runs_without_errors() {
 }
 
 #[test]
+fn warmup_ops_are_reported_apart_from_the_measured_window() {
+    let (mut server, endpoint) = serve();
+    let out = Command::new(env!("CARGO_BIN_EXE_hematite"))
+        .args(["bench", "--endpoint", &endpoint, "--clients", "4"])
+        .args(["--rate", "200", "--warmup", "500ms", "--duration", "500ms"])
+        .arg("--json")
+        .output()
+        .expect("run bench");
+    let json = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{json}");
+    let (measured, warmup) = json.split_once("\"warmup\":").expect("a warmup object");
+    // Paced at 200/s: about 100 ops in each half second, and the measured window is only the
+    // second half.
+    let (ops, warm_ops) = (number(measured, "ops"), number(warmup, "ops"));
+    assert!((60.0..=130.0).contains(&ops), "{json}");
+    assert!((60.0..=130.0).contains(&warm_ops), "{json}");
+    assert!(number(measured, "duration_s") < 0.9, "{json}");
+    assert_eq!(number(warmup, "errors"), 0.0, "{json}");
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+#[test]
 fn a_wrong_key_fails_loudly() {
     let (mut server, endpoint) = serve();
     let out = Command::new(env!("CARGO_BIN_EXE_hematite"))

@@ -13,6 +13,10 @@
 //! wake-up delay to the server would put a floor under every latency (an in-memory Hematite at
 //! 10k/s measured p50 1.4 ms that way, against 0.25 ms unpaced at 57k/s).
 //!
+//! With `--warmup`, the clients run for that long first and the ops that start in it are
+//! reported apart: the measured window then begins with warm connections and a server past its
+//! start-up work, and a paced schedule carries on into it without a break.
+//!
 //! Scenarios (one "op" each):
 //! - `put`: Put Message.
 //! - `cycle`: Get Messages (1) then Delete Message with its receipt. Unless `--no-refill`, each
@@ -70,6 +74,9 @@ pub struct BenchArgs {
     /// Stop after this many ops instead (whichever comes first).
     #[arg(long)]
     count: Option<u64>,
+    /// Run this long before measuring (e.g. 2s); its ops are reported apart, not in the results.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    warmup: Duration,
     /// Fill the queue to this many messages before measuring.
     #[arg(long, default_value_t = 0)]
     prefill: u64,
@@ -140,15 +147,34 @@ fn target(args: &BenchArgs, queue: &str) -> anyhow::Result<Target> {
     })
 }
 
-struct Shared {
-    target: Target,
-    body: Vec<u8>,
-    stop: AtomicBool,
+/// What happened in one period of the run (the warm-up or the measured window).
+#[derive(Default)]
+struct Tally {
     ops: AtomicU64,
     errors: AtomicU64,
     requests: AtomicU64,
     empty_receives: AtomicU64,
+}
+
+impl Tally {
+    fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+struct Shared {
+    target: Target,
+    body: Vec<u8>,
+    stop: AtomicBool,
+    warmup: Tally,
+    measured: Tally,
     started: Instant,
+    /// End of the warm-up: an op that starts from here on is measured.
+    measure_from: Instant,
     deadline: Instant,
     count: Option<u64>,
 }
@@ -159,27 +185,27 @@ impl Shared {
             || Instant::now() >= self.deadline
             || self
                 .count
-                .is_some_and(|c| self.ops.load(Ordering::Relaxed) >= c)
+                .is_some_and(|c| Tally::get(&self.measured.ops) >= c)
     }
 }
 
-async fn put(conn: &mut Connection, s: &Shared) -> anyhow::Result<bool> {
+async fn put(conn: &mut Connection, s: &Shared, tally: &Tally) -> anyhow::Result<bool> {
     let path = format!("{}/messages", s.target.queue_path);
     let req = s.target.request("POST", &path, "", &s.body);
     let r = conn.send(&req).await?;
-    s.requests.fetch_add(1, Ordering::Relaxed);
+    Tally::count(&tally.requests);
     // nginx (the ceiling) answers 204; a queue service 201.
     Ok(r.status == 201 || r.status == 204)
 }
 
 /// Receive one message and delete it. `Ok(None)` when the queue had nothing visible.
-async fn cycle(conn: &mut Connection, s: &Shared) -> anyhow::Result<Option<bool>> {
+async fn cycle(conn: &mut Connection, s: &Shared, tally: &Tally) -> anyhow::Result<Option<bool>> {
     let path = format!("{}/messages", s.target.queue_path);
     let req = s
         .target
         .request("GET", &path, "numofmessages=1&visibilitytimeout=30", b"");
     let r = conn.send(&req).await?;
-    s.requests.fetch_add(1, Ordering::Relaxed);
+    Tally::count(&tally.requests);
     if r.status != 200 {
         return Ok(Some(false));
     }
@@ -204,7 +230,7 @@ async fn cycle(conn: &mut Connection, s: &Shared) -> anyhow::Result<Option<bool>
         b"",
     );
     let r = conn.send(&req).await?;
-    s.requests.fetch_add(1, Ordering::Relaxed);
+    Tally::count(&tally.requests);
     Ok(Some(r.status == 204))
 }
 
@@ -214,9 +240,10 @@ async fn client(
     refill: bool,
     interval: Option<Duration>,
     phase: Duration,
-) -> Histogram<u64> {
-    let mut hist =
-        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
+) -> [Histogram<u64>; 2] {
+    let new_hist =
+        || Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
+    let (mut warmup_hist, mut hist) = (new_hist(), new_hist());
     let mut conn = Connection::new(&s.target.addr);
     let mut next = Instant::now() + phase;
     while !s.done() {
@@ -233,36 +260,39 @@ async fn client(
             }
             None => Instant::now(),
         };
+        let (tally, hist) = if start < s.measure_from {
+            (&s.warmup, &mut warmup_hist)
+        } else {
+            (&s.measured, &mut hist)
+        };
         let outcome = match scenario {
-            Scenario::Put => put(&mut conn, &s).await.map(Some),
-            Scenario::Cycle | Scenario::Mixed => cycle(&mut conn, &s).await,
+            Scenario::Put => put(&mut conn, &s, tally).await.map(Some),
+            Scenario::Cycle | Scenario::Mixed => cycle(&mut conn, &s, tally).await,
         };
         let elapsed = start.elapsed();
         match outcome {
             Ok(Some(true)) => {
                 let _ = hist.record(elapsed.as_micros().max(1) as u64);
-                s.ops.fetch_add(1, Ordering::Relaxed);
+                Tally::count(&tally.ops);
                 if refill
                     && scenario == Scenario::Cycle
-                    && put(&mut conn, &s).await.unwrap_or(false)
+                    && put(&mut conn, &s, tally).await.unwrap_or(false)
                 {
                     // The refill keeps the backlog steady; it is not part of the op.
                 }
             }
-            Ok(Some(false)) => {
-                s.errors.fetch_add(1, Ordering::Relaxed);
-            }
+            Ok(Some(false)) => Tally::count(&tally.errors),
             Ok(None) => {
-                s.empty_receives.fetch_add(1, Ordering::Relaxed);
+                Tally::count(&tally.empty_receives);
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
             Err(_) => {
-                s.errors.fetch_add(1, Ordering::Relaxed);
+                Tally::count(&tally.errors);
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
     }
-    hist
+    [warmup_hist, hist]
 }
 
 async fn setup_queue(t: &Target) -> anyhow::Result<()> {
@@ -327,16 +357,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
 
     let started = Instant::now();
+    let measure_from = started + args.warmup;
     let shared = Arc::new(Shared {
         target: t.clone(),
         body,
         stop: AtomicBool::new(false),
-        ops: AtomicU64::new(0),
-        errors: AtomicU64::new(0),
-        requests: AtomicU64::new(0),
-        empty_receives: AtomicU64::new(0),
+        warmup: Tally::default(),
+        measured: Tally::default(),
         started,
-        deadline: started + args.duration,
+        measure_from,
+        deadline: measure_from + args.duration,
         count: args.count,
     });
     let interval = args
@@ -366,16 +396,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         tokio::spawn(async move {
             while !s.done() {
                 pb.set_position(s.started.elapsed().as_millis() as u64);
-                pb.set_message(format!("{} ops", s.ops.load(Ordering::Relaxed)));
+                let ops = Tally::get(&s.warmup.ops) + Tally::get(&s.measured.ops);
+                pb.set_message(format!("{ops} ops"));
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         })
     });
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut warmup_hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut hist = warmup_hist.clone();
     while let Some(h) = tasks.join_next().await {
-        hist.add(h?)?;
+        let [w, m] = h?;
+        warmup_hist.add(w)?;
+        hist.add(m)?;
     }
-    let elapsed = started.elapsed().as_secs_f64();
+    let elapsed = measure_from.elapsed().as_secs_f64();
     shared.stop.store(true, Ordering::Relaxed);
     if let Some(t) = ticker {
         let _ = t.await;
@@ -390,7 +424,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             .await;
     }
 
-    let ops = shared.ops.load(Ordering::Relaxed);
+    let m = &shared.measured;
+    let ops = Tally::get(&m.ops);
     let report = Report {
         endpoint: args.endpoint.clone(),
         scenario: args.scenario,
@@ -400,11 +435,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         prefill: args.prefill,
         prefill_per_s: prefill_rate,
         ops,
-        requests: shared.requests.load(Ordering::Relaxed),
-        errors: shared.errors.load(Ordering::Relaxed),
-        empty_receives: shared.empty_receives.load(Ordering::Relaxed),
+        requests: Tally::get(&m.requests),
+        errors: Tally::get(&m.errors),
+        empty_receives: Tally::get(&m.empty_receives),
         rate: args.rate,
         hist,
+        warmup: (!args.warmup.is_zero()).then(|| Warmup {
+            duration_s: args.warmup.as_secs_f64(),
+            ops: Tally::get(&shared.warmup.ops),
+            errors: Tally::get(&shared.warmup.errors),
+            hist: warmup_hist,
+        }),
     };
     if args.json {
         println!("{}", report.json());
@@ -422,7 +463,7 @@ fn progress_bar(args: &BenchArgs) -> Option<indicatif::ProgressBar> {
     if args.json || !std::io::stderr().is_terminal() {
         return None;
     }
-    let pb = indicatif::ProgressBar::new(args.duration.as_millis() as u64);
+    let pb = indicatif::ProgressBar::new((args.warmup + args.duration).as_millis() as u64);
     pb.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {elapsed}/{duration} {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
@@ -452,11 +493,24 @@ struct Report {
     empty_receives: u64,
     rate: Option<f64>,
     hist: Histogram<u64>,
+    warmup: Option<Warmup>,
+}
+
+/// The warm-up's own figures, reported so that what was left out can be seen.
+struct Warmup {
+    duration_s: f64,
+    ops: u64,
+    errors: u64,
+    hist: Histogram<u64>,
+}
+
+fn ms(hist: &Histogram<u64>, q: f64) -> f64 {
+    hist.value_at_quantile(q) as f64 / 1000.0
 }
 
 impl Report {
     fn ms(&self, q: f64) -> f64 {
-        self.hist.value_at_quantile(q) as f64 / 1000.0
+        ms(&self.hist, q)
     }
 
     fn json(&self) -> String {
@@ -466,8 +520,19 @@ impl Report {
             Scenario::Mixed => "mixed",
         };
         let opt = |v: Option<f64>| v.map_or("null".to_owned(), |x| format!("{x:.1}"));
+        let warmup = self.warmup.as_ref().map_or("null".to_owned(), |w| {
+            format!(
+                "{{\"duration_s\":{:.3},\"ops\":{},\"errors\":{},\"latency_ms\":{{\"p50\":{:.3},\"p99\":{:.3},\"max\":{:.3}}}}}",
+                w.duration_s,
+                w.ops,
+                w.errors,
+                ms(&w.hist, 0.5),
+                ms(&w.hist, 0.99),
+                w.hist.max() as f64 / 1000.0
+            )
+        });
         format!(
-            "{{\"endpoint\":{:?},\"scenario\":\"{scenario}\",\"clients\":{},\"message_size\":{},\"duration_s\":{:.3},\"prefill\":{},\"prefill_per_s\":{},\"ops\":{},\"requests\":{},\"errors\":{},\"empty_receives\":{},\"rate\":{},\"ops_per_s\":{:.1},\"requests_per_s\":{:.1},\"latency_ms\":{{\"p50\":{:.3},\"p99\":{:.3},\"p999\":{:.3},\"max\":{:.3}}}}}",
+            "{{\"endpoint\":{:?},\"scenario\":\"{scenario}\",\"clients\":{},\"message_size\":{},\"duration_s\":{:.3},\"prefill\":{},\"prefill_per_s\":{},\"ops\":{},\"requests\":{},\"errors\":{},\"empty_receives\":{},\"rate\":{},\"ops_per_s\":{:.1},\"requests_per_s\":{:.1},\"latency_ms\":{{\"p50\":{:.3},\"p99\":{:.3},\"p999\":{:.3},\"max\":{:.3}}},\"warmup\":{warmup}}}",
             self.endpoint,
             self.clients,
             self.message_size,
@@ -497,6 +562,15 @@ impl Report {
             out.push_str(&format!(
                 "  prefill   {} messages at {r:.0}/s\n",
                 self.prefill
+            ));
+        }
+        if let Some(w) = &self.warmup {
+            out.push_str(&format!(
+                "  warm-up   {:.1} s first, not counted: {} ops, {} errors, p99 {:.2} ms\n",
+                w.duration_s,
+                w.ops,
+                w.errors,
+                ms(&w.hist, 0.99)
             ));
         }
         out.push_str(&format!(
