@@ -32,10 +32,15 @@ pub fn format_rfc1123(t: OffsetDateTime) -> String {
     out
 }
 
+/// `n` (< 100) as exactly two ASCII digits. Dates and API versions go out on every response, so
+/// they are written digit by digit rather than through the formatting machinery.
+pub(crate) fn two_digits(n: u8) -> [u8; 2] {
+    [b'0' + n / 10 % 10, b'0' + n % 10]
+}
+
 /// Appends `n` as exactly two digits (`n` < 100).
 fn push_2(out: &mut String, n: u8) {
-    out.push(char::from(b'0' + n / 10));
-    out.push(char::from(b'0' + n % 10));
+    out.extend(two_digits(n).map(char::from));
 }
 
 /// [`format_rfc1123`] appended to `out`, with no allocation of its own.

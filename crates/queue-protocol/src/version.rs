@@ -7,6 +7,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::datetime::two_digits;
+
 /// An Azure Storage REST API version, ordered by date.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ApiVersion {
@@ -157,20 +159,11 @@ impl fmt::Display for ApiVersion {
         if self.year > 9999 || self.month > 99 || self.day > 99 {
             return write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day);
         }
-        let digit = |n: u16| b'0' + (n % 10) as u8;
-        let (y, m, d) = (self.year, u16::from(self.month), u16::from(self.day));
-        let text = [
-            digit(y / 1000),
-            digit(y / 100),
-            digit(y / 10),
-            digit(y),
-            b'-',
-            digit(m / 10),
-            digit(m),
-            b'-',
-            digit(d / 10),
-            digit(d),
-        ];
+        let [y1, y2] = two_digits((self.year / 100) as u8);
+        let [y3, y4] = two_digits((self.year % 100) as u8);
+        let [m1, m2] = two_digits(self.month);
+        let [d1, d2] = two_digits(self.day);
+        let text = [y1, y2, y3, y4, b'-', m1, m2, b'-', d1, d2];
         f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
     }
 }

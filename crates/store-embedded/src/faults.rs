@@ -79,11 +79,24 @@ impl Faults {
                     1 => 0,
                     _ => ((next() % len.div_ceil(512).max(1)) * 512).min(len),
                 };
-                for i in keep_prefix..len {
+                // Put the old bytes back past the kept prefix, except where a later write that
+                // landed covers them: one pwrite per uncovered run.
+                let mut i = keep_prefix;
+                while i < len {
                     let at = w.offset + i;
-                    if !landed.iter().any(|&(s, e)| s <= at && at < e) {
-                        file.write_all_at(&w.old[i as usize..=i as usize], at)?;
+                    if let Some(&(_, end)) = landed.iter().find(|&&(s, e)| s <= at && at < e) {
+                        i = end - w.offset;
+                        continue;
                     }
+                    let next_landed = landed
+                        .iter()
+                        .map(|&(s, _)| s)
+                        .filter(|&s| s > at)
+                        .min()
+                        .map_or(len, |s| s - w.offset);
+                    let end = next_landed.min(len);
+                    file.write_all_at(&w.old[i as usize..end as usize], at)?;
+                    i = end;
                 }
                 if keep_prefix > 0 {
                     landed.push((w.offset, w.offset + keep_prefix));

@@ -41,6 +41,33 @@ fn open_faulty(
     EmbeddedStore::open_with_disk(dir, options, clock.clone(), disk).expect("open faulty")
 }
 
+/// A store on a disk whose faults the test sets, holding queue [`Q`].
+struct Faulty {
+    dir: PathBuf,
+    clock: Arc<ManualClock>,
+    faults: Arc<Faults>,
+    store: EmbeddedStore,
+    e: Engine,
+}
+
+async fn faulty_with_queue(name: &str) -> Faulty {
+    let dir = scratch(name);
+    let clock = Arc::new(test_clock());
+    let faults = Faults::new();
+    let store = open_faulty(&dir, &clock, &faults, Options::default());
+    let e = engine(&store, &clock);
+    e.create_queue(Q, Metadata::default())
+        .await
+        .expect("create");
+    Faulty {
+        dir,
+        clock,
+        faults,
+        store,
+        e,
+    }
+}
+
 /// The log's segment files, oldest first.
 fn segments(dir: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -182,14 +209,7 @@ async fn restart_preserves_everything_leases_included() {
 async fn failed_fsync_fails_the_batch_and_service_resumes() {
     // Guards against acknowledging a write whose fsync failed, and against a store that stays
     // broken (or silently corrupt) after the disk recovers.
-    let dir = scratch("fsync");
-    let clock = Arc::new(test_clock());
-    let faults = Faults::new();
-    let store = open_faulty(&dir, &clock, &faults, Options::default());
-    let e = engine(&store, &clock);
-    e.create_queue(Q, Metadata::default())
-        .await
-        .expect("create");
+    let Faulty { faults, e, .. } = faulty_with_queue("fsync").await;
     let acked = fill(&e, 5).await;
     faults.fail_sync.store(true, Ordering::SeqCst);
     let err = e
@@ -230,14 +250,13 @@ async fn failed_fsync_fails_the_batch_and_service_resumes() {
 #[tokio::test]
 async fn full_disk_answers_unavailable_and_resumes_when_space_returns() {
     // Guards against a full disk corrupting the file or wedging the store for good.
-    let dir = scratch("enospc");
-    let clock = Arc::new(test_clock());
-    let faults = Faults::new();
-    let store = open_faulty(&dir, &clock, &faults, Options::default());
-    let e = engine(&store, &clock);
-    e.create_queue(Q, Metadata::default())
-        .await
-        .expect("create");
+    let Faulty {
+        dir,
+        clock,
+        faults,
+        store,
+        e,
+    } = faulty_with_queue("enospc").await;
     let acked = fill(&e, 20).await;
     faults.space_left.store(0, Ordering::SeqCst);
     let err = e
@@ -279,15 +298,15 @@ async fn power_loss_with_torn_writes_keeps_every_acknowledged_write() {
     // that drops or tears every unsynced write, the file opens, every acknowledged (fsynced)
     // message is intact, and no message is half-written. Several seeds, each replayable.
     for seed in 1..=12u64 {
-        let dir = scratch("powerloss");
-        let clock = Arc::new(test_clock());
-        let faults = Faults::new();
+        let Faulty {
+            dir,
+            clock,
+            faults,
+            store,
+            e,
+        } = faulty_with_queue("powerloss").await;
         let acked = {
-            let store = open_faulty(&dir, &clock, &faults, Options::default());
-            let e = engine(&store, &clock);
-            e.create_queue(Q, Metadata::default())
-                .await
-                .expect("create");
+            let (_store, e) = (store, e);
             let acked = fill(&e, 30).await;
             // Leave more writes in flight that never reach an fsync: relaxed-style work is
             // simulated by failing the syncs of these last batches.
