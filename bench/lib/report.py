@@ -497,7 +497,8 @@ def render(run, R, T):
       "per point.")
     if s.get("warmup_s"):
         w(f"- **Warm-up:** `hematite bench` runs each point for {s['warmup_s']:.0f} s before its measured "
-          f"{s['duration_s']:.0f} s (`--warmup`), against every target alike, and reports those ops apart. "
+          f"{s['duration_s']:.0f} s (`--warmup`), against every target alike (except Azurite at the deep "
+          "backlog, where one cycle takes tens of seconds), and reports those ops apart. "
           "The window then starts with open connections and a server past its start-up work (a fresh "
           "Hematite prepares its first spare segment then). A paced schedule runs on into the window "
           "without a break, so a client still behind at its start still counts its lateness. "

@@ -109,6 +109,24 @@ fn warmup_ops_are_reported_apart_from_the_measured_window() {
 }
 
 #[test]
+fn a_run_whose_ops_all_fall_in_the_warmup_fails_and_says_so() {
+    // One client at one op per 2 s: its first op is in the 1 s warm-up and its next is due after
+    // the run ends, so nothing is measured. That must fail, not report zero throughput.
+    let (mut server, endpoint) = serve();
+    let out = Command::new(env!("CARGO_BIN_EXE_hematite"))
+        .args(["bench", "--endpoint", &endpoint, "--clients", "1"])
+        .args(["--rate", "0.5", "--warmup", "1s", "--duration", "500ms"])
+        .arg("--json")
+        .output()
+        .expect("run bench");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("warm-up"), "{stderr}");
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+#[test]
 fn a_wrong_key_fails_loudly() {
     let (mut server, endpoint) = serve();
     let out = Command::new(env!("CARGO_BIN_EXE_hematite"))

@@ -251,6 +251,10 @@ async fn client(
             Some(i) => {
                 let scheduled = next;
                 next += i;
+                if scheduled >= s.deadline {
+                    // Its turn comes after the run ends: it must not count, nor keep the run going.
+                    break;
+                }
                 if Instant::now() < scheduled {
                     tokio::time::sleep_until(scheduled.into()).await;
                     Instant::now()
@@ -453,6 +457,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!("{}", report.human());
     }
     if ops == 0 {
+        if let Some(w) = report.warmup.as_ref().filter(|w| w.ops > 0) {
+            bail!(
+                "no operation was measured: the {} that succeeded all started in the {:.1} s \
+                 warm-up (use a longer --duration or a shorter --warmup)",
+                w.ops,
+                w.duration_s
+            );
+        }
         bail!("no operation succeeded ({} errors)", report.errors);
     }
     Ok(())
