@@ -138,10 +138,10 @@ def point_label(point, run, target=None):
     labels = {
         "put-c1": "put, 1 client",
         "put-c16": "put, 16 clients",
-        "put-c16-halfrate": "put, 16 clients, paced at ½ the max rate",
+        "put-c16-halfrate": "put, 16 clients, paced at ½ the durable max rate",
         "cycle-c1-small": f"receive+delete, 1 client, {k(backlog)} backlog",
         "cycle-c16-small": f"receive+delete, 16 clients, {k(backlog)} backlog",
-        "cycle-c16-small-halfrate": f"receive+delete, 16 clients, {k(backlog)} backlog, paced at ½ the max rate",
+        "cycle-c16-small-halfrate": f"receive+delete, 16 clients, {k(backlog)} backlog, paced at ½ the durable max rate",
         "cycle-c16-deep": f"receive+delete, 16 clients, {k(backlog)} backlog",
         "cycle-c16-azdeep": f"receive+delete, 16 clients, {k(backlog)} backlog",
         "cycle-c16-huge": f"receive+delete, 16 clients, {k(backlog)} backlog",
@@ -246,6 +246,11 @@ def build(run):
         rates = [run.value(n, D, point, "rate") for n in run.rounds]
         per = [run.value(n, D, point, "p99") for n in run.rounds]
         warm = [run.value(n, D, point, "warmup_p99") for n in run.rounds]
+        same_pace = [(name, [run.value(n, t, point, "p99") for n in run.rounds])
+                     for t, name in ((M, "in-memory Hematite"), (NG, "the nginx ceiling"))]
+        pace_parts = [", ".join(ms(v) for v in vals) + f" ms for {name}"
+                      for name, vals in same_pace if any(v is not None for v in vals)]
+        pace_note = "; at the same pace, p99 was " + " and ".join(pace_parts) if pace_parts else ""
         warm_note = ""
         if any(v is not None for v in warm):
             warm_note = (f"; in the {s.get('warmup_s') or 0:.0f} s warm-up before it (not counted) p99 was "
@@ -256,7 +261,7 @@ def build(run):
             "result": "NOT MEASURED" if p99 is None else ("PASS" if p99 <= 5 else "MISS"),
             "per_round": per,
             "note": "paced at " + ", ".join(num(r) for r in rates if r) + " ops/s (½ of that round's maximum)"
-                    + warm_note,
+                    + warm_note + pace_note,
         })
 
     return R, T
@@ -484,9 +489,10 @@ def render(run, R, T):
       "behind its schedule counts latency from the op's scheduled start, so stalls are not hidden (no "
       "coordinated omission); a client on time counts from when its timer woke it, because tokio's "
       "1 ms timer wheel would otherwise add up to a millisecond of the load generator's own delay "
-      "to every op.")
+      "to every op. The same paced load also runs against in-memory Hematite and the nginx ceiling: "
+      "their tails are the machine's and the load generator's, with no disk in the path.")
     w("")
-    w(figures_table(run, [(D, "put-c16-halfrate"), (D, "cycle-c16-small-halfrate")]))
+    w(figures_table(run, [(t, p) for p in ("put-c16-halfrate", "cycle-c16-small-halfrate") for t in (D, M, NG)]))
     w("")
     w("## Method")
     w("")
