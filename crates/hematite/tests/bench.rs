@@ -3,9 +3,33 @@
 //! `docs/benchmarks.md`, not in tests.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
-fn serve() -> (Child, String) {
+/// A live in-memory server, killed when dropped.
+struct Server {
+    child: Child,
+    endpoint: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// `hematite bench --endpoint <this server> --json <args>`.
+    fn bench(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_hematite"))
+            .args(["bench", "--endpoint", &self.endpoint, "--json"])
+            .args(args)
+            .output()
+            .expect("run bench")
+    }
+}
+
+fn serve() -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hematite"))
         .args(["serve", "--in-memory", "--listen", "127.0.0.1:0"])
         .env_remove("AZURITE_ACCOUNTS")
@@ -23,7 +47,10 @@ fn serve() -> (Child, String) {
         .expect("address")
         .trim()
         .to_owned();
-    (child, format!("http://{addr}/devstoreaccount1"))
+    Server {
+        child,
+        endpoint: format!("http://{addr}/devstoreaccount1"),
+    }
 }
 
 /// The number after `"key":` in a flat JSON object.
@@ -43,27 +70,14 @@ fn number(json: &str, key: &str) -> f64 {
 
 #[test]
 fn every_scenario_runs_without_errors() {
-    let (mut server, endpoint) = serve();
+    let server = serve();
     for args in [
         vec!["--scenario", "put"],
         vec!["--scenario", "cycle", "--prefill", "200"],
         vec!["--scenario", "mixed", "--prefill", "100"],
         vec!["--scenario", "put", "--rate", "200"],
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_hematite"))
-            .args([
-                "bench",
-                "--endpoint",
-                &endpoint,
-                "--clients",
-                "4",
-                "--duration",
-                "1s",
-                "--json",
-            ])
-            .args(&args)
-            .output()
-            .expect("run bench");
+        let out = server.bench(&[&["--clients", "4", "--duration", "1s"], &args[..]].concat());
         let json = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),
@@ -81,19 +95,20 @@ fn every_scenario_runs_without_errors() {
             assert!(number(&json, "ops") <= 260.0, "{json}");
         }
     }
-    let _ = server.kill();
-    let _ = server.wait();
 }
 
 #[test]
 fn warmup_ops_are_reported_apart_from_the_measured_window() {
-    let (mut server, endpoint) = serve();
-    let out = Command::new(env!("CARGO_BIN_EXE_hematite"))
-        .args(["bench", "--endpoint", &endpoint, "--clients", "4"])
-        .args(["--rate", "200", "--warmup", "500ms", "--duration", "500ms"])
-        .arg("--json")
-        .output()
-        .expect("run bench");
+    let out = serve().bench(&[
+        "--clients",
+        "4",
+        "--rate",
+        "200",
+        "--warmup",
+        "500ms",
+        "--duration",
+        "500ms",
+    ]);
     let json = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{json}");
     let (measured, warmup) = json.split_once("\"warmup\":").expect("a warmup object");
@@ -104,48 +119,35 @@ fn warmup_ops_are_reported_apart_from_the_measured_window() {
     assert!((60.0..=130.0).contains(&warm_ops), "{json}");
     assert!(number(measured, "duration_s") < 0.9, "{json}");
     assert_eq!(number(warmup, "errors"), 0.0, "{json}");
-    let _ = server.kill();
-    let _ = server.wait();
 }
 
 #[test]
 fn a_run_whose_ops_all_fall_in_the_warmup_fails_and_says_so() {
     // One client at one op per 2 s: its first op is in the 1 s warm-up and its next is due after
     // the run ends, so nothing is measured. That must fail, not report zero throughput.
-    let (mut server, endpoint) = serve();
-    let out = Command::new(env!("CARGO_BIN_EXE_hematite"))
-        .args(["bench", "--endpoint", &endpoint, "--clients", "1"])
-        .args(["--rate", "0.5", "--warmup", "1s", "--duration", "500ms"])
-        .arg("--json")
-        .output()
-        .expect("run bench");
+    let out = serve().bench(&[
+        "--clients",
+        "1",
+        "--rate",
+        "0.5",
+        "--warmup",
+        "1s",
+        "--duration",
+        "500ms",
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("warm-up"), "{stderr}");
-    let _ = server.kill();
-    let _ = server.wait();
+    // The JSON still printed must stay JSON: no NaN rates for the empty window.
+    let json = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(number(&json, "ops_per_s"), 0.0, "{json}");
 }
 
 #[test]
 fn a_wrong_key_fails_loudly() {
-    let (mut server, endpoint) = serve();
-    let out = Command::new(env!("CARGO_BIN_EXE_hematite"))
-        .args([
-            "bench",
-            "--endpoint",
-            &endpoint,
-            "--key",
-            "AAAA",
-            "--duration",
-            "1s",
-            "--json",
-        ])
-        .output()
-        .expect("run bench");
+    let out = serve().bench(&["--key", "AAAA", "--duration", "1s"]);
     assert!(
         !out.status.success(),
         "a bench that authenticates nothing must fail"
     );
-    let _ = server.kill();
-    let _ = server.wait();
 }

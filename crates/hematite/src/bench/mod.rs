@@ -525,6 +525,15 @@ impl Report {
         ms(&self.hist, q)
     }
 
+    /// A count over the measured window; 0 for an empty window (JSON has no NaN).
+    fn per_s(&self, n: u64) -> f64 {
+        if self.duration_s > 0.0 {
+            n as f64 / self.duration_s
+        } else {
+            0.0
+        }
+    }
+
     fn json(&self) -> String {
         let scenario = match self.scenario {
             Scenario::Put => "put",
@@ -556,8 +565,8 @@ impl Report {
             self.errors,
             self.empty_receives,
             opt(self.rate),
-            self.ops as f64 / self.duration_s,
-            self.requests as f64 / self.duration_s,
+            self.per_s(self.ops),
+            self.per_s(self.requests),
             self.ms(0.5),
             self.ms(0.99),
             self.ms(0.999),
@@ -588,9 +597,9 @@ impl Report {
         out.push_str(&format!(
             "  ops       {} ({:.0}/s), {} requests ({:.0}/s), {} errors, {} empty receives\n",
             self.ops,
-            self.ops as f64 / self.duration_s,
+            self.per_s(self.ops),
             self.requests,
-            self.requests as f64 / self.duration_s,
+            self.per_s(self.requests),
             self.errors,
             self.empty_receives
         ));
