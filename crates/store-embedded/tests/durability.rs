@@ -528,17 +528,32 @@ async fn define_queue(e: &Engine) {
     .expect("acl");
 }
 
-/// What [`define_queue`] set is still there.
-async fn assert_definition_kept(e: &Engine, info: &hematite_engine::QueueInfo) {
+/// `Q` holds `messages` messages and what [`define_queue`] set is still there.
+async fn assert_queue_kept(e: &Engine, messages: u64) {
+    let info = e.queue_info(Q).await.expect("info");
+    assert_eq!(info.message_count, messages);
     assert_eq!(info.metadata, Metadata(vec![("k".into(), "v".into())]));
     assert_eq!(e.access_policies(Q).await.expect("acl").len(), 1);
 }
 
-fn small_segments() -> Options {
-    Options {
+/// `what` wrote past the eighth segment file, so reclaiming has something to do.
+fn assert_many_segments(dir: &Path, what: &str) {
+    let newest = segments(dir)
+        .last()
+        .and_then(|p| p.file_stem()?.to_str()?.parse::<u32>().ok())
+        .expect("a segment");
+    assert!(newest >= 8, "{what} went through many segments: {newest}");
+}
+
+/// Opens (or reopens) a store with 128 KiB segments, so a test goes through many of them.
+fn open_small(dir: &Path, clock: &Arc<ManualClock>) -> (EmbeddedStore, Engine) {
+    let options = Options {
         segment_bytes: 128 * 1024,
         ..Options::default()
-    }
+    };
+    let store = EmbeddedStore::open(dir, options, clock.clone()).expect("open");
+    let e = engine(&store, clock);
+    (store, e)
 }
 
 #[tokio::test]
@@ -549,8 +564,7 @@ async fn dead_segments_are_reclaimed_and_survivors_carried_forward() {
     // restart afterwards finds exactly what was there.
     let dir = scratch("reclaim");
     let clock = Arc::new(test_clock());
-    let store = EmbeddedStore::open(&dir, small_segments(), clock.clone()).expect("open");
-    let e = engine(&store, &clock);
+    let (store, e) = open_small(&dir, &clock);
     define_queue(&e).await;
     // Survivors: the first messages of the oldest segment, one of them leased.
     let keepers = fill(&e, 5).await;
@@ -582,14 +596,7 @@ async fn dead_segments_are_reclaimed_and_survivors_carried_forward() {
             .await
             .expect("send");
     }
-    let newest = segments(&dir)
-        .last()
-        .and_then(|p| p.file_stem()?.to_str()?.parse::<u32>().ok())
-        .expect("a segment");
-    assert!(
-        newest >= 8,
-        "the churn went through many segments: {newest}"
-    );
+    assert_many_segments(&dir, "the churn");
     clock.advance(Duration::from_secs(11));
     wait_for(&store, "dead segments", |s| {
         s.messages == 5 && s.segments <= 6
@@ -598,11 +605,8 @@ async fn dead_segments_are_reclaimed_and_survivors_carried_forward() {
     drop(e);
     drop(store);
 
-    let store = EmbeddedStore::open(&dir, small_segments(), clock.clone()).expect("reopen");
-    let e = engine(&store, &clock);
-    let info = e.queue_info(Q).await.expect("info");
-    assert_eq!(info.message_count, 5);
-    assert_definition_kept(&e, &info).await;
+    let (_store, e) = open_small(&dir, &clock);
+    assert_queue_kept(&e, 5).await;
     assert_eq!(e.queue_info(churn).await.expect("info").message_count, 0);
     let peeked = e.peek(Q, 32).await.expect("peek");
     let expected: Vec<Vec<u8>> = keepers[1..].iter().map(|m| m.body.clone()).collect();
@@ -633,8 +637,7 @@ async fn a_fifo_queue_reclaims_segments_without_reading_them_back() {
     // appended again from memory. The queue's metadata and ACL must survive the move.
     let dir = scratch("fifo");
     let clock = Arc::new(test_clock());
-    let store = EmbeddedStore::open(&dir, small_segments(), clock.clone()).expect("open");
-    let e = engine(&store, &clock);
+    let (store, e) = open_small(&dir, &clock);
     define_queue(&e).await;
     for i in 0..3000 {
         e.send(Q, body(i), opts(Ttl::Never)).await.expect("send");
@@ -648,25 +651,15 @@ async fn a_fifo_queue_reclaims_segments_without_reading_them_back() {
                 .expect("delete");
         }
     }
-    let newest = segments(&dir)
-        .last()
-        .and_then(|p| p.file_stem()?.to_str()?.parse::<u32>().ok())
-        .expect("a segment");
-    assert!(
-        newest >= 8,
-        "the traffic went through many segments: {newest}"
-    );
+    assert_many_segments(&dir, "the traffic");
     wait_for(&store, "consumed segments", |s| s.segments <= 3).await;
     let stats = store.stats().await.expect("stats");
     assert_eq!(stats.compaction_reads, 0, "{stats:?}");
     drop(e);
     drop(store);
 
-    let store = EmbeddedStore::open(&dir, small_segments(), clock.clone()).expect("reopen");
-    let e = engine(&store, &clock);
-    let info = e.queue_info(Q).await.expect("info");
-    assert_eq!(info.message_count, 10);
-    assert_definition_kept(&e, &info).await;
+    let (_store, e) = open_small(&dir, &clock);
+    assert_queue_kept(&e, 10).await;
 }
 
 #[tokio::test]
