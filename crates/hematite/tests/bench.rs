@@ -121,6 +121,18 @@ fn warmup_ops_are_reported_apart_from_the_measured_window() {
     assert_eq!(number(warmup, "errors"), 0.0, "{json}");
 }
 
+#[cfg(target_os = "linux")]
+#[test]
+fn the_cpu_the_hypervisor_took_is_reported() {
+    let out = serve().bench(&["--clients", "2", "--duration", "500ms"]);
+    let json = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{json}");
+    let (_, host) = json.split_once("\"host\":").expect("a host object");
+    let (steal, worst) = (number(host, "steal_ms"), number(host, "worst_steal_ms"));
+    assert!(0.0 <= worst && worst <= steal, "{json}");
+    assert!((0.0..=100.0).contains(&number(host, "idle_pct")), "{json}");
+}
+
 #[test]
 fn a_run_whose_ops_all_fall_in_the_warmup_fails_and_says_so() {
     // One client at one op per 2 s: its first op is in the 1 s warm-up and its next is due after

@@ -17,6 +17,9 @@
 //! reported apart: the measured window then begins with warm connections and a server past its
 //! start-up work, and a paced schedule carries on into it without a break.
 //!
+//! Over the measured window, the bench also samples the CPU time the hypervisor took from this
+//! machine ([`host`]), so a latency tail the machine made can be told from one the server made.
+//!
 //! Scenarios (one "op" each):
 //! - `put`: Put Message.
 //! - `cycle`: Get Messages (1) then Delete Message with its receipt. Unless `--no-refill`, each
@@ -24,6 +27,7 @@
 //!   `--prefill`.
 //! - `mixed`: half the clients put, half cycle without refill.
 
+mod host;
 mod http;
 mod request;
 
@@ -395,6 +399,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             phase,
         ));
     }
+    let host = {
+        let s = shared.clone();
+        tokio::spawn(host::sample(measure_from, move || s.done()))
+    };
     let ticker = progress.clone().map(|pb| {
         let s = shared.clone();
         tokio::spawn(async move {
@@ -418,6 +426,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(t) = ticker {
         let _ = t.await;
     }
+    let host = host.await.ok().flatten();
     if let Some(pb) = progress {
         pb.finish_and_clear();
     }
@@ -450,6 +459,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             errors: Tally::get(&shared.warmup.errors),
             hist: warmup_hist,
         }),
+        host,
     };
     if args.json {
         println!("{}", report.json());
@@ -506,6 +516,7 @@ struct Report {
     rate: Option<f64>,
     hist: Histogram<u64>,
     warmup: Option<Warmup>,
+    host: Option<host::HostReport>,
 }
 
 /// The warm-up's own figures, reported so that what was left out can be seen.
@@ -552,8 +563,14 @@ impl Report {
                 w.hist.max() as f64 / 1000.0
             )
         });
+        let host = self.host.map_or("null".to_owned(), |h| {
+            format!(
+                "{{\"steal_ms\":{:.0},\"worst_steal_ms\":{:.0},\"idle_pct\":{:.1}}}",
+                h.steal_ms, h.worst_steal_ms, h.idle_pct
+            )
+        });
         format!(
-            "{{\"endpoint\":{:?},\"scenario\":\"{scenario}\",\"clients\":{},\"message_size\":{},\"duration_s\":{:.3},\"prefill\":{},\"prefill_per_s\":{},\"ops\":{},\"requests\":{},\"errors\":{},\"empty_receives\":{},\"rate\":{},\"ops_per_s\":{:.1},\"requests_per_s\":{:.1},\"latency_ms\":{{\"p50\":{:.3},\"p99\":{:.3},\"p999\":{:.3},\"max\":{:.3}}},\"warmup\":{warmup}}}",
+            "{{\"endpoint\":{:?},\"scenario\":\"{scenario}\",\"clients\":{},\"message_size\":{},\"duration_s\":{:.3},\"prefill\":{},\"prefill_per_s\":{},\"ops\":{},\"requests\":{},\"errors\":{},\"empty_receives\":{},\"rate\":{},\"ops_per_s\":{:.1},\"requests_per_s\":{:.1},\"latency_ms\":{{\"p50\":{:.3},\"p99\":{:.3},\"p999\":{:.3},\"max\":{:.3}}},\"warmup\":{warmup},\"host\":{host}}}",
             self.endpoint,
             self.clients,
             self.message_size,
@@ -610,6 +627,15 @@ impl Report {
             self.ms(0.999),
             self.hist.max() as f64 / 1000.0
         ));
+        if let Some(h) = self.host {
+            out.push_str(&format!(
+                "\n  machine   {:.0} ms of CPU stolen by the hypervisor (worst {:.0} ms in {} ms), {:.0}% idle",
+                h.steal_ms,
+                h.worst_steal_ms,
+                host::SAMPLE_EVERY.as_millis(),
+                h.idle_pct
+            ));
+        }
         out
     }
 }
