@@ -245,9 +245,7 @@ async fn client(
     interval: Option<Duration>,
     phase: Duration,
 ) -> [Histogram<u64>; 2] {
-    let new_hist =
-        || Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
-    let (mut warmup_hist, mut hist) = (new_hist(), new_hist());
+    let (mut warmup_hist, mut hist) = (latency_histogram(), latency_histogram());
     let mut conn = Connection::new(&s.target.addr);
     let mut next = Instant::now() + phase;
     while !s.done() {
@@ -414,8 +412,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
         })
     });
-    let mut warmup_hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-    let mut hist = warmup_hist.clone();
+    let (mut warmup_hist, mut hist) = (latency_histogram(), latency_histogram());
     while let Some(h) = tasks.join_next().await {
         let [w, m] = h?;
         warmup_hist.add(w)?;
@@ -527,8 +524,17 @@ struct Warmup {
     hist: Histogram<u64>,
 }
 
+/// Latencies in microseconds, from 1 µs to a minute, to 3 significant digits.
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("constant, valid histogram bounds")
+}
+
 fn ms(hist: &Histogram<u64>, q: f64) -> f64 {
     hist.value_at_quantile(q) as f64 / 1000.0
+}
+
+fn max_ms(hist: &Histogram<u64>) -> f64 {
+    hist.max() as f64 / 1000.0
 }
 
 impl Report {
@@ -560,7 +566,7 @@ impl Report {
                 w.errors,
                 ms(&w.hist, 0.5),
                 ms(&w.hist, 0.99),
-                w.hist.max() as f64 / 1000.0
+                max_ms(&w.hist)
             )
         });
         let host = self.host.map_or("null".to_owned(), |h| {
@@ -587,7 +593,7 @@ impl Report {
             self.ms(0.5),
             self.ms(0.99),
             self.ms(0.999),
-            self.hist.max() as f64 / 1000.0,
+            max_ms(&self.hist),
         )
     }
 
@@ -625,7 +631,7 @@ impl Report {
             self.ms(0.5),
             self.ms(0.99),
             self.ms(0.999),
-            self.hist.max() as f64 / 1000.0
+            max_ms(&self.hist)
         ));
         if let Some(h) = self.host {
             out.push_str(&format!(
