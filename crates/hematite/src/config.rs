@@ -9,6 +9,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use hematite_net::budget::Budget;
+use hematite_net::conns::Registry;
+use hematite_net::http1::Limits;
+use hematite_net::system;
 use hematite_queue_api::accounts::Accounts;
 use hematite_queue_api::Options;
 use hematite_store_embedded::Durability;
@@ -49,6 +53,42 @@ pub struct ServeArgs {
     /// behaviour).
     #[arg(long, env = "HEMATITE_STRICT_API_VERSION")]
     strict_api_version: bool,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key.
+    #[arg(
+        long,
+        env = "HEMATITE_TLS_CERT",
+        value_name = "PEM",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(
+        long,
+        env = "HEMATITE_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
+    /// Most client connections at once; at the cap the idlest or slowest is closed to admit a
+    /// new one. Default: what the open-file limit (raised to its hard value) and memory allow.
+    #[arg(long, env = "HEMATITE_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: Option<u64>,
+    /// Seconds a request head may take from its first byte.
+    #[arg(long, env = "HEMATITE_HEADER_TIMEOUT", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout_secs: u64,
+    /// Seconds a request body may take.
+    #[arg(long, env = "HEMATITE_BODY_TIMEOUT", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
+    body_timeout_secs: u64,
+    /// Seconds a kept-alive connection may wait for its next request.
+    #[arg(long, env = "HEMATITE_IDLE_TIMEOUT", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
+    idle_timeout_secs: u64,
+    /// Bytes per second below which a client taking a response is disconnected.
+    #[arg(long, env = "HEMATITE_MIN_SEND_RATE", default_value_t = 150, value_parser = clap::value_parser!(u64).range(1..))]
+    min_send_rate: u64,
+    /// MiB that large responses waiting for their readers may hold in all. Default: an eighth
+    /// of memory, between 64 MiB and 2 GiB.
+    #[arg(long, env = "HEMATITE_RESPONSE_MEMORY_MB", value_parser = clap::value_parser!(u64).range(1..))]
+    response_memory_mb: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -71,6 +111,18 @@ pub struct Config {
     pub store: StoreChoice,
     pub accounts: Accounts,
     pub options: Options,
+    pub net: NetConfig,
+    /// The listener's connections, which the response budget may shed.
+    pub registry: std::sync::Arc<Registry>,
+}
+
+/// How the listener faces clients.
+pub struct NetConfig {
+    /// The certificate chain and key to serve HTTPS with.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub max_connections: usize,
+    pub limits: Limits,
+    pub response_memory: usize,
 }
 
 impl ServeArgs {
@@ -87,6 +139,27 @@ impl ServeArgs {
         if accounts.is_empty() {
             accounts = Accounts::development();
         }
+        let nofile = system::raise_nofile_limit();
+        let memory = system::total_memory();
+        let net = NetConfig {
+            tls: self.tls_cert.zip(self.tls_key),
+            max_connections: self.max_connections.map_or_else(
+                || system::default_connection_cap(nofile, memory),
+                |n| usize::try_from(n).unwrap_or(usize::MAX),
+            ),
+            limits: Limits {
+                idle: Duration::from_secs(self.idle_timeout_secs),
+                head: Duration::from_secs(self.header_timeout_secs),
+                body: Duration::from_secs(self.body_timeout_secs),
+                min_send_rate: self.min_send_rate,
+                ..hematite_queue_api::server::default_limits()
+            },
+            response_memory: self.response_memory_mb.map_or_else(
+                || system::default_response_budget(memory),
+                |mb| usize::try_from(mb << 20).unwrap_or(usize::MAX),
+            ),
+        };
+        let registry = Registry::new(net.max_connections);
         Ok(Config {
             listen: self.listen,
             store: if self.in_memory {
@@ -109,7 +182,10 @@ impl ServeArgs {
             accounts,
             options: Options {
                 strict_api_version: self.strict_api_version,
+                budget: Budget::new(net.response_memory, Some(registry.clone())),
             },
+            net,
+            registry,
         })
     }
 }
@@ -135,13 +211,19 @@ impl Config {
                 ),
             },
         };
+        let scheme = if self.net.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let mut out = format!(
-            "Hematite {} listening on http://{addr}\nStore: {store}\n",
-            env!("CARGO_PKG_VERSION")
+            "Hematite {} listening on {scheme}://{addr}\nStore: {store}\nConnections: at most {}\n",
+            env!("CARGO_PKG_VERSION"),
+            self.net.max_connections
         );
         for a in self.accounts.iter() {
             out.push_str(&format!(
-                "Connection string for {name}:\n  DefaultEndpointsProtocol=http;AccountName={name};AccountKey={key};QueueEndpoint=http://{host}/{name};QueueSecondaryEndpoint=http://{host}/{name}-secondary;\n",
+                "Connection string for {name}:\n  DefaultEndpointsProtocol={scheme};AccountName={name};AccountKey={key};QueueEndpoint={scheme}://{host}/{name};QueueSecondaryEndpoint={scheme}://{host}/{name}-secondary;\n",
                 name = a.name,
                 key = a.key_b64
             ));

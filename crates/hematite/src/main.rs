@@ -13,7 +13,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hematite_engine::{Clock, Engine, MemoryStore, Store, SystemClock};
-use hematite_queue_api::{serve, QueueApi};
+use hematite_net::listener::Setup;
+use hematite_net::tls;
+use hematite_queue_api::{serve_with, QueueApi};
 use hematite_store_embedded::EmbeddedStore;
 
 use crate::config::{ServeArgs, StoreChoice};
@@ -79,13 +81,23 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     let engine = Engine::new(store, clock);
+    let tls = match &config.net.tls {
+        Some((cert, key)) => Some(tls::acceptor(tls::load(cert, key, tls::ALPN_HTTP1)?)),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
     say(&config.banner(addr));
+    let setup = Setup {
+        registry: config.registry.clone(),
+        tls,
+        handshake_timeout: config.net.limits.head,
+    };
+    let limits = config.net.limits.clone();
     let api = Arc::new(QueueApi::new(engine, config.accounts, config.options));
-    serve(listener, api, shutdown_signal()).await;
+    serve_with(listener, api, setup, limits, shutdown_signal()).await;
     say("Hematite stopped.");
     Ok(())
 }

@@ -8,11 +8,13 @@
 
 use std::borrow::Cow;
 
+use std::sync::Arc;
+
 use hematite_engine::{Engine, QueueRef};
+use hematite_net::budget::Budget;
 use hematite_queue_protocol::datetime;
 use hematite_queue_protocol::error::ErrorCode;
 use hematite_queue_protocol::names::{self, QueueNameError};
-use hematite_queue_protocol::query::decode_query;
 use hematite_queue_protocol::version::{ApiVersion, LATEST_KNOWN};
 use hematite_queue_protocol::xml::CorsRule;
 use time::OffsetDateTime;
@@ -20,7 +22,7 @@ use time::OffsetDateTime;
 use crate::accounts::Accounts;
 use crate::auth::{self, to_offset};
 use crate::error::ApiError;
-use crate::http1::{BadRequest, Handler, HeaderText, Request, Response};
+use crate::http1::{Handler, HeaderText, Request, Response};
 use crate::ops;
 use crate::params::{parse_int, Query};
 use crate::routing::{self, Operation, Resource, RouteError, Target};
@@ -30,10 +32,21 @@ use crate::{cors, properties};
 pub const MAX_BODY_BYTES: usize = 131_584;
 
 /// Settings of the REST front.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Reject `x-ms-version` values newer than any this build knows.
     pub strict_api_version: bool,
+    /// Bounds the memory large responses may hold while they are written.
+    pub budget: Arc<Budget>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            strict_api_version: false,
+            budget: Budget::new(256 << 20, None),
+        }
+    }
 }
 
 pub struct QueueApi {
@@ -45,6 +58,8 @@ pub struct QueueApi {
 /// Everything a handler needs to know about the call it serves.
 pub struct Call<'a> {
     pub engine: &'a Engine,
+    /// Where large responses reserve their memory before they are produced.
+    pub budget: &'a Budget,
     pub req: &'a Request,
     pub query: &'a Query,
     pub target: &'a Target,
@@ -70,6 +85,21 @@ struct Progress {
     authenticated: bool,
 }
 
+/// How far [`QueueApi::prepare`] got.
+enum Step {
+    /// The request is answered without running an operation (a CORS preflight).
+    Answered(Response),
+    Run(Prepared),
+}
+
+/// A request that passed every check made before its body is read.
+struct Prepared {
+    target: Target,
+    query: Query,
+    op: Operation,
+    version: ApiVersion,
+}
+
 impl QueueApi {
     pub fn new(engine: Engine, accounts: Accounts, options: Options) -> Self {
         QueueApi {
@@ -83,24 +113,27 @@ impl QueueApi {
         &self.accounts
     }
 
-    async fn dispatch(
+    /// Everything checked before a body is needed: route, version, authentication, the
+    /// read-only secondary, authorization, common parameters and the resource name. A CORS
+    /// preflight is answered here in full.
+    async fn prepare(
         &self,
         req: &Request,
         now: OffsetDateTime,
         progress: &mut Progress,
-    ) -> Result<Response, ApiError> {
+    ) -> Result<Step, ApiError> {
         if let Some(id) = req.header("x-ms-client-request-id") {
             if id.len() > 1024 || !id.bytes().all(|b| (0x20..0x7f).contains(&b)) {
                 return Err(ApiError::invalid_header("x-ms-client-request-id", id));
             }
         }
         let mut target =
-            routing::target(req.header("Host"), req.path()).map_err(|e| route_error(e, req))?;
+            routing::target(req.host(), req.path()).map_err(|e| route_error(e, req))?;
         // Only the CORS decoration needs it, and only for a request with `Origin`.
         if req.header("Origin").is_some() {
             progress.account = Some(target.account.clone());
         }
-        let query = Query(decode_query(req.query(), false));
+        let query = Query::decode(req.query());
         // Python reaches the secondary by swapping the endpoint's host part for
         // `host/{account}-secondary`, then appends the primary path: account-level requests
         // arrive as `/{account}-secondary/{account}/?restype=service…`.
@@ -127,7 +160,8 @@ impl QueueApi {
                 req.header("Origin"),
                 req.header("Access-Control-Request-Method"),
                 req.header("Access-Control-Request-Headers"),
-            );
+            )
+            .map(Step::Answered);
         }
 
         let header_version = match req.header("x-ms-version") {
@@ -181,23 +215,43 @@ impl QueueApi {
         }
         if let Some(q) = target.resource.queue() {
             names::validate_queue_name(q).map_err(|e| match e {
-                QueueNameError::OutOfRange => ApiError::new(ErrorCode::OutOfRangeInput),
+                QueueNameError::OutOfRange => ApiError::new(ErrorCode::OutOfRangeInput).message(
+                    "The specified resource name length is not within the permissible limits.",
+                ),
                 QueueNameError::Invalid => ApiError::new(ErrorCode::InvalidResourceName),
             })?;
         }
+        Ok(Step::Run(Prepared {
+            target,
+            query,
+            op,
+            version: authn.version.unwrap_or(ApiVersion::V2009_09_19),
+        }))
+    }
+
+    async fn dispatch(
+        &self,
+        req: &Request,
+        now: OffsetDateTime,
+        progress: &mut Progress,
+    ) -> Result<Response, ApiError> {
+        let p = match self.prepare(req, now, progress).await? {
+            Step::Answered(resp) => return Ok(resp),
+            Step::Run(p) => p,
+        };
         if req.body_too_large {
             return Err(ApiError::body_too_large(MAX_BODY_BYTES));
         }
-
         let call = Call {
             engine: &self.engine,
+            budget: &self.options.budget,
             req,
-            query: &query,
-            target: &target,
-            version: authn.version.unwrap_or(ApiVersion::V2009_09_19),
+            query: &p.query,
+            target: &p.target,
+            version: p.version,
             now,
         };
-        match op {
+        match p.op {
             Operation::ListQueues => ops::service::list_queues(&call).await,
             Operation::GetServiceProperties => ops::service::get_properties(&call).await,
             Operation::SetServiceProperties => ops::service::set_properties(&call).await,
@@ -263,12 +317,17 @@ fn request_id() -> String {
         .to_owned()
 }
 
-impl Handler for QueueApi {
-    async fn handle(&self, req: Request) -> Response {
-        let now = to_offset(self.engine.now());
+impl QueueApi {
+    /// Turns an outcome into the response: the error body if it failed, then the common
+    /// headers and, for a request with `Origin`, the CORS headers.
+    async fn finish(
+        &self,
+        req: &Request,
+        result: Result<Response, ApiError>,
+        now: OffsetDateTime,
+        progress: Progress,
+    ) -> Response {
         let request_id = request_id();
-        let mut progress = Progress::default();
-        let result = self.dispatch(&req, now, &mut progress).await;
         let failed = result.is_err();
         let mut resp = match result {
             Ok(r) => r,
@@ -321,25 +380,29 @@ impl Handler for QueueApi {
         }
         resp
     }
+}
 
-    fn bad_request(&self, reason: BadRequest) -> Response {
+impl Handler for QueueApi {
+    async fn handle(&self, req: Request) -> Response {
         let now = to_offset(self.engine.now());
-        let request_id = request_id();
-        let e = match reason {
-            BadRequest::Malformed => ApiError::new(ErrorCode::InvalidInput)
-                .message("The HTTP request could not be parsed."),
-            BadRequest::HeadTooLarge => ApiError::new(ErrorCode::InvalidInput).message(
-                "The request line and headers are larger than the server accepts (64 KiB).",
-            ),
-            BadRequest::LengthRequired => ApiError::new(ErrorCode::MissingContentLengthHeader),
-        };
-        let mut resp = self.error_response(e, &request_id, now);
-        resp.headers
-            .insert(0, ("x-ms-request-id".into(), request_id.into()));
-        resp.headers
-            .insert(1, ("x-ms-version".into(), LATEST_KNOWN.to_string().into()));
-        resp.headers
-            .insert(2, ("Date".into(), datetime::format_rfc1123(now).into()));
-        resp
+        let mut progress = Progress::default();
+        let result = self.dispatch(&req, now, &mut progress).await;
+        self.finish(&req, result, now, progress).await
+    }
+
+    /// A request sent `Expect: 100-continue`: its body is invited only if it would be served,
+    /// so an unauthenticated or oversized upload is refused before a byte of it is read.
+    async fn admit(&self, req: &Request) -> Option<Response> {
+        let now = to_offset(self.engine.now());
+        let mut progress = Progress::default();
+        let refusal = match self.prepare(req, now, &mut progress).await {
+            Ok(Step::Answered(_)) => None,
+            Ok(Step::Run(_)) => req
+                .content_length
+                .filter(|n| *n > MAX_BODY_BYTES as u64)
+                .map(|_| ApiError::body_too_large(MAX_BODY_BYTES)),
+            Err(e) => Some(e),
+        }?;
+        Some(self.finish(req, Err(refusal), now, progress).await)
     }
 }

@@ -248,10 +248,16 @@ async fn authenticate_sas(
 
     if let (Some(id), false) = (p.si.clone(), is_account) {
         let queue = target.resource.queue().unwrap_or_default();
-        let policies = engine
+        // A queue that does not exist has no policies; a store that cannot answer is an
+        // outage (503, which clients retry), not a refusal they would believe.
+        let policies = match engine
             .access_policies(QueueRef::new(&account.name, queue))
             .await
-            .unwrap_or_default();
+        {
+            Ok(p) => p,
+            Err(hematite_engine::Error::QueueNotFound) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
         let Some(policy) = policies.into_iter().find(|x| x.id == id) else {
             return Err(ApiError::auth_failed(format!(
                 "The specified signed identifier '{id}' does not exist."

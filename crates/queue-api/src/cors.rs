@@ -43,13 +43,20 @@ pub fn preflight(
     method: Option<&str>,
     request_headers: Option<&str>,
 ) -> Result<Response, ApiError> {
-    let Some(origin) = origin else {
-        return Err(ApiError::invalid_header("Origin", "")
-            .message("Missing required header Origin for a CORS preflight request."));
+    let missing = |name: &str| {
+        ApiError::new(ErrorCode::InvalidHeaderValue)
+            .message("A required CORS header is not present.")
+            .detail(
+                "MessageDetails",
+                format!("Missing required CORS header {name}"),
+            )
     };
-    let Some(method) = method else {
-        return Err(ApiError::invalid_header("Access-Control-Request-Method", "")
-            .message("Missing required header Access-Control-Request-Method for a CORS preflight request."));
+    // An empty header counts as missing, as the service checks it.
+    let Some(origin) = origin.filter(|o| !o.is_empty()) else {
+        return Err(missing("Origin"));
+    };
+    let Some(method) = method.filter(|m| !m.is_empty()) else {
+        return Err(missing("Access-Control-Request-Method"));
     };
     let fail = || ApiError::new(ErrorCode::CorsPreflightFailure);
     let rule = rules

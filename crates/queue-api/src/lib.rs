@@ -5,7 +5,8 @@
 //! live in `hematite-queue-protocol`; this crate owns the request pipeline.
 //!
 //! - [`server::serve`]: the accept loop (the entry point; tests run it on port 0).
-//! - [`http1`]: our HTTP/1.1 connection handling, which keeps header-name case.
+//! - [`http1`]: the HTTP/1.1 connection handling (from `hematite-net`), which keeps
+//!   header-name case.
 //! - [`api`]: the front door that routes, authenticates and dispatches one request.
 //! - [`routing`], [`auth`], [`cors`], [`params`], [`error`]: the pipeline's steps.
 //! - [`ops`]: one module per resource family with the operation handlers.
@@ -17,7 +18,6 @@ pub mod api;
 pub mod auth;
 pub mod cors;
 pub mod error;
-pub mod http1;
 pub mod ops;
 pub mod params;
 pub mod properties;
@@ -26,4 +26,5 @@ pub mod server;
 
 pub use accounts::{Account, Accounts};
 pub use api::{Options, QueueApi};
-pub use server::serve;
+pub use hematite_net::http1;
+pub use server::{serve, serve_with};

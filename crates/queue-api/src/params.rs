@@ -1,5 +1,7 @@
 //! Query parameters: case-insensitive lookup and Azure's validation answers for numbers.
 
+use hematite_queue_protocol::query::decode_query;
+
 use crate::error::ApiError;
 
 /// The decoded query of one request.
@@ -7,6 +9,24 @@ use crate::error::ApiError;
 pub struct Query(pub Vec<(String, String)>);
 
 impl Query {
+    /// Decodes a raw query string. A name given more than once (compared case-insensitively)
+    /// gets its values joined with commas, as the service's parameter collection does: so
+    /// `comp=acl&comp=metadata` reads as `acl,metadata`, which names no operation and is
+    /// refused, rather than serving whichever came first.
+    pub fn decode(raw: &str) -> Self {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for (k, v) in decode_query(raw, false) {
+            match pairs.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(&k)) {
+                Some((_, joined)) => {
+                    joined.push(',');
+                    joined.push_str(&v);
+                }
+                None => pairs.push((k, v)),
+            }
+        }
+        Query(pairs)
+    }
+
     /// The first value of a parameter, name compared case-insensitively (the TypeSpec spec spells
     /// some names in camelCase; the SDKs send lowercase).
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -42,6 +62,15 @@ pub fn parse_int(name: &str, raw: &str) -> Result<i64, ApiError> {
 mod tests {
     use super::*;
     use hematite_queue_protocol::error::ErrorCode;
+
+    #[test]
+    fn repeated_names_are_joined() {
+        let q = Query::decode("comp=acl&restype=x&COMP=metadata&a=%2F");
+        assert_eq!(q.get("comp"), Some("acl,metadata"));
+        assert_eq!(q.get("restype"), Some("x"));
+        assert_eq!(q.get("a"), Some("/"));
+        assert_eq!(q.0.len(), 3);
+    }
 
     #[test]
     fn int_validation_answers() {

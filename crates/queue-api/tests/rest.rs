@@ -53,6 +53,7 @@ async fn future_versions_are_accepted_and_echoed_unless_strict() {
 
     let strict = start_with(Options {
         strict_api_version: true,
+        ..Options::default()
     })
     .await;
     let r = strict
@@ -1091,7 +1092,13 @@ async fn oversized_header_blocks_are_refused() {
     let r = s
         .send(req("PUT", &q("bighead")).header("x-ms-meta-a", &"v".repeat(70 * 1024)))
         .await;
-    r.assert_error(400, "InvalidInput");
+    // HTTP.sys, in front of Azure Storage, answers this itself.
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body.contains("Bad Request - Request Too Long"),
+        "{}",
+        r.body
+    );
     s.send(req("GET", &q("bighead?comp=metadata")))
         .await
         .assert_error(404, "QueueNotFound");

@@ -303,7 +303,14 @@ impl ErrorResponse {
         out.push_str(&format_iso8601_7(now));
         close(&mut out, "Message");
         for (name, value) in &self.details {
-            text_element(&mut out, name, value);
+            if value.is_empty() {
+                // As the service writes an empty detail, e.g. `<Reason />`.
+                out.push('<');
+                out.push_str(name);
+                out.push_str(" />");
+            } else {
+                text_element(&mut out, name, value);
+            }
         }
         close(&mut out, "Error");
         out

@@ -18,6 +18,7 @@ use crate::auth::to_offset;
 use crate::error::ApiError;
 use crate::http1::Response;
 use crate::ops::service::xml_error;
+use crate::ops::{hold, holding, reserve};
 use crate::params::parse_int;
 
 const SEVEN_DAYS: i64 = 604_800;
@@ -147,17 +148,28 @@ pub async fn get(call: &Call<'_>) -> Result<Response, ApiError> {
         .query
         .int_in("visibilitytimeout", 1, max_vt)?
         .unwrap_or(DEFAULT_GET_VISIBILITY);
+    let reservation = reserve(call, n * max_message_xml(call.version)).await?;
     let got = call
         .engine
         .receive(call.queue(), n, Duration::from_secs(vt as u64))
         .await?;
-    Ok(Response::new(200).xml(messages_xml(&got, true)))
+    Ok(holding(
+        Response::new(200).xml(messages_xml(&got, true)),
+        reservation,
+    ))
 }
 
 pub async fn peek(call: &Call<'_>) -> Result<Response, ApiError> {
     let n = count(call)?;
     let got = call.engine.peek(call.queue(), n).await?;
-    Ok(Response::new(200).xml(messages_xml(&got, false)))
+    hold(call, Response::new(200).xml(messages_xml(&got, false))).await
+}
+
+/// Get leases what it returns, so room is reserved before, for the most the answer can take:
+/// per `QueueMessage`: its text escaped at worst five bytes per byte
+/// (`&amp;`, `&#xD;`), plus the other elements.
+fn max_message_xml(v: ApiVersion) -> usize {
+    text_limit(v) * 5 + 1024
 }
 
 /// The `QueueMessagesList` of Get Messages (`leased`: with receipt and next-visible time) or

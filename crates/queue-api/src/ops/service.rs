@@ -7,6 +7,7 @@ use hematite_queue_protocol::xml::{self, ListQueuesPage, ListedQueue};
 use crate::api::Call;
 use crate::error::ApiError;
 use crate::http1::Response;
+use crate::ops::hold;
 use crate::params::parse_int;
 use crate::properties;
 
@@ -88,7 +89,7 @@ pub async fn list_queues(call: &Call<'_>) -> Result<Response, ApiError> {
         },
         call.version < ApiVersion::V2013_08_15,
     );
-    Ok(Response::new(200).xml(body))
+    hold(call, Response::new(200).xml(body)).await
 }
 
 /// The account's base URL as the client addressed it.
@@ -127,14 +128,16 @@ pub fn get_stats(call: &Call<'_>) -> Result<Response, ApiError> {
 }
 
 pub fn xml_error(e: xml::XmlError) -> ApiError {
-    let detail = e.to_string();
-    let mut err = ApiError::new(e.code());
-    if let xml::XmlError::MissingNode(n) = &e {
-        err = err.detail("XmlNodeName", *n);
-    } else if let xml::XmlError::InvalidValue(n) = &e {
-        err = err.detail("XmlNodeName", n.clone());
-    } else {
-        err = err.detail("Reason", detail);
+    let err = ApiError::new(e.code());
+    match &e {
+        xml::XmlError::MissingNode(n) => err.detail("XmlNodeName", *n),
+        xml::XmlError::InvalidValue(n) => err.detail("XmlNodeName", n.clone()),
+        xml::XmlError::Malformed => err.detail("Reason", e.to_string()),
+        // A well-formed document breaking a document rule (too many ACL or CORS entries, CORS
+        // settings over 2 KiB): the service names no position and no reason.
+        xml::XmlError::Invalid(_) => err
+            .detail("LineNumber", "0")
+            .detail("LinePosition", "0")
+            .detail("Reason", ""),
     }
-    err
 }

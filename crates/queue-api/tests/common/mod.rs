@@ -8,10 +8,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hematite_engine::clock::test_clock;
+use hematite_engine::Store;
 use hematite_engine::{Engine, ManualClock, MemoryStore};
+use hematite_net::conns::Registry;
+use hematite_net::http1::Limits;
+use hematite_net::listener::Setup;
+use hematite_net::tls::TlsAcceptor;
 use hematite_queue_api::accounts::{Accounts, DEV_ACCOUNT, DEV_KEY};
 use hematite_queue_api::auth::to_offset;
-use hematite_queue_api::{serve, Options, QueueApi};
+use hematite_queue_api::server::default_limits;
+use hematite_queue_api::{serve_with, Options, QueueApi};
 use hematite_queue_protocol::auth::shared_key::{self, AuthScheme, SignableRequest, Variant};
 use hematite_queue_protocol::datetime::format_rfc1123;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -39,15 +45,50 @@ pub async fn start() -> Server {
 }
 
 pub async fn start_with(options: Options) -> Server {
+    start_custom(Custom {
+        options,
+        ..Custom::default()
+    })
+    .await
+}
+
+/// Everything a test may set about the server it starts.
+pub struct Custom {
+    pub options: Options,
+    pub limits: Limits,
+    /// The connection cap.
+    pub cap: usize,
+    pub tls: Option<TlsAcceptor>,
+    pub store: Arc<dyn Store>,
+}
+
+impl Default for Custom {
+    fn default() -> Self {
+        Custom {
+            options: Options::default(),
+            limits: default_limits(),
+            cap: 1024,
+            tls: None,
+            store: Arc::new(MemoryStore::new()),
+        }
+    }
+}
+
+pub async fn start_custom(c: Custom) -> Server {
     let clock = Arc::new(test_clock());
-    let engine = Engine::new(Arc::new(MemoryStore::new()), clock.clone());
+    let engine = Engine::new(c.store, clock.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let api = Arc::new(QueueApi::new(engine, Accounts::development(), options));
+    let api = Arc::new(QueueApi::new(engine, Accounts::development(), c.options));
     let (tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(serve(listener, api, async {
+    let setup = Setup {
+        registry: Registry::new(c.cap),
+        tls: c.tls,
+        handshake_timeout: c.limits.head,
+    };
+    tokio::spawn(serve_with(listener, api, setup, c.limits, async {
         let _ = rx.await;
     }));
     Server {
@@ -254,7 +295,13 @@ impl Server {
     }
 
     pub async fn send(&self, r: Req) -> Resp {
-        let headers = self.prepare(&r);
+        let raw = self.raw_request(&r);
+        self.raw(&raw, r.method == "HEAD").await
+    }
+
+    /// The bytes of a signed request: head and body.
+    pub fn raw_request(&self, r: &Req) -> Vec<u8> {
+        let headers = self.prepare(r);
         let target = if r.query.is_empty() {
             r.path.clone()
         } else {
@@ -266,7 +313,7 @@ impl Server {
         }
         raw.extend_from_slice(b"\r\n");
         raw.extend_from_slice(&r.body);
-        self.raw(&raw, r.method == "HEAD").await
+        raw
     }
 
     /// Sends raw bytes on a fresh connection and reads one response.
