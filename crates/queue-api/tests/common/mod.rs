@@ -56,8 +56,8 @@ pub async fn start_with(options: Options) -> Server {
 pub struct Custom {
     pub options: Options,
     pub limits: Limits,
-    /// The connection cap.
-    pub cap: usize,
+    /// The listener's connections (and cap); tests keep a clone to watch them.
+    pub registry: Arc<Registry>,
     pub tls: Option<TlsAcceptor>,
     pub store: Arc<dyn Store>,
 }
@@ -67,7 +67,7 @@ impl Default for Custom {
         Custom {
             options: Options::default(),
             limits: default_limits(),
-            cap: 1024,
+            registry: Registry::new(1024),
             tls: None,
             store: Arc::new(MemoryStore::new()),
         }
@@ -84,7 +84,7 @@ pub async fn start_custom(c: Custom) -> Server {
     let api = Arc::new(QueueApi::new(engine, Accounts::development(), c.options));
     let (tx, rx) = oneshot::channel::<()>();
     let setup = Setup {
-        registry: Registry::new(c.cap),
+        registry: c.registry,
         tls: c.tls,
         handshake_timeout: c.limits.head,
     };
@@ -138,6 +138,21 @@ impl Resp {
             rest = &after[j + close.len()..];
         }
         out
+    }
+
+    #[track_caller]
+    pub fn assert_status(&self, status: u16) {
+        assert_eq!(self.status, status, "body: {}", self.body);
+    }
+
+    #[track_caller]
+    pub fn assert_ok(&self) {
+        assert!(
+            (200..300).contains(&self.status),
+            "{}: {}",
+            self.status,
+            self.body
+        );
     }
 
     #[track_caller]
@@ -258,7 +273,13 @@ impl Server {
             headers.push(("x-ms-version".into(), v.clone()));
         }
         headers.extend(r.headers.iter().cloned());
-        if !r.body.is_empty() || matches!(r.method.as_str(), "PUT" | "POST" | "DELETE") {
+        let has_length = r
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("Content-Length"));
+        if !has_length
+            && (!r.body.is_empty() || matches!(r.method.as_str(), "PUT" | "POST" | "DELETE"))
+        {
             headers.push(("Content-Length".into(), r.body.len().to_string()));
         }
         let scheme = match r.auth {
@@ -333,7 +354,7 @@ pub async fn read_response(s: &mut TcpStream, head: bool) -> Resp {
 /// (pipelined responses arrive together).
 pub async fn read_response_from(s: &mut TcpStream, buf: &mut Vec<u8>, head: bool) -> Resp {
     loop {
-        let mut hdrs = [httparse::EMPTY_HEADER; 64];
+        let mut hdrs = [httparse::EMPTY_HEADER; 256];
         let mut resp = httparse::Response::new(&mut hdrs);
         if let Ok(httparse::Status::Complete(n)) = resp.parse(buf) {
             let status = resp.code.expect("status");

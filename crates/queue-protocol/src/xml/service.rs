@@ -235,7 +235,13 @@ fn parse_cors(el: &Element) -> Result<Vec<CorsRule>, XmlError> {
         let max_age = r.required_text("MaxAgeInSeconds")?;
         let exposed = r.required_text("ExposedHeaders")?;
         let allowed = r.required_text("AllowedHeaders")?;
-        total += origins.len() + methods.len() + max_age.len() + exposed.len() + allowed.len();
+        // Counted as the service counts it: the trimmed items and the age's digits, no commas.
+        total += [origins, methods, exposed, allowed]
+            .iter()
+            .flat_map(|list| list.split(','))
+            .map(|item| item.trim().len())
+            .sum::<usize>()
+            + max_age.len();
 
         let allowed_origins = split_list(origins);
         if allowed_origins.is_empty()
@@ -717,6 +723,14 @@ mod tests {
         // Over 2 KiB of settings in total.
         let big = rule(&vec!["o".repeat(250); 5].join(","), "GET", "1", "", "");
         assert!(matches!(cors(&big.repeat(2)), Err(XmlError::Invalid(_))));
+        // The boundary, counted without the commas between items: 8 x 255 + 3 + 5 = 2048
+        // characters is allowed, one more is not.
+        let origins = vec!["o".repeat(255); 8].join(",");
+        assert!(cors(&rule(&origins, "GET", "12345", "", "")).is_ok());
+        assert!(matches!(
+            cors(&rule(&origins, "GET", "123456", "", "")),
+            Err(XmlError::Invalid(_))
+        ));
     }
 
     #[test]
