@@ -421,3 +421,107 @@ async fn a_queue_name_of_the_wrong_length_says_so() {
             .contains("The specified resource name length is not within the permissible limits."));
     }
 }
+
+/// The REST front over the default store on a disk whose faults the test sets.
+async fn on_faulty_disk(
+    name: &str,
+) -> (common::Server, Arc<hematite_store_embedded::faults::Faults>) {
+    use hematite_store_embedded::faults::{Faults, FaultyDisk};
+    use hematite_store_embedded::{EmbeddedStore, Options as StoreOptions};
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("hostile-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let faults = Faults::new();
+    let store = EmbeddedStore::open_with_disk(
+        &dir,
+        StoreOptions {
+            segment_bytes: 1 << 20,
+            ..StoreOptions::default()
+        },
+        Arc::new(hematite_engine::SystemClock),
+        Arc::new(FaultyDisk::new(faults.clone())),
+    )
+    .expect("open");
+    let s = start_custom(Custom {
+        store: Arc::new(store),
+        ..Custom::default()
+    })
+    .await;
+    (s, faults)
+}
+
+#[tokio::test]
+async fn on_a_full_disk_reads_are_served_and_only_writes_get_503() {
+    // After ENOSPC every request answered 503 ServerBusy, reads included, for as long as the
+    // disk stayed full. Azure keeps serving reads.
+    use std::sync::atomic::Ordering;
+    let (s, faults) = on_faulty_disk("full").await;
+    s.send(req("PUT", &q("full"))).await.assert_status(201);
+    s.send(req("POST", &q("full/messages")).message("kept"))
+        .await
+        .assert_status(201);
+    faults.space_left.store(0, Ordering::SeqCst);
+    let text = "t".repeat(60 * 1024);
+    let mut refused = None;
+    for _ in 0..200 {
+        let r = s
+            .send(req("POST", &q("full/messages")).message(&text))
+            .await;
+        if r.status != 201 {
+            refused = Some(r);
+            break;
+        }
+    }
+    refused
+        .expect("the disk filled")
+        .assert_error(503, "ServerBusy");
+    s.send(req("GET", &q("full/messages?peekonly=true")))
+        .await
+        .assert_ok();
+    s.send(req("GET", &q("full?comp=metadata")))
+        .await
+        .assert_ok();
+    s.send(req("GET", &q("?comp=list"))).await.assert_ok();
+    s.send(req("GET", &q("?restype=service&comp=properties")))
+        .await
+        .assert_ok();
+    s.send(req("GET", &q("full?comp=acl"))).await.assert_ok();
+}
+
+#[tokio::test]
+async fn a_store_outage_during_a_stored_policy_lookup_is_503() {
+    // The lookup's error was swallowed into "signed identifier does not exist" (403
+    // AuthenticationFailed), which SDKs do not retry.
+    use hematite_queue_protocol::auth::sas::{ServicePermissions, ServiceSasBuilder};
+    use std::sync::atomic::Ordering;
+    let (s, faults) = on_faulty_disk("policy").await;
+    s.send(req("PUT", &q("guarded"))).await.assert_status(201);
+    let acl = "<SignedIdentifiers><SignedIdentifier><Id>p1</Id><AccessPolicy><Permission>r</Permission></AccessPolicy></SignedIdentifier></SignedIdentifiers>";
+    s.send(req("PUT", &q("guarded?comp=acl")).body(acl))
+        .await
+        .assert_ok();
+    let now = time::OffsetDateTime::now_utc();
+    let token = ServiceSasBuilder {
+        identifier: Some("p1".into()),
+        expiry: Some(now + time::Duration::hours(1)),
+        permissions: None::<ServicePermissions>,
+        ..ServiceSasBuilder::default()
+    }
+    .to_query(common::ACCOUNT, "guarded", &common::key());
+    let peek = || {
+        req(
+            "GET",
+            &format!("{}&{token}", q("guarded/messages?peekonly=true")),
+        )
+        .auth(Auth::None)
+        .version(None)
+    };
+    s.send(peek()).await.assert_ok();
+    // A dying disk: the next write fails its fsync and the store stays out of service.
+    faults.fail_sync.store(true, Ordering::SeqCst);
+    s.send(req("POST", &q("guarded/messages")).message("x"))
+        .await
+        .assert_error(500, "InternalError");
+    s.send(peek()).await.assert_error(503, "ServerBusy");
+    faults.fail_sync.store(false, Ordering::SeqCst);
+}

@@ -10,12 +10,15 @@ use std::path::Path;
 pub trait Disk: Send + Sync + 'static {
     /// Opens an existing file for reading and writing.
     fn open(&self, path: &Path) -> io::Result<Box<dyn DiskFile>>;
-    /// Creates a file of `len` bytes (reading as zeros), replacing any file at `path`.
+    /// Creates a file of `len` bytes (reading as zeros), replacing any file at `path`, with
+    /// its blocks allocated: writing inside it later never runs out of space.
     fn create(&self, path: &Path, len: u64) -> io::Result<Box<dyn DiskFile>>;
     /// Renames a file; the rename is durable when this returns.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Removes a file.
     fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Bytes the file system holding `dir` can still allocate to this process.
+    fn available(&self, dir: &Path) -> io::Result<u64>;
 }
 
 pub trait DiskFile: Send + Sync {
@@ -44,7 +47,11 @@ impl Disk for FsDisk {
             .create(true)
             .truncate(true)
             .open(path)?;
-        file.set_len(len)?;
+        if let Err(e) = allocate(&file, len) {
+            drop(file);
+            let _ = std::fs::remove_file(path);
+            return Err(e);
+        }
         file.sync_all()?;
         sync_parent(path)?;
         Ok(Box::new(FsFile(file)))
@@ -58,6 +65,34 @@ impl Disk for FsDisk {
     fn remove(&self, path: &Path) -> io::Result<()> {
         std::fs::remove_file(path)?;
         sync_parent(path)
+    }
+
+    fn available(&self, dir: &Path) -> io::Result<u64> {
+        let st = rustix::fs::statvfs(dir)?;
+        Ok(st.f_bavail.saturating_mul(st.f_frsize))
+    }
+}
+
+/// Gives `file` all `len` bytes on disk: `fallocate`, or writing zeros where the file system
+/// has no `fallocate`. A sparse file would run out of space at some later write instead, with
+/// records already accepted in memory; so would one whose allocation failed half-way, which is
+/// why the caller removes it.
+fn allocate(file: &File, len: u64) -> io::Result<()> {
+    use rustix::fs::{fallocate, FallocateFlags};
+    use rustix::io::Errno;
+    match fallocate(file, FallocateFlags::empty(), 0, len) {
+        Ok(()) => Ok(()),
+        Err(e) if e == Errno::OPNOTSUPP || e == Errno::NOSYS => {
+            let zeros = vec![0u8; 1 << 20];
+            let mut at = 0u64;
+            while at < len {
+                let n = (len - at).min(zeros.len() as u64) as usize;
+                FileExt::write_all_at(file, &zeros[..n], at)?;
+                at += n as u64;
+            }
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

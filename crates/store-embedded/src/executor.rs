@@ -27,7 +27,7 @@ use tokio::sync::watch;
 
 use crate::disk::Disk;
 use crate::error::{io_to_store_error, unavailable};
-use crate::log::{Log, LogOpenError, Retired, SegmentReader};
+use crate::log::{Log, LogOpenError, Retired, SegmentReader, REQUEST_ROOM};
 use crate::state::State;
 use crate::Durability;
 
@@ -35,6 +35,8 @@ use crate::Durability;
 const COMPACTION_BUDGET: usize = 500;
 /// How often to retry rebuilding after an I/O failure.
 pub const REBUILD_EVERY: Duration = Duration::from_millis(500);
+/// How often a full disk's refusals are logged.
+const NO_ROOM_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// How to (re)open the log.
 #[derive(Clone)]
@@ -61,6 +63,14 @@ impl LogConfig {
         state.finish_replay();
         Ok((state, log))
     }
+}
+
+/// Why a request was not applied.
+enum Refused {
+    /// Turned away before it changed anything: the store stays in service.
+    NoRoom(StoreError),
+    /// Failed half-way: the state may be ahead of the log.
+    Failed(std::io::Error),
 }
 
 /// The state and the log, in service.
@@ -108,6 +118,8 @@ pub struct Committer {
     strict: bool,
     /// A segment is being read for compaction; no other is picked meanwhile.
     reading: AtomicBool,
+    /// When a refused write was last logged.
+    no_room_logged: Mutex<Option<Instant>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -140,21 +152,30 @@ impl Committer {
             progress,
             strict: durability == Durability::Strict,
             reading: AtomicBool::new(false),
+            no_room_logged: Mutex::new(None),
         })
     }
 
-    /// Applies `f` now and returns a future that resolves once its effect is durable.
+    /// Applies `f` now and returns a future that resolves once its effect is durable. A
+    /// `write` first makes sure the log has room for it (a next segment in hand when the
+    /// current one is nearly full); if the disk has none, the request is refused before it
+    /// changes anything, and the store stays in service.
     pub fn run<T: Send + 'static>(
         self: &Arc<Self>,
+        write: bool,
         f: impl FnOnce(&mut State, &mut Log) -> std::io::Result<T>,
     ) -> impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static {
         let applied = {
             let mut guard = lock(&self.core);
             match guard.as_mut() {
                 None => Err(unavailable()),
-                Some(core) => match f(&mut core.state, &mut core.log) {
+                Some(core) => match self
+                    .make_room(core, write)
+                    .and_then(|()| f(&mut core.state, &mut core.log).map_err(Refused::Failed))
+                {
                     Ok(v) => Ok((v, core.epoch, core.log.end(), core.log.is_dirty())),
-                    Err(e) => {
+                    Err(Refused::NoRoom(e)) => Err(e),
+                    Err(Refused::Failed(e)) => {
                         tracing::error!(error = %e, "a request failed to append; rebuilding from the log");
                         let err = io_to_store_error(&e);
                         self.take_out_of_service(&mut guard, err.clone());
@@ -171,6 +192,22 @@ impl Committer {
             }
             this.wait(epoch, end).await.map(|()| value)
         }
+    }
+
+    /// For a write, makes sure the log has room for it. The refusals of a full disk are
+    /// logged once per [`NO_ROOM_LOG_EVERY`], not once each.
+    fn make_room(&self, core: &mut Core, write: bool) -> Result<(), Refused> {
+        if !write {
+            return Ok(());
+        }
+        core.log.ensure_room(REQUEST_ROOM).map_err(|e| {
+            let mut last = lock(&self.no_room_logged);
+            if last.is_none_or(|t| t.elapsed() >= NO_ROOM_LOG_EVERY) {
+                tracing::warn!(error = %e, "no room for the next log segment; refusing writes until there is");
+                *last = Some(Instant::now());
+            }
+            Refused::NoRoom(io_to_store_error(&e))
+        })
     }
 
     fn notify(&self) {
@@ -358,6 +395,10 @@ impl Committer {
                 let mut result = Ok(());
                 if housekeeping {
                     core.state.purge_all(clock.now());
+                    // Compaction carries records forward into the log; with a next segment in
+                    // hand it never creates a file mid-pass, and on a full disk it moves what
+                    // fits and stops (`State::compact`).
+                    let _ = core.log.ensure_room(REQUEST_ROOM);
                     result = core
                         .state
                         .compact(&mut core.log, COMPACTION_BUDGET)

@@ -2,7 +2,12 @@
 //! control.
 //!
 //! - `fail_sync`: fsyncs fail (EIO), as a dying disk's would.
-//! - `space_left`: writes past this many more bytes fail with ENOSPC, as on a full disk.
+//! - `space_left`: the bytes the file system can still allocate. Creating a file allocates its
+//!   whole length (as [`crate::disk::FsDisk::create`] does) or fails with ENOSPC and creates
+//!   nothing; writing past a file's end allocates the difference; writing inside it costs
+//!   nothing (its blocks are allocated); removing a file created here gives its bytes back.
+//! - `fail_writes`: every write fails with ENOSPC, as on a full copy-on-write file system,
+//!   where even overwrites allocate.
 //! - `crash()`: simulates power loss. Every write since its file's last successful fsync is
 //!   kept, dropped, or torn (partly written, in 512-byte sectors), chosen at random per write,
 //!   and the files on disk are rewritten to that state, as a disk that lost its volatile cache
@@ -13,7 +18,7 @@ use std::collections::HashMap;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::disk::{Disk, DiskFile, FsDisk};
@@ -22,8 +27,13 @@ use crate::disk::{Disk, DiskFile, FsDisk};
 #[derive(Debug, Default)]
 pub struct Faults {
     pub fail_sync: AtomicBool,
-    /// Bytes that may still be written; negative means unlimited.
+    /// Bytes that may still be allocated; negative means unlimited.
     pub space_left: AtomicI64,
+    pub fail_writes: AtomicBool,
+    /// Files created so far (spares, segments).
+    pub creates: AtomicUsize,
+    /// Bytes allocated to each file created here, given back when it is removed.
+    allocated: Mutex<HashMap<PathBuf, u64>>,
     /// Per file, writes not yet covered by a successful fsync.
     unsynced: Mutex<HashMap<PathBuf, Vec<Unsynced>>>,
 }
@@ -44,6 +54,36 @@ impl Faults {
 
     pub fn unlimited_space(&self) {
         self.space_left.store(-1, Ordering::SeqCst);
+    }
+
+    /// Takes `n` bytes of space, or fails with ENOSPC taking nothing.
+    fn allocate(&self, n: u64) -> io::Result<()> {
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        self.space_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                if left < 0 {
+                    Some(left)
+                } else if n > left {
+                    None
+                } else {
+                    Some(left - n)
+                }
+            })
+            .map(|_| ())
+            .map_err(|_| io::Error::from_raw_os_error(28)) // ENOSPC
+    }
+
+    fn release(&self, n: u64) {
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        let _ = self
+            .space_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                (left >= 0).then(|| left.saturating_add(n))
+            });
+    }
+
+    fn allocated(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, u64>> {
+        self.allocated.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Power loss: rewrites every file with unsynced writes as a crash at this instant could
@@ -134,15 +174,35 @@ impl Disk for FaultyDisk {
     }
 
     fn create(&self, path: &Path, len: u64) -> io::Result<Box<dyn DiskFile>> {
-        if self.faults.space_left.load(Ordering::SeqCst) == 0 {
-            return Err(io::Error::from_raw_os_error(28)); // ENOSPC
+        self.faults.creates.fetch_add(1, Ordering::SeqCst);
+        if let Some(old) = self.faults.allocated().remove(path) {
+            self.faults.release(old);
         }
+        self.faults.allocate(len)?;
         self.forget(path);
-        Ok(self.wrap(path, FsDisk.create(path, len)?))
+        match FsDisk.create(path, len) {
+            Ok(f) => {
+                self.faults.allocated().insert(path.to_owned(), len);
+                Ok(self.wrap(path, f))
+            }
+            Err(e) => {
+                self.faults.release(len);
+                Err(e)
+            }
+        }
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         FsDisk.rename(from, to)?;
+        {
+            let mut allocated = self.faults.allocated();
+            if let Some(old) = allocated.remove(to) {
+                self.faults.release(old);
+            }
+            if let Some(n) = allocated.remove(from) {
+                allocated.insert(to.to_owned(), n);
+            }
+        }
         let mut map = self
             .faults
             .unsynced
@@ -158,7 +218,19 @@ impl Disk for FaultyDisk {
     fn remove(&self, path: &Path) -> io::Result<()> {
         FsDisk.remove(path)?;
         self.forget(path);
+        if let Some(n) = self.faults.allocated().remove(path) {
+            self.faults.release(n);
+        }
         Ok(())
+    }
+
+    fn available(&self, dir: &Path) -> io::Result<u64> {
+        let left = self.faults.space_left.load(Ordering::SeqCst);
+        if left < 0 {
+            FsDisk.available(dir)
+        } else {
+            Ok(left as u64)
+        }
     }
 }
 
@@ -184,17 +256,19 @@ impl DiskFile for FaultyFile {
     }
 
     fn write_all_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
-        let left = self.faults.space_left.load(Ordering::SeqCst);
-        if left >= 0 {
-            let n = data.len() as i64;
-            if n > left {
-                return Err(io::Error::from_raw_os_error(28)); // ENOSPC
+        if self.faults.fail_writes.load(Ordering::SeqCst) {
+            return Err(io::Error::from_raw_os_error(28)); // ENOSPC
+        }
+        let file_len = self.inner.size()?;
+        let end = offset + data.len() as u64;
+        if end > file_len {
+            self.faults.allocate(end - file_len)?;
+            if let Some(n) = self.faults.allocated().get_mut(&self.path) {
+                *n = end;
             }
-            self.faults.space_left.fetch_sub(n, Ordering::SeqCst);
         }
         // Remember what the write replaces, so a simulated crash can undo it.
         let mut old = vec![0u8; data.len()];
-        let file_len = self.inner.size()?;
         if offset < file_len {
             let n = ((file_len - offset) as usize).min(data.len());
             self.inner.read_exact_at(&mut old[..n], offset)?;

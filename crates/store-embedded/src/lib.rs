@@ -183,18 +183,28 @@ impl EmbeddedStore {
         })
     }
 
-    /// Applies `f` now; the future resolves once its effect is durable.
+    /// Applies a reading `f` now; the future resolves once what it saw is durable.
+    fn read<T, F>(&self, f: F) -> StoreFuture<'static, T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut State, &mut Log) -> std::io::Result<T>,
+    {
+        Box::pin(self.inner.committer.run(false, f))
+    }
+
+    /// Applies a writing `f` now, if the log has room for it; the future resolves once its
+    /// effect is durable.
     fn run<T, F>(&self, f: F) -> StoreFuture<'static, T>
     where
         T: Send + 'static,
         F: FnOnce(&mut State, &mut Log) -> std::io::Result<T>,
     {
-        Box::pin(self.inner.committer.run(f))
+        Box::pin(self.inner.committer.run(true, f))
     }
 
     /// Counts of what the store holds (queues, messages, segment files, live bytes).
     pub async fn stats(&self) -> Result<Stats, hematite_engine::StoreError> {
-        self.run(|state, log| Ok(state.stats(log))).await
+        self.read(|state, log| Ok(state.stats(log))).await
     }
 }
 
@@ -261,7 +271,7 @@ impl Store for EmbeddedStore {
         start_at: Option<&'a str>,
         limit: usize,
     ) -> StoreFuture<'a, Vec<QueueSummary>> {
-        self.run(move |s, _| Ok(s.list_queues(account, prefix, start_at, limit)))
+        self.read(move |s, _| Ok(s.list_queues(account, prefix, start_at, limit)))
     }
 
     fn queue_info<'a>(
@@ -269,7 +279,7 @@ impl Store for EmbeddedStore {
         q: QueueRef<'a>,
         now: Timestamp,
     ) -> StoreFuture<'a, Option<QueueInfo>> {
-        self.run(move |s, _| Ok(s.queue_info(q.account, q.queue, now)))
+        self.read(move |s, _| Ok(s.queue_info(q.account, q.queue, now)))
     }
 
     fn set_metadata<'a>(&'a self, q: QueueRef<'a>, metadata: Metadata) -> StoreFuture<'a, bool> {
@@ -280,7 +290,7 @@ impl Store for EmbeddedStore {
         &'a self,
         q: QueueRef<'a>,
     ) -> StoreFuture<'a, Option<Vec<AccessPolicy>>> {
-        self.run(move |s, _| Ok(s.access_policies(q.account, q.queue)))
+        self.read(move |s, _| Ok(s.access_policies(q.account, q.queue)))
     }
 
     fn set_access_policies<'a>(
@@ -314,7 +324,7 @@ impl Store for EmbeddedStore {
         now: Timestamp,
         max: usize,
     ) -> StoreFuture<'a, Option<Vec<Message>>> {
-        self.run(move |s, log| s.peek(log, q.account, q.queue, now, max))
+        self.read(move |s, log| s.peek(log, q.account, q.queue, now, max))
     }
 
     fn delete_message<'a>(
@@ -347,7 +357,7 @@ impl Store for EmbeddedStore {
         account: &'a str,
         key: &'a str,
     ) -> StoreFuture<'a, Option<Vec<u8>>> {
-        self.run(move |s, _| Ok(s.document(account, key)))
+        self.read(move |s, _| Ok(s.document(account, key)))
     }
 
     fn set_account_document<'a>(

@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::disk::{Disk, DiskFile};
 use crate::spares::{Spares, PREPARING_SUFFIX};
@@ -44,6 +45,19 @@ const MAX_PAYLOAD: usize = 1 << 20;
 pub(crate) const SUFFIX: &str = "hlog";
 /// Name prefix of spare files (ready to become segments).
 pub(crate) const SPARE: &str = "spare";
+
+/// Room one request may need in the log: a message record with its 64 KiB body, a queue
+/// definition with 8 KiB of metadata and its policies, or 32 lease records, with room to spare.
+pub const REQUEST_ROOM: u64 = 256 * 1024;
+
+/// How long a failure to set the next segment aside is believed before the disk is asked
+/// again.
+const RETRY_NEXT_AFTER: Duration = Duration::from_millis(250);
+
+/// The bytes a record with a payload of `len` takes in a segment.
+pub fn frame_len(len: usize) -> u64 {
+    (FRAME_HEADER + len).next_multiple_of(ALIGN) as u64
+}
 
 /// Where a record's payload is: segment number and byte offset in that segment's file.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -90,6 +104,12 @@ pub struct Log {
     attempted: u64,
     /// Fully written files, ready to become the next segment.
     spares: Spares,
+    /// A file set aside to become the next segment, so that the next rotation cannot run out
+    /// of space ([`Log::ensure_room`]).
+    next: Option<PathBuf>,
+    /// After failing to set one aside, when to try again: a full disk is not asked again for
+    /// every refused request.
+    retry_next_at: Option<Instant>,
     /// Whether a fresh spare has been asked for since the last rotation.
     asked_spare: bool,
 }
@@ -256,6 +276,8 @@ impl Log {
             synced: HEADER_LEN,
             attempted: HEADER_LEN,
             spares: Spares::start(dir, disk.clone(), segment_size, spares),
+            next: None,
+            retry_next_at: None,
             asked_spare: false,
         };
         let mut bytes = Vec::new();
@@ -484,6 +506,56 @@ impl Log {
         self.synced < self.written || !self.buf.is_empty()
     }
 
+    /// Whether `bytes` more can be appended without creating a file: they fit in the current
+    /// segment, or a next segment is in hand.
+    pub fn has_room(&self, bytes: u64) -> bool {
+        let used = self.written + self.buf.len() as u64;
+        used + bytes <= self.segment_size || self.next.is_some()
+    }
+
+    /// Makes sure `bytes` more can be appended, setting a next segment aside if the current
+    /// one has less room left. Fails, changing nothing, when the disk has no room for one:
+    /// a write request calls this before it touches the state, so a full disk refuses writes
+    /// one by one and the store stays in service for reads.
+    pub fn ensure_room(&mut self, bytes: u64) -> io::Result<()> {
+        // With segments as small as tests use, half a segment stands for "one request".
+        if self.has_room(bytes.min(self.segment_size / 2)) {
+            return Ok(());
+        }
+        if self.retry_next_at.is_some_and(|t| Instant::now() < t) {
+            return Err(io::Error::from_raw_os_error(28)); // ENOSPC, as last time
+        }
+        match self.next_file() {
+            Ok(p) => {
+                self.next = Some(p);
+                self.retry_next_at = None;
+                Ok(())
+            }
+            Err(e) => {
+                self.retry_next_at = Some(Instant::now() + RETRY_NEXT_AFTER);
+                Err(e)
+            }
+        }
+    }
+
+    /// A file ready to become a segment: a prepared spare, else a new one allocated in full.
+    fn next_file(&mut self) -> io::Result<PathBuf> {
+        while let Some(spare) = self.spares.take() {
+            match self.disk.open(&spare).and_then(|f| f.size()) {
+                Ok(size) if size == self.segment_size => return Ok(spare),
+                // A spare from a run with another segment size, or unreadable.
+                _ => {
+                    let _ = self.disk.remove(&spare);
+                }
+            }
+        }
+        let path = self
+            .dir
+            .join(format!("{SPARE}-{}-next.{SUFFIX}", std::process::id()));
+        self.disk.create(&path, self.segment_size)?;
+        Ok(path)
+    }
+
     /// Seals the current segment (durably) and starts the next one.
     fn rotate(&mut self) -> io::Result<()> {
         debug_assert!(self.buf.is_empty());
@@ -495,20 +567,16 @@ impl Log {
         } else {
             self.current + 1
         };
-        let path = segment_path(&self.dir, n);
-        let file = match self.spares.take() {
-            Some(spare) if self.disk.rename(&spare, &path).is_ok() => {
-                let f = self.disk.open(&path)?;
-                if f.size()? == self.segment_size {
-                    f
-                } else {
-                    // A spare from a run with another segment size.
-                    drop(f);
-                    self.disk.create(&path, self.segment_size)?
-                }
-            }
-            _ => self.disk.create(&path, self.segment_size)?,
+        let spare = match self.next.take() {
+            Some(p) => p,
+            None => self.next_file()?,
         };
+        let path = segment_path(&self.dir, n);
+        if let Err(e) = self.disk.rename(&spare, &path) {
+            self.next = Some(spare);
+            return Err(e);
+        }
+        let file = self.disk.open(&path)?;
         let header = encode_header(n, self.next_lsn, self.segment_size, self.strict);
         file.write_all_at(&header, 0)?;
         // The header is durable before any record goes in, so a damaged header later is damage,

@@ -6,6 +6,12 @@
 //! ≈115 µs for 16 KiB). So segments are written in full before they are used: retired segments
 //! are recycled as they are, and a background thread zero-fills a fresh file as soon as a segment
 //! starts and no recycled one waits. Rotation then only renames a file.
+//!
+//! Near a full disk a spare is prepared only while one more segment's worth stays free beside
+//! it ([`RESERVE_SEGMENTS`]): the spare is an optimisation, and the last free space belongs to
+//! the log itself (which then allocates its next segment on demand) and to the machine's other
+//! programs. A refused or failed preparation waits longer each time (from 1 s up to
+//! [`MAX_BACKOFF`]) instead of filling the disk and deleting the file every second.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -24,6 +30,10 @@ const CHUNK: usize = 256 << 10;
 /// Pause between chunks. A 32 MiB spare takes ≈0.9 s to prepare, less than a segment lasts at
 /// the fastest measured put rate (≈25 MB/s of log, 1.3 s per segment).
 const PACE: Duration = Duration::from_millis(6);
+/// Segments' worth of space that must stay free beside a new spare.
+pub const RESERVE_SEGMENTS: u64 = 1;
+/// The longest wait between attempts when there is no room for a spare.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 struct Pool {
     ready: Vec<PathBuf>,
@@ -119,6 +129,7 @@ impl Drop for Spares {
 }
 
 fn prepare_loop(shared: &Shared, dir: &Path, disk: &dyn Disk, size: u64) {
+    let mut backoff = Duration::from_secs(1);
     loop {
         let id = {
             let mut pool = lock(&shared.pool);
@@ -136,11 +147,20 @@ fn prepare_loop(shared: &Shared, dir: &Path, disk: &dyn Disk, size: u64) {
             std::process::id()
         ));
         let done = dir.join(format!("{SPARE}-{}-{id}.{SUFFIX}", std::process::id()));
-        match prepare(disk, &tmp, &done, size, shared) {
+        let room = disk
+            .available(dir)
+            .map(|free| free >= size * (1 + RESERVE_SEGMENTS));
+        let outcome = match room {
+            Ok(true) => prepare(disk, &tmp, &done, size, shared),
+            Ok(false) => Err(std::io::Error::from_raw_os_error(28)), // ENOSPC, foreseen
+            Err(e) => Err(e),
+        };
+        match outcome {
             Ok(true) => {
                 let mut pool = lock(&shared.pool);
                 pool.ready.push(done);
                 pool.wanted = false;
+                backoff = Duration::from_secs(1);
             }
             Ok(false) => {
                 let _ = disk.remove(&tmp);
@@ -148,9 +168,16 @@ fn prepare_loop(shared: &Shared, dir: &Path, disk: &dyn Disk, size: u64) {
             }
             Err(e) => {
                 let _ = disk.remove(&tmp);
-                tracing::warn!(error = %e, "cannot prepare a spare segment; retrying in 1 s");
+                if backoff == Duration::from_secs(1) {
+                    tracing::warn!(error = %e, "no spare segment prepared; the log will allocate its next one on demand");
+                }
                 let pool = lock(&shared.pool);
-                let _ = shared.wake.wait_timeout(pool, Duration::from_secs(1));
+                // Woken early only to stop.
+                let _ = shared
+                    .wake
+                    .wait_timeout_while(pool, backoff, |p| !p.stop)
+                    .map(|_| ());
+                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
     }

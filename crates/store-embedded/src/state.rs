@@ -754,13 +754,26 @@ impl State {
         {
             return Ok(());
         }
+        // Each record goes only where it fits without creating a file; on a full disk the
+        // rest waits for the next pass.
+        let fits = |log: &Log, encode: &dyn Fn(&mut Vec<u8>)| {
+            let mut scratch = Vec::new();
+            encode(&mut scratch);
+            log.has_room(crate::log::frame_len(scratch.len()))
+        };
         for (&id, e) in self.queues.iter_mut() {
-            if e.def_segment == oldest {
+            if e.def_segment == oldest
+                && fits(log, &|out| record::encode_queue_define(out, &e.def(id)))
+            {
                 Self::write_definition(&mut self.live, log, id, e)?;
             }
         }
         for (key, d) in self.documents.iter_mut() {
-            if d.segment == oldest {
+            if d.segment == oldest
+                && fits(log, &|out| {
+                    record::encode_document(out, &key.0, &key.1, &d.value)
+                })
+            {
                 Self::rewrite_document(&mut self.live, log, key, d)?;
             }
         }
@@ -778,6 +791,13 @@ impl State {
             let Some((pos, payload)) = records.pop_front() else {
                 break;
             };
+            // On a full disk, carry forward what fits and try the rest later, rather than
+            // fail half-way through a record.
+            if !log.has_room(crate::log::frame_len(payload.len())) {
+                records.push_front((pos, payload));
+                self.compacting = Some((segment, records));
+                return Ok(false);
+            }
             done += 1;
             self.carry_forward(log, pos, &payload)?;
         }

@@ -249,7 +249,9 @@ async fn failed_fsync_fails_the_batch_and_service_resumes() {
 
 #[tokio::test]
 async fn full_disk_answers_unavailable_and_resumes_when_space_returns() {
-    // Guards against a full disk corrupting the file or wedging the store for good.
+    // Guards against a full disk corrupting the file or wedging the store for good. On a
+    // copy-on-write file system even writes into allocated blocks fail, so the batch fails
+    // after it was applied in memory and the store rebuilds.
     let Faulty {
         dir,
         clock,
@@ -258,7 +260,7 @@ async fn full_disk_answers_unavailable_and_resumes_when_space_returns() {
         e,
     } = faulty_with_queue("enospc").await;
     let acked = fill(&e, 20).await;
-    faults.space_left.store(0, Ordering::SeqCst);
+    faults.fail_writes.store(true, Ordering::SeqCst);
     let err = e
         .send(Q, vec![b'z'; 4096], opts(Ttl::Never))
         .await
@@ -267,7 +269,7 @@ async fn full_disk_answers_unavailable_and_resumes_when_space_returns() {
         panic!("expected a storage error, got {err:?}")
     };
     assert_eq!(s.kind, StoreErrorKind::Unavailable, "{s}");
-    faults.unlimited_space();
+    faults.fail_writes.store(false, Ordering::SeqCst);
     let deadline = Instant::now() + Duration::from_secs(10);
     while e
         .send(Q, b"space again".to_vec(), opts(Ttl::Never))
@@ -290,6 +292,131 @@ async fn full_disk_answers_unavailable_and_resumes_when_space_returns() {
         assert!(bodies.contains(&m.body), "acknowledged message lost");
     }
     assert!(bodies.contains(&b"space again".to_vec()));
+}
+
+/// A store on a faulty disk with 1 MiB segments.
+fn open_faulty_mib(
+    dir: &Path,
+    clock: &Arc<ManualClock>,
+    faults: &Arc<Faults>,
+) -> (EmbeddedStore, Engine) {
+    let options = Options {
+        segment_bytes: 1 << 20,
+        ..Options::default()
+    };
+    let store = open_faulty(dir, clock, faults, options);
+    let e = engine(&store, clock);
+    (store, e)
+}
+
+/// Every read the fronts make, each of which must answer on a full disk.
+async fn assert_reads_served(e: &Engine, messages: usize) {
+    assert_eq!(e.peek(Q, 32).await.expect("peek").len(), messages.min(32));
+    assert_eq!(
+        e.queue_info(Q).await.expect("info").message_count,
+        messages as u64
+    );
+    assert_eq!(
+        e.list_queues("acct", "", None, 10)
+            .await
+            .expect("list")
+            .queues
+            .len(),
+        1
+    );
+    e.access_policies(Q).await.expect("policies");
+    e.account_document("acct", "doc").await.expect("document");
+}
+
+#[tokio::test]
+async fn a_full_disk_refuses_writes_and_keeps_serving_reads() {
+    // After ENOSPC every request answered 503, reads too, for as long as the disk stayed
+    // full: a write ran out of space half-way (its segment not allocated, or no file for the
+    // next one) after changing the state in memory, so the store went out of service to
+    // rebuild, again and again. Now segments are allocated whole, and a write that could need
+    // a new segment finds one before it touches anything, or is refused alone.
+    let dir = scratch("full-reads");
+    let clock = Arc::new(test_clock());
+    let faults = Faults::new();
+    let (store, e) = open_faulty_mib(&dir, &clock, &faults);
+    e.create_queue(Q, Metadata::default())
+        .await
+        .expect("create");
+    faults.space_left.store(0, Ordering::SeqCst);
+    let big = vec![b'b'; 60 * 1024];
+    let mut acked = 0usize;
+    let refused = loop {
+        match e.send(Q, big.clone(), opts(Ttl::Never)).await {
+            Ok(_) => acked += 1,
+            Err(err) => break err,
+        }
+        assert!(acked < 1000, "a full disk never refused a write");
+    };
+    let hematite_engine::Error::Storage(s) = refused else {
+        panic!("expected a storage error, got {refused:?}")
+    };
+    assert_eq!(s.kind, StoreErrorKind::Unavailable, "{s}");
+    // What was already allocated was used: the current segment (and any spare in hand).
+    assert!(acked >= 10, "only {acked} writes before the refusal");
+    for _ in 0..3 {
+        assert_reads_served(&e, acked).await;
+        assert!(e.send(Q, big.clone(), opts(Ttl::Never)).await.is_err());
+    }
+
+    faults.unlimited_space();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while e
+        .send(Q, b"space again".to_vec(), opts(Ttl::Never))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "writes did not resume");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(e);
+    drop(store);
+    let store = open(&dir, &clock);
+    let e = engine(&store, &clock);
+    let bodies = drain_bodies(&e).await;
+    assert_eq!(
+        bodies.len(),
+        acked + 1,
+        "every acknowledged message is kept"
+    );
+}
+
+#[tokio::test]
+async fn spare_preparation_leaves_the_last_space_alone() {
+    // With less than a segment free, the spare preparer filled the disk, deleted its file and
+    // tried again every 1.4 s even when idle; puts landing meanwhile got 503 and every other
+    // program saw a full disk. Now it leaves a segment's worth free and backs off.
+    let dir = scratch("spare-reserve");
+    let clock = Arc::new(test_clock());
+    let faults = Faults::new();
+    // Room for the first segment and a half: too little for a spare and its reserve.
+    faults.space_left.store((3 << 20) / 2, Ordering::SeqCst);
+    let (_store, e) = open_faulty_mib(&dir, &clock, &faults);
+    e.create_queue(Q, Metadata::default())
+        .await
+        .expect("create");
+    let left = faults.space_left.load(Ordering::SeqCst);
+    assert_eq!(left, 1 << 19, "the first segment took its megabyte");
+    for _ in 0..30 {
+        e.send(Q, body(1), opts(Ttl::Never))
+            .await
+            .expect("put into the current segment");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            faults.space_left.load(Ordering::SeqCst),
+            left,
+            "the last free space was taken"
+        );
+    }
+    assert_eq!(
+        faults.creates.load(Ordering::SeqCst),
+        1,
+        "no spare file was created (and deleted) meanwhile"
+    );
 }
 
 #[tokio::test]
