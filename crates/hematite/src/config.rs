@@ -85,8 +85,8 @@ pub struct ServeArgs {
     /// Bytes per second below which a client taking a response is disconnected.
     #[arg(long, env = "HEMATITE_MIN_SEND_RATE", default_value_t = 150, value_parser = clap::value_parser!(u64).range(1..))]
     min_send_rate: u64,
-    /// MiB that large responses waiting for their readers may hold in all. Default: an eighth
-    /// of memory, between 64 MiB and 2 GiB.
+    /// MiB that large responses waiting for their readers may hold in all. Default: a
+    /// sixteenth of memory, between 64 MiB and 1 GiB.
     #[arg(long, env = "HEMATITE_RESPONSE_MEMORY_MB", value_parser = clap::value_parser!(u64).range(1..))]
     response_memory_mb: Option<u64>,
 }

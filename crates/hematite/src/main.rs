@@ -20,6 +20,11 @@ use hematite_store_embedded::EmbeddedStore;
 
 use crate::config::{ServeArgs, StoreChoice};
 
+/// mimalloc gives freed memory back to the system; glibc's malloc kept a flood's peak (see
+/// `docs/decisions/0004-allocator.md`).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "hematite",

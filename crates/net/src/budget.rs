@@ -95,6 +95,30 @@ impl Budget {
 }
 
 impl Reservation {
+    /// Grows the reservation to `bytes` if the budget has room right now, without waiting.
+    pub fn try_grow(&mut self, bytes: usize, budget: &Budget) -> bool {
+        if bytes <= SMALL {
+            return true;
+        }
+        let have = self.permit.as_ref().map_or(0, |p| p.num_permits());
+        let want = units(bytes).min(budget.units);
+        if want <= have {
+            return true;
+        }
+        let Ok(extra) = budget
+            .sem
+            .clone()
+            .try_acquire_many_owned(u32::try_from(want - have).unwrap_or(u32::MAX))
+        else {
+            return false;
+        };
+        match &mut self.permit {
+            Some(p) => p.merge(extra),
+            None => self.permit = Some(extra),
+        }
+        true
+    }
+
     /// Keeps only what the produced response takes.
     pub fn shrink_to(&mut self, bytes: usize) {
         if bytes <= SMALL {
@@ -123,6 +147,12 @@ mod tests {
         assert_eq!(b.available(), 924 << 10);
         let small = b.reserve(10).await.expect("small responses are free");
         drop(small);
+        let mut grown = b.reserve(100 << 10).await.expect("room");
+        assert!(grown.try_grow(200 << 10, &b));
+        assert_eq!(b.available(), 724 << 10);
+        assert!(!grown.try_grow(2 << 20, &b), "no room: nothing taken");
+        assert_eq!(b.available(), 724 << 10);
+        drop(grown);
         assert_eq!(b.available(), 924 << 10);
         // More than the whole budget is clamped to it: it proceeds once everything is back.
         let waiter = {

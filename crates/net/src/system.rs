@@ -45,10 +45,11 @@ pub fn default_connection_cap(nofile: u64, memory: Option<u64>) -> usize {
     usize::try_from(by_fds.min(by_memory)).unwrap_or(usize::MAX)
 }
 
-/// The default response budget: an eighth of memory, between 64 MiB and 2 GiB.
+/// The default response budget: a sixteenth of memory, between 64 MiB and 1 GiB. A hundred
+/// clients taking the largest answer at once (2.8 MB each) fit in 280 MB.
 pub fn default_response_budget(memory: Option<u64>) -> usize {
-    let m = memory.unwrap_or(4 << 30) / 8;
-    usize::try_from(m.clamp(64 << 20, 2 << 30)).unwrap_or(64 << 20)
+    let m = memory.unwrap_or(4 << 30) / 16;
+    usize::try_from(m.clamp(64 << 20, 1 << 30)).unwrap_or(64 << 20)
 }
 
 #[cfg(test)]
@@ -60,7 +61,8 @@ mod tests {
         assert_eq!(default_connection_cap(1024, None), 768);
         assert_eq!(default_connection_cap(1 << 20, Some(24 << 30)), 49_152);
         assert_eq!(default_connection_cap(10, Some(1 << 20)), 16);
-        assert_eq!(default_response_budget(Some(24 << 30)), 2 << 30);
+        assert_eq!(default_response_budget(Some(24 << 30)), 1 << 30);
+        assert_eq!(default_response_budget(Some(4 << 30)), 256 << 20);
         assert_eq!(default_response_budget(Some(256 << 20)), 64 << 20);
     }
 

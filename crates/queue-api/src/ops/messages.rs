@@ -18,7 +18,7 @@ use crate::auth::to_offset;
 use crate::error::ApiError;
 use crate::http1::Response;
 use crate::ops::service::xml_error;
-use crate::ops::{hold, holding, reserve};
+use crate::ops::{holding, reserve, within_budget};
 use crate::params::parse_int;
 
 const SEVEN_DAYS: i64 = 604_800;
@@ -161,8 +161,12 @@ pub async fn get(call: &Call<'_>) -> Result<Response, ApiError> {
 
 pub async fn peek(call: &Call<'_>) -> Result<Response, ApiError> {
     let n = count(call)?;
-    let got = call.engine.peek(call.queue(), n).await?;
-    hold(call, Response::new(200).xml(messages_xml(&got, false))).await
+    // Peeked messages are usually small: guess 4 KiB each, and learn the size if not.
+    within_budget(call, n * 4096, || async {
+        let got = call.engine.peek(call.queue(), n).await?;
+        Ok(Response::new(200).xml(messages_xml(&got, false)))
+    })
+    .await
 }
 
 /// Get leases what it returns, so room is reserved before, for the most the answer can take:

@@ -30,10 +30,28 @@ fn holding(mut resp: Response, mut reservation: Reservation) -> Response {
     resp
 }
 
-/// Reserves what a response produced without side effects (a peek, a listing) takes, to keep
-/// until it is written. The bytes were made before asking; production is brief, and what is
-/// bounded is the time they wait for a slow reader.
-async fn hold(call: &Call<'_>, resp: Response) -> Result<Response, ApiError> {
-    let reservation = reserve(call, resp.body.len()).await?;
-    Ok(holding(resp, reservation))
+/// Produces a response that has no side effects (a peek, a listing) within the budget,
+/// without holding anything while it waits for room: reserve `guess` bytes, produce, and keep
+/// the answer if it fits or the reservation can grow to it at once; otherwise drop it, wait
+/// for its actual size and produce it again.
+async fn within_budget<F, Fut>(
+    call: &Call<'_>,
+    guess: usize,
+    produce: F,
+) -> Result<Response, ApiError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<Response, ApiError>>,
+{
+    let mut want = guess;
+    for _ in 0..3 {
+        let mut reservation = reserve(call, want).await?;
+        let resp = produce().await?;
+        let len = resp.body.len();
+        if reservation.try_grow(len, call.budget) {
+            return Ok(holding(resp, reservation));
+        }
+        want = len;
+    }
+    Err(ApiError::new(ErrorCode::ServerBusy))
 }
