@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -14,6 +15,7 @@ use hematite_net::conns::Registry;
 use hematite_net::http1::Limits;
 use hematite_net::system;
 use hematite_queue_api::accounts::Accounts;
+use hematite_queue_api::oauth::OAuth;
 use hematite_queue_api::Options;
 use hematite_store_embedded::Durability;
 
@@ -85,10 +87,34 @@ pub struct ServeArgs {
     /// Bytes per second below which a client taking a response is disconnected.
     #[arg(long, env = "HEMATITE_MIN_SEND_RATE", default_value_t = 150, value_parser = clap::value_parser!(u64).range(1..))]
     min_send_rate: u64,
+    /// Accept OAuth bearer tokens signed by the keys in this JWKS or PEM file (needs TLS).
+    #[arg(
+        long,
+        env = "HEMATITE_OAUTH_KEYS",
+        value_name = "FILE",
+        conflicts_with = "oauth"
+    )]
+    oauth_keys: Option<PathBuf>,
+    /// `basic`: accept bearer tokens without checking their signature, still checking
+    /// lifetime, issuer and audience (as Azurite's `--oauth basic`). For tests only.
+    #[arg(long, env = "HEMATITE_OAUTH", value_enum)]
+    oauth: Option<OAuthArg>,
+    /// Also accept tokens whose issuer starts with this (repeatable).
+    #[arg(long = "oauth-issuer", value_name = "PREFIX")]
+    oauth_issuers: Vec<String>,
+    /// Also accept tokens for this audience (repeatable).
+    #[arg(long = "oauth-audience", value_name = "AUDIENCE")]
+    oauth_audiences: Vec<String>,
     /// MiB that large responses waiting for their readers may hold in all. Default: a
     /// sixteenth of memory, between 64 MiB and 1 GiB.
     #[arg(long, env = "HEMATITE_RESPONSE_MEMORY_MB", value_parser = clap::value_parser!(u64).range(1..))]
     response_memory_mb: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum OAuthArg {
+    /// Check everything but the signature.
+    Basic,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -113,7 +139,7 @@ pub struct Config {
     pub options: Options,
     pub net: NetConfig,
     /// The listener's connections, which the response budget may shed.
-    pub registry: std::sync::Arc<Registry>,
+    pub registry: Arc<Registry>,
 }
 
 /// How the listener faces clients.
@@ -160,6 +186,21 @@ impl ServeArgs {
             ),
         };
         let registry = Registry::new(net.max_connections);
+        let oauth = match (&self.oauth_keys, self.oauth) {
+            (Some(path), _) => Some(OAuth::signed(path)?),
+            (None, Some(OAuthArg::Basic)) => Some(OAuth::basic()),
+            (None, None) => None,
+        }
+        .map(|mut o| {
+            o.issuers = self.oauth_issuers.clone();
+            o.audiences = self.oauth_audiences.clone();
+            Arc::new(o)
+        });
+        if oauth.is_some() && net.tls.is_none() {
+            anyhow::bail!(
+                "OAuth needs HTTPS, as Azure Storage does: give --tls-cert and --tls-key too"
+            );
+        }
         Ok(Config {
             listen: self.listen,
             store: if self.in_memory {
@@ -183,6 +224,7 @@ impl ServeArgs {
             options: Options {
                 strict_api_version: self.strict_api_version,
                 budget: Budget::new(net.response_memory, Some(registry.clone())),
+                oauth,
             },
             net,
             registry,

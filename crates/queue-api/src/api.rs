@@ -23,6 +23,7 @@ use crate::accounts::Accounts;
 use crate::auth::{self, to_offset};
 use crate::error::ApiError;
 use crate::http1::{Handler, HeaderText, Request, Response};
+use crate::oauth::OAuth;
 use crate::ops;
 use crate::params::{parse_int, Query};
 use crate::routing::{self, Operation, Resource, RouteError, Target};
@@ -38,6 +39,8 @@ pub struct Options {
     pub strict_api_version: bool,
     /// Bounds the memory large responses may hold while they are written.
     pub budget: Arc<Budget>,
+    /// How bearer tokens are checked; `None` refuses them.
+    pub oauth: Option<Arc<OAuth>>,
 }
 
 impl Default for Options {
@@ -45,6 +48,7 @@ impl Default for Options {
         Options {
             strict_api_version: false,
             budget: Budget::new(256 << 20, None),
+            oauth: None,
         }
     }
 }
@@ -66,6 +70,9 @@ pub struct Call<'a> {
     /// The version whose behaviour applies (2009-09-19 when the request named none).
     pub version: ApiVersion,
     pub now: OffsetDateTime,
+    /// Who is calling, to which account.
+    pub principal: &'a auth::Principal,
+    pub account: &'a crate::accounts::Account,
 }
 
 impl Call<'_> {
@@ -98,6 +105,7 @@ struct Prepared {
     query: Query,
     op: Operation,
     version: ApiVersion,
+    principal: auth::Principal,
 }
 
 impl QueueApi {
@@ -188,16 +196,13 @@ impl QueueApi {
                 target.account
             ))
         })?;
-        let authn = auth::authenticate(
-            &self.engine,
+        let cx = auth::Context {
+            engine: &self.engine,
             account,
-            req,
-            &target,
-            &query,
-            header_version,
+            oauth: self.options.oauth.as_deref(),
             now,
-        )
-        .await?;
+        };
+        let authn = auth::authenticate(&cx, req, &target, &query, header_version).await?;
         progress.version = authn.version;
         progress.authenticated = true;
 
@@ -207,6 +212,7 @@ impl QueueApi {
             ));
         }
         auth::authorize(&authn.principal, op)?;
+        let principal = authn.principal;
 
         if let Some(t) = query.get("timeout") {
             if parse_int("timeout", t)? < 0 {
@@ -226,6 +232,7 @@ impl QueueApi {
             query,
             op,
             version: authn.version.unwrap_or(ApiVersion::V2009_09_19),
+            principal,
         }))
     }
 
@@ -242,6 +249,11 @@ impl QueueApi {
         if req.body_too_large {
             return Err(ApiError::body_too_large(MAX_BODY_BYTES));
         }
+        // `prepare` authenticated against this account, so it exists.
+        let account = self
+            .accounts
+            .get(&p.target.account)
+            .ok_or_else(|| ApiError::new(ErrorCode::InternalError))?;
         let call = Call {
             engine: &self.engine,
             budget: &self.options.budget,
@@ -250,15 +262,15 @@ impl QueueApi {
             target: &p.target,
             version: p.version,
             now,
+            principal: &p.principal,
+            account,
         };
         match p.op {
             Operation::ListQueues => ops::service::list_queues(&call).await,
             Operation::GetServiceProperties => ops::service::get_properties(&call).await,
             Operation::SetServiceProperties => ops::service::set_properties(&call).await,
             Operation::GetServiceStats => ops::service::get_stats(&call),
-            Operation::GetUserDelegationKey => Err(ApiError::auth_failed(
-                "User delegation keys need OAuth, which this server does not support.",
-            )),
+            Operation::GetUserDelegationKey => ops::service::get_user_delegation_key(&call),
             Operation::Preflight => unreachable_preflight(),
             Operation::CreateQueue => ops::queues::create(&call).await,
             Operation::DeleteQueue => ops::queues::delete(&call).await,

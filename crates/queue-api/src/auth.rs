@@ -1,8 +1,9 @@
 //! Who is calling, and may they do this?
 //!
 //! Authentication (digest §6): Shared Key and Shared Key Lite signatures over the request, account
-//! SAS and service SAS tokens in the query (with stored access policies through `si`). Every
-//! signature is compared in constant time. The tolerant retries the digest recommends (ordinal
+//! SAS, service SAS and user delegation SAS tokens in the query (with stored access policies
+//! through `si`), and OAuth bearer tokens over HTTPS ([`crate::oauth`]). Every signature is
+//! compared in constant time. The tolerant retries the digest recommends (ordinal
 //! header order, `+` as space, the `-secondary` account name in the resource) are tried only after
 //! the exact form fails, so a correct client costs one HMAC.
 //!
@@ -13,11 +14,12 @@ use std::net::IpAddr;
 
 use hematite_engine::{Engine, QueueRef, Timestamp};
 use hematite_queue_protocol::auth::sas::{
-    self, AccountPermissions, ResourceTypes, SasParams, ServicePermissions,
+    self, AccountPermissions, DelegationKey, ResourceTypes, SasParams, ServicePermissions,
 };
 use hematite_queue_protocol::auth::shared_key::{
     self, AuthScheme, AuthorizationHeader, SignableRequest, Variant,
 };
+use hematite_queue_protocol::auth::SigningKey;
 use hematite_queue_protocol::datetime;
 use hematite_queue_protocol::error::ErrorCode;
 use hematite_queue_protocol::version::ApiVersion;
@@ -26,6 +28,7 @@ use time::OffsetDateTime;
 use crate::accounts::Account;
 use crate::error::ApiError;
 use crate::http1::Request;
+use crate::oauth::{self, Identity, OAuth};
 use crate::params::Query;
 use crate::routing::{Operation, Target};
 
@@ -41,9 +44,10 @@ pub enum Principal {
         resource_types: ResourceTypes,
         permissions: AccountPermissions,
     },
-    ServiceSas {
-        permissions: ServicePermissions,
-    },
+    /// A service SAS, or a user delegation SAS (which grants the same letters).
+    ServiceSas { permissions: ServicePermissions },
+    /// A valid OAuth token.
+    Bearer(Identity),
 }
 
 pub struct Authenticated {
@@ -62,19 +66,26 @@ pub fn to_timestamp(t: OffsetDateTime) -> Timestamp {
     Timestamp::from_millis(i64::try_from(ms).unwrap_or(i64::MAX))
 }
 
+/// What authentication needs besides the request.
+pub struct Context<'a> {
+    pub engine: &'a Engine,
+    pub account: &'a Account,
+    pub oauth: Option<&'a OAuth>,
+    pub now: OffsetDateTime,
+}
+
 /// Authenticates a request to `account` (already known to exist).
 pub async fn authenticate(
-    engine: &Engine,
-    account: &Account,
+    cx: &Context<'_>,
     req: &Request,
     target: &Target,
     query: &Query,
     header_version: Option<ApiVersion>,
-    now: OffsetDateTime,
 ) -> Result<Authenticated, ApiError> {
+    let (account, now) = (cx.account, cx.now);
     match SasParams::from_query(&query.0) {
         Some(Ok(params)) => {
-            return authenticate_sas(engine, account, req, target, params, now).await;
+            return authenticate_sas(cx, req, target, params, header_version).await;
         }
         Some(Err(_)) => {
             return Err(ApiError::auth_failed(
@@ -95,10 +106,12 @@ pub async fn authenticate(
         .map_err(|_| ApiError::new(ErrorCode::InvalidAuthenticationInfo))?;
     let signed = match parsed {
         AuthorizationHeader::Signed(s) => s,
-        AuthorizationHeader::Bearer(_) => {
-            return Err(ApiError::auth_failed(
-                "Bearer tokens are not supported by this server; use Shared Key or SAS.",
-            ))
+        AuthorizationHeader::Bearer(token) => {
+            let identity = authenticate_bearer(cx, req, &token, header_version)?;
+            return Ok(Authenticated {
+                principal: Principal::Bearer(identity),
+                version: header_version,
+            });
         }
     };
     let signed_as = signed.account.as_str();
@@ -179,6 +192,42 @@ pub async fn authenticate(
     )))
 }
 
+/// Checks a bearer token: HTTPS only, from version 2017-11-09, valid for this account now.
+fn authenticate_bearer(
+    cx: &Context<'_>,
+    req: &Request,
+    token: &str,
+    version: Option<ApiVersion>,
+) -> Result<Identity, ApiError> {
+    let Some(oauth) = cx.oauth else {
+        return Err(ApiError::auth_failed(
+            "This server does not accept bearer tokens: start it with --oauth-keys (or --oauth basic for tests).",
+        ));
+    };
+    if !req.tls {
+        return Err(ApiError::auth_failed(
+            "Authentication scheme Bearer is not allowed with HTTP.",
+        ));
+    }
+    if version.is_none_or(|v| v < ApiVersion::V2017_11_09) {
+        return Err(ApiError::auth_failed(
+            "Authentication scheme Bearer is not supported in this version.",
+        ));
+    }
+    oauth
+        .validate(token, &cx.account.name, cx.now)
+        .map_err(|e| {
+            ApiError::new(ErrorCode::InvalidAuthenticationInfo)
+                .status(401)
+                .message("Server failed to authenticate the request. Please refer to the information in the www-authenticate header.")
+                .detail("AuthenticationErrorDetail", e.detail())
+                .header(
+                    "WWW-Authenticate",
+                    oauth::challenge(oauth::claimed_tenant(token).as_deref()),
+                )
+        })
+}
+
 /// `x-ms-date` (or `Date`) must be present and within 15 minutes of now.
 fn check_date(req: &Request, now: OffsetDateTime) -> Result<(), ApiError> {
     let raw = req
@@ -208,13 +257,13 @@ fn check_date(req: &Request, now: OffsetDateTime) -> Result<(), ApiError> {
 }
 
 async fn authenticate_sas(
-    engine: &Engine,
-    account: &Account,
+    cx: &Context<'_>,
     req: &Request,
     target: &Target,
     mut p: SasParams,
-    now: OffsetDateTime,
+    header_version: Option<ApiVersion>,
 ) -> Result<Authenticated, ApiError> {
+    let (engine, account, now) = (cx.engine, cx.account, cx.now);
     let version: ApiVersion = p.sv.parse().map_err(|_| {
         ApiError::auth_failed(format!("The signed version '{}' is not valid.", p.sv))
     })?;
@@ -231,19 +280,20 @@ async fn authenticate_sas(
     }
 
     // The signature covers the fields as sent, so check it before merging a stored policy.
-    let sts = if is_account {
-        sas::account_sas_string_to_sign(&p, &account.name)
+    if p.is_user_delegation() {
+        check_user_delegation(cx, req, target, &p, header_version)?;
     } else {
-        let Some(queue) = target.resource.queue() else {
-            return Err(ApiError::new(ErrorCode::AuthorizationFailure)
-                .message("A service SAS cannot be used on the account."));
+        let sts = if is_account {
+            sas::account_sas_string_to_sign(&p, &account.name)
+        } else {
+            let queue = sas_queue(target)?;
+            sas::service_sas_string_to_sign(&p, &account.name, &queue.to_ascii_lowercase())
         };
-        sas::service_sas_string_to_sign(&p, &account.name, &queue.to_ascii_lowercase())
-    };
-    if !account.signing_keys.iter().any(|k| k.verify(&sts, &p.sig)) {
-        return Err(ApiError::auth_failed(format!(
-            "Signature did not match. String to sign used was {sts}"
-        )));
+        if !account.signing_keys.iter().any(|k| k.verify(&sts, &p.sig)) {
+            return Err(ApiError::auth_failed(format!(
+                "Signature did not match. String to sign used was {sts}"
+            )));
+        }
     }
 
     if let (Some(id), false) = (p.si.clone(), is_account) {
@@ -307,8 +357,9 @@ async fn authenticate_sas(
         }
     }
     if let Some(spr) = &p.spr {
-        // This server speaks plain HTTP; a token restricted to HTTPS cannot be honoured.
-        if !spr.split(',').any(|s| s.trim() == "http") {
+        // `https` or `https,http`: a token restricted to HTTPS is refused over plain HTTP.
+        let scheme = if req.tls { "https" } else { "http" };
+        if !spr.split(',').any(|s| s.trim() == scheme) {
             return Err(ApiError::new(ErrorCode::AuthorizationProtocolMismatch));
         }
     }
@@ -359,6 +410,85 @@ fn ip_in(ip: IpAddr, lo: IpAddr, hi: IpAddr) -> bool {
     }
 }
 
+/// The queue a service or user delegation SAS is for; neither can be used on the account.
+fn sas_queue(target: &Target) -> Result<&str, ApiError> {
+    target.resource.queue().ok_or_else(|| {
+        ApiError::new(ErrorCode::AuthorizationFailure)
+            .message("A service SAS cannot be used on the account.")
+    })
+}
+
+/// Checks a user delegation SAS: signed with the key this server derived for `skoid`, a key
+/// for the queue service that is valid now, no stored policy, and, when it names a
+/// delegated user (`sduoid`), presented together with that user's bearer token.
+fn check_user_delegation(
+    cx: &Context<'_>,
+    req: &Request,
+    target: &Target,
+    p: &SasParams,
+    header_version: Option<ApiVersion>,
+) -> Result<(), ApiError> {
+    if p.is_account_sas() || p.si.is_some() {
+        return Err(ApiError::auth_failed(
+            "A user delegation SAS cannot name services, resource types or a stored access policy.",
+        ));
+    }
+    let key = DelegationKey::from_sas(p).ok_or_else(|| {
+        ApiError::auth_failed(
+            "The user delegation key fields (skoid, sktid, skt, ske, sks, skv) are incomplete.",
+        )
+    })?;
+    if key.service != "q" {
+        return Err(ApiError::auth_failed(format!(
+            "The user delegation key is for service '{}', not the queue service.",
+            key.service
+        )));
+    }
+    let queue = sas_queue(target)?;
+    let sts = sas::user_delegation_string_to_sign(p, &cx.account.name, queue);
+    let signed = cx.account.signing_keys.iter().any(|account_key| {
+        decode_key_value(&key.value(account_key))
+            .is_some_and(|k| SigningKey::new(&k).verify(&sts, &p.sig))
+    });
+    if !signed {
+        return Err(ApiError::auth_failed(format!(
+            "Signature did not match. String to sign used was {sts}"
+        )));
+    }
+    let start = parse_sas_time(&key.start)?;
+    let expiry = parse_sas_time(&key.expiry)?;
+    if cx.now < start || cx.now >= expiry {
+        return Err(ApiError::auth_failed(format!(
+            "The user delegation key is not valid at this time: Start [{}] - Expiry [{}] - Current [{}]",
+            datetime::format_rfc1123(start),
+            datetime::format_rfc1123(expiry),
+            datetime::format_rfc1123(cx.now)
+        )));
+    }
+    if let Some(user) = p.sduoid.as_deref().filter(|u| !u.is_empty()) {
+        let token = match req.header("Authorization").map(str::parse::<AuthorizationHeader>) {
+            Some(Ok(AuthorizationHeader::Bearer(t))) => t,
+            _ => {
+                return Err(ApiError::auth_failed(
+                    "This SAS names a delegated user (sduoid): the request must also carry that user's bearer token.",
+                ))
+            }
+        };
+        let identity = authenticate_bearer(cx, req, &token, header_version)?;
+        if identity.object_id != user {
+            return Err(ApiError::auth_failed(
+                "The bearer token's object id is not the delegated user the SAS names (sduoid).",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn decode_key_value(value: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(value).ok()
+}
+
 /// What an account SAS must grant for an operation: resource types accepted, and the permission
 /// letters of which any one suffices. `None` means no account SAS may do it.
 fn account_sas_needs(op: Operation) -> Option<(&'static [char], &'static [char])> {
@@ -396,8 +526,21 @@ fn service_sas_needs(op: Operation) -> Option<char> {
 
 /// Checks that `principal` may perform `op`.
 pub fn authorize(principal: &Principal, op: Operation) -> Result<(), ApiError> {
+    if op == Operation::GetUserDelegationKey && !matches!(principal, Principal::Bearer(_)) {
+        return Err(ApiError::auth_failed(
+            "Only authentication scheme Bearer is supported",
+        ));
+    }
     match principal {
         Principal::Owner => Ok(()),
+        // A token grants every operation but the ACL's, which need the account key (as in
+        // Azurite; Azure decides by the caller's RBAC roles).
+        Principal::Bearer(_) => match op {
+            Operation::GetQueueAcl | Operation::SetQueueAcl => Err(ApiError::auth_failed(
+                "Queue access policies cannot be read or set with OAuth: use Shared Key.",
+            )),
+            _ => Ok(()),
+        },
         Principal::AccountSas {
             resource_types,
             permissions,

@@ -31,6 +31,11 @@ impl ApiError {
         self
     }
 
+    pub fn status(mut self, status: u16) -> Self {
+        self.response = self.response.with_status(status);
+        self
+    }
+
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
         self

@@ -8,7 +8,7 @@
 //! - [`http1`]: the HTTP/1.1 connection handling (from `hematite-net`), which keeps
 //!   header-name case.
 //! - [`api`]: the front door that routes, authenticates and dispatches one request.
-//! - [`routing`], [`auth`], [`cors`], [`params`], [`error`]: the pipeline's steps.
+//! - [`routing`], [`auth`], [`oauth`], [`cors`], [`params`], [`error`]: the pipeline's steps.
 //! - [`ops`]: one module per resource family with the operation handlers.
 
 #![forbid(unsafe_code)]
@@ -18,6 +18,7 @@ pub mod api;
 pub mod auth;
 pub mod cors;
 pub mod error;
+pub mod oauth;
 pub mod ops;
 pub mod params;
 pub mod properties;

@@ -258,6 +258,9 @@ impl FromStr for ErrorCode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorResponse {
     pub code: ErrorCode,
+    /// The code's status, unless the service answers this code with another in some case
+    /// (`InvalidAuthenticationInfo` is 400 for a malformed header, 401 for a refused token).
+    pub status: u16,
     pub message: String,
     /// Extra child elements of `<Error>`, in order, e.g. `("QueryParameterName", "numofmessages")`.
     pub details: Vec<(&'static str, String)>,
@@ -268,9 +271,15 @@ impl ErrorResponse {
     pub fn new(code: ErrorCode) -> Self {
         Self {
             code,
+            status: code.status(),
             message: code.default_message().to_owned(),
             details: Vec::new(),
         }
+    }
+
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = status;
+        self
     }
 
     pub fn with_message(mut self, msg: impl Into<String>) -> Self {
@@ -283,9 +292,9 @@ impl ErrorResponse {
         self
     }
 
-    /// The HTTP status of [`Self::code`].
+    /// The HTTP status of the answer.
     pub fn status(&self) -> u16 {
-        self.code.status()
+        self.status
     }
 
     /// The full body. The message carries the request id and time on extra lines, as the

@@ -1,10 +1,13 @@
 //! Account-level operations: List Queues, Get/Set Service Properties, Get Service Stats.
 
+use hematite_queue_protocol::auth::sas::DelegationKey;
+use hematite_queue_protocol::datetime;
 use hematite_queue_protocol::error::ErrorCode;
 use hematite_queue_protocol::version::ApiVersion;
 use hematite_queue_protocol::xml::{self, ListQueuesPage, ListedQueue};
 
 use crate::api::Call;
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::http1::Response;
 use crate::ops::within_budget;
@@ -129,6 +132,50 @@ pub fn get_stats(call: &Call<'_>) -> Result<Response, ApiError> {
         ));
     }
     Ok(Response::new(200).xml(xml::write_service_stats("live", Some(call.now))))
+}
+
+/// The longest a user delegation key may live.
+const MAX_DELEGATION: time::Duration = time::Duration::days(7);
+
+/// Get User Delegation Key: a key for the bearer caller, valid from `Start` (default now) to
+/// `Expiry` (at most seven days ahead), with which they sign user delegation SAS tokens. The
+/// key is derived from the account key and its own fields, so nothing is stored.
+pub fn get_user_delegation_key(call: &Call<'_>) -> Result<Response, ApiError> {
+    let Principal::Bearer(identity) = call.principal else {
+        return Err(ApiError::auth_failed(
+            "Only authentication scheme Bearer is supported",
+        ));
+    };
+    let info = xml::parse_key_info(&call.req.body).map_err(xml_error)?;
+    let bad_value = |v: &str| {
+        ApiError::new(ErrorCode::InvalidXmlNodeValue)
+            .detail("XmlNodeName", v)
+            .detail("XmlNodeValue", v)
+    };
+    let expiry = datetime::parse_iso8601(&info.expiry).ok_or_else(|| bad_value(&info.expiry))?;
+    let start = match &info.start {
+        Some(s) => datetime::parse_iso8601(s).ok_or_else(|| bad_value(s))?,
+        None => call.now,
+    };
+    if expiry > call.now + MAX_DELEGATION || expiry <= start || expiry <= call.now {
+        return Err(bad_value(&info.expiry));
+    }
+    let key = DelegationKey {
+        object_id: identity.object_id.clone(),
+        tenant_id: identity.tenant_id.clone(),
+        start: datetime::format_iso8601_seconds(start),
+        expiry: datetime::format_iso8601_seconds(expiry),
+        service: "q".into(),
+        version: call.version.to_string(),
+        delegated_tenant_id: info.delegated_user_tid,
+    };
+    let signing_key = call
+        .account
+        .signing_keys
+        .first()
+        .ok_or_else(|| ApiError::new(ErrorCode::InternalError))?;
+    let value = key.value(signing_key);
+    Ok(Response::new(200).xml(xml::write_user_delegation_key(&key, &value)))
 }
 
 pub fn xml_error(e: xml::XmlError) -> ApiError {

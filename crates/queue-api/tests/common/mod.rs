@@ -20,7 +20,7 @@ use hematite_queue_api::server::default_limits;
 use hematite_queue_api::{serve_with, Options, QueueApi};
 use hematite_queue_protocol::auth::shared_key::{self, AuthScheme, SignableRequest, Variant};
 use hematite_queue_protocol::datetime::format_rfc1123;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
@@ -37,6 +37,8 @@ pub fn key() -> Vec<u8> {
 pub struct Server {
     pub addr: SocketAddr,
     pub clock: Arc<ManualClock>,
+    /// Set when the server speaks TLS: how the test client connects.
+    pub tls: Option<tokio_rustls::TlsConnector>,
     _stop: oneshot::Sender<()>,
 }
 
@@ -59,6 +61,8 @@ pub struct Custom {
     /// The listener's connections (and cap); tests keep a clone to watch them.
     pub registry: Arc<Registry>,
     pub tls: Option<TlsAcceptor>,
+    /// With `tls`: how the test client trusts the server's certificate.
+    pub tls_client: Option<tokio_rustls::TlsConnector>,
     pub store: Arc<dyn Store>,
 }
 
@@ -69,6 +73,7 @@ impl Default for Custom {
             limits: default_limits(),
             registry: Registry::new(1024),
             tls: None,
+            tls_client: None,
             store: Arc::new(MemoryStore::new()),
         }
     }
@@ -94,8 +99,41 @@ pub async fn start_custom(c: Custom) -> Server {
     Server {
         addr,
         clock,
+        tls: c.tls_client,
         _stop: tx,
     }
+}
+
+/// A self-signed certificate for `localhost` and 127.0.0.1: the server's acceptor and a client
+/// connector that trusts it.
+pub fn test_tls() -> (TlsAcceptor, tokio_rustls::TlsConnector) {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+        .expect("certificate");
+    let dir = std::env::temp_dir().join(format!(
+        "hematite-tls-{}-{}",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).expect("write cert");
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).expect("write key");
+    let config = hematite_net::tls::load(&cert_path, &key_path, hematite_net::tls::ALPN_HTTP1)
+        .expect("TLS config");
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).expect("trust");
+    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    (
+        hematite_net::tls::acceptor(config),
+        tokio_rustls::TlsConnector::from(Arc::new(client)),
+    )
 }
 
 #[derive(Debug, Clone)]
@@ -340,19 +378,29 @@ impl Server {
     /// Sends raw bytes on a fresh connection and reads one response.
     pub async fn raw(&self, bytes: &[u8], head: bool) -> Resp {
         let mut s = TcpStream::connect(self.addr).await.expect("connect");
+        if let Some(tls) = &self.tls {
+            let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+            let mut s = tls.connect(name, s).await.expect("TLS handshake");
+            s.write_all(bytes).await.expect("write");
+            return read_response(&mut s, head).await;
+        }
         s.write_all(bytes).await.expect("write");
         read_response(&mut s, head).await
     }
 }
 
-pub async fn read_response(s: &mut TcpStream, head: bool) -> Resp {
+pub async fn read_response<S: AsyncRead + Unpin>(s: &mut S, head: bool) -> Resp {
     let mut buf = Vec::new();
     read_response_from(s, &mut buf, head).await
 }
 
 /// Reads one response, consuming it from `buf` and leaving any bytes of the next one there
 /// (pipelined responses arrive together).
-pub async fn read_response_from(s: &mut TcpStream, buf: &mut Vec<u8>, head: bool) -> Resp {
+pub async fn read_response_from<S: AsyncRead + Unpin>(
+    s: &mut S,
+    buf: &mut Vec<u8>,
+    head: bool,
+) -> Resp {
     loop {
         let mut hdrs = [httparse::EMPTY_HEADER; 256];
         let mut resp = httparse::Response::new(&mut hdrs);
@@ -389,7 +437,7 @@ pub async fn read_response_from(s: &mut TcpStream, buf: &mut Vec<u8>, head: bool
     }
 }
 
-async fn read_some(s: &mut TcpStream, buf: &mut Vec<u8>) {
+async fn read_some<S: AsyncRead + Unpin>(s: &mut S, buf: &mut Vec<u8>) {
     let mut chunk = [0u8; 8192];
     let k = tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk))
         .await

@@ -1,10 +1,12 @@
-//! Request authentication: Shared Key, Shared Key Lite and shared access signatures.
+//! Request authentication: Shared Key, Shared Key Lite, shared access signatures (account,
+//! service and user delegation), and reading OAuth bearer tokens.
 //!
 //! Only the string-to-sign construction and the HMAC live here; looking up keys, policies
 //! and clocks is the front's job, so both the server (verifying) and the client (signing)
 //! build byte-identical strings from the same code.
 
 pub mod collation;
+pub mod jwt;
 pub mod sas;
 pub mod shared_key;
 

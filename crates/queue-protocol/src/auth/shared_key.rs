@@ -91,7 +91,9 @@ pub struct InvalidAuthorizationHeader(pub &'static str);
 impl FromStr for AuthorizationHeader {
     type Err = InvalidAuthorizationHeader;
 
-    /// Scheme names are matched case-insensitively; the credential must not contain spaces.
+    /// Scheme names are matched case-insensitively; a Shared Key credential must not contain
+    /// spaces. A bearer credential is taken whole, whatever it holds: the token check then
+    /// refuses it with the service's 401 rather than a format error.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
         let (scheme, cred) =
@@ -100,6 +102,9 @@ impl FromStr for AuthorizationHeader {
                     "no credentials after the scheme",
                 ))?;
         let cred = cred.trim();
+        if scheme.eq_ignore_ascii_case("Bearer") && !cred.is_empty() {
+            return Ok(Self::Bearer(cred.to_owned()));
+        }
         if cred.is_empty() || cred.contains(|c: char| c.is_ascii_whitespace()) {
             return Err(InvalidAuthorizationHeader("credentials must be one token"));
         }
@@ -839,6 +844,10 @@ mod tests {
         assert_eq!(
             "Bearer eyJ.x.y".parse(),
             Ok(AuthorizationHeader::Bearer("eyJ.x.y".into()))
+        );
+        assert_eq!(
+            "Bearer invalid token".parse(),
+            Ok(AuthorizationHeader::Bearer("invalid token".into()))
         );
         for bad in [
             "",

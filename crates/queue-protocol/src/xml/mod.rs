@@ -6,6 +6,7 @@
 //! golden tests and some strict clients compare them.
 
 mod acl;
+mod delegation;
 mod dom;
 mod list;
 mod message;
@@ -13,6 +14,7 @@ mod service;
 pub(crate) mod writer;
 
 pub use acl::{parse_signed_identifiers, write_signed_identifiers, SignedIdentifier};
+pub use delegation::{parse_key_info, write_user_delegation_key, KeyInfo};
 pub use list::{write_list_queues, ListQueuesPage, ListedQueue};
 pub use message::{
     parse_message_text, parse_messages_list, write_messages_list, write_queue_message, MessageXml,
