@@ -61,7 +61,7 @@ class Server:
 
     def connection_string(self, *, key: Optional[str] = None) -> str:
         return (
-            "DefaultEndpointsProtocol=http;"
+            f"DefaultEndpointsProtocol={self.base_url.split(':', 1)[0]};"
             f"AccountName={self.account};"
             f"AccountKey={key or self.key};"
             f"QueueEndpoint={self.account_url};"
@@ -90,15 +90,31 @@ def _port_accepts(port: int) -> bool:
         return False
 
 
-def start(data_dir: Optional[str] = None, extra_args: Sequence[str] = ()) -> Server:
+def binary() -> Path:
+    return Path(os.environ.get("HEMATITE_BIN") or REPO_ROOT / "target" / "debug" / "hematite")
+
+
+def dev_cert(out_dir: str) -> dict:
+    """A development CA and a server certificate for localhost/127.0.0.1, made by
+    ``hematite dev-cert``: the paths of ``ca``, ``cert`` and ``key``."""
+    subprocess.run(
+        [str(binary()), "dev-cert", "--out", out_dir], check=True, stdout=subprocess.DEVNULL
+    )
+    return {name: str(Path(out_dir) / f"{name}.pem") for name in ("ca", "cert", "key")}
+
+
+def start(
+    data_dir: Optional[str] = None, extra_args: Sequence[str] = (), https: bool = False
+) -> Server:
+    """Starts a server; ``https`` says ``extra_args`` make it serve TLS."""
     url = os.environ.get("HEMATITE_URL", "").strip()
     if url:
         return Server(base_url=url.rstrip("/"))
 
-    binary = Path(os.environ.get("HEMATITE_BIN") or REPO_ROOT / "target" / "debug" / "hematite")
-    if not binary.is_file():
+    exe = binary()
+    if not exe.is_file():
         raise RuntimeError(
-            f"hematite binary not found at {binary}. Build it with `cargo build -p hematite`, "
+            f"hematite binary not found at {exe}. Build it with `cargo build -p hematite`, "
             "or set HEMATITE_BIN to a binary, or HEMATITE_URL to a running server."
         )
     port = _free_port()
@@ -114,7 +130,7 @@ def start(data_dir: Optional[str] = None, extra_args: Sequence[str] = ()) -> Ser
         data_dir = data_dir or tempfile.mkdtemp(prefix="hematite-compat-data-")
         store_args = ["--data-dir", data_dir]
     proc = subprocess.Popen(
-        [str(binary), "serve", "--listen", f"127.0.0.1:{port}", *store_args, *extra_args],
+        [str(exe), "serve", "--listen", f"127.0.0.1:{port}", *store_args, *extra_args],
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -122,7 +138,7 @@ def start(data_dir: Optional[str] = None, extra_args: Sequence[str] = ()) -> Ser
     )
     log.close()
     server = Server(
-        base_url=f"http://127.0.0.1:{port}",
+        base_url=f"{'https' if https else 'http'}://127.0.0.1:{port}",
         proc=proc,
         log_path=log.name,
         data_dir=None if keep_dir else data_dir,

@@ -52,6 +52,7 @@ function portAccepts(port) {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function makeServer(baseUrl, proc, logPath) {
+  const protocol = baseUrl.startsWith("https:") ? "https" : "http";
   const accountUrl = `${baseUrl}/${DEV_ACCOUNT}`;
   return {
     baseUrl,
@@ -62,7 +63,7 @@ function makeServer(baseUrl, proc, logPath) {
     logPath,
     connectionString(key = DEV_KEY) {
       return (
-        `DefaultEndpointsProtocol=http;AccountName=${DEV_ACCOUNT};AccountKey=${key};` +
+        `DefaultEndpointsProtocol=${protocol};AccountName=${DEV_ACCOUNT};AccountKey=${key};` +
         `QueueEndpoint=${accountUrl};`
       );
     },
@@ -88,11 +89,30 @@ function makeServer(baseUrl, proc, logPath) {
   };
 }
 
-async function startServer() {
+function binary() {
+  return process.env.HEMATITE_BIN || path.join(REPO_ROOT, "target", "debug", "hematite");
+}
+
+/**
+ * A development CA and a server certificate for localhost/127.0.0.1, made by
+ * `hematite dev-cert` in a fresh directory: { ca, cert, key } paths.
+ */
+function devCert() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hematite-js-tls-"));
+  const { execFileSync } = require("node:child_process");
+  execFileSync(binary(), ["dev-cert", "--out", dir], { stdio: "ignore" });
+  return { ca: path.join(dir, "ca.pem"), cert: path.join(dir, "cert.pem"), key: path.join(dir, "key.pem") };
+}
+
+/**
+ * Starts a server; `extraArgs` are added to `hematite serve`, and `https` says the listener
+ * serves TLS (with --tls-cert/--tls-key among the arguments).
+ */
+async function startServer({ extraArgs = [], https = false } = {}) {
   const url = (process.env.HEMATITE_URL || "").trim();
   if (url) return makeServer(url.replace(/\/+$/, ""), null, null);
 
-  const bin = process.env.HEMATITE_BIN || path.join(REPO_ROOT, "target", "debug", "hematite");
+  const bin = binary();
   if (!fs.existsSync(bin)) {
     throw new Error(
       `hematite binary not found at ${bin}. Build it with \`cargo build -p hematite\`, ` +
@@ -102,13 +122,13 @@ async function startServer() {
   const port = await freePort();
   const logPath = path.join(os.tmpdir(), `hematite-compat-js-${process.pid}-${port}.log`);
   const log = fs.openSync(logPath, "w");
-  const proc = spawn(bin, ["serve", "--listen", `127.0.0.1:${port}`, "--in-memory"], {
+  const proc = spawn(bin, ["serve", "--listen", `127.0.0.1:${port}`, "--in-memory", ...extraArgs], {
     stdio: ["ignore", log, log],
   });
   fs.closeSync(log);
   let spawnError = null;
   proc.once("error", (e) => (spawnError = e));
-  const server = makeServer(`http://127.0.0.1:${port}`, proc, logPath);
+  const server = makeServer(`${https ? "https" : "http"}://127.0.0.1:${port}`, proc, logPath);
   const deadline = Date.now() + START_TIMEOUT_MS;
   while (Date.now() < deadline) {
     if (spawnError) throw spawnError;
@@ -132,4 +152,4 @@ function uniqueName(prefix = "js") {
   return `${prefix}${crypto.randomBytes(8).toString("hex")}`;
 }
 
-module.exports = { startServer, uniqueName, sleep, CLIENT_OPTIONS, DEV_ACCOUNT, DEV_KEY };
+module.exports = { startServer, devCert, uniqueName, sleep, CLIENT_OPTIONS, DEV_ACCOUNT, DEV_KEY };

@@ -48,6 +48,8 @@ enum Command {
     Message(cli::message::MessageArgs),
     /// Generate a shared access signature for a queue or the account.
     Sas(cli::sas::SasArgs),
+    /// Make a development CA and a server certificate signed by it, for --tls-cert/--tls-key.
+    DevCert(cli::dev_cert::DevCertArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -70,6 +72,7 @@ fn main() -> anyhow::Result<()> {
         Command::Queue(args) => cli::finish(runtime.block_on(cli::queue::run(args))),
         Command::Message(args) => cli::finish(runtime.block_on(cli::message::run(args))),
         Command::Sas(args) => cli::finish(runtime.block_on(cli::sas::run(args))),
+        Command::DevCert(args) => cli::dev_cert::run(args),
     }
 }
 

@@ -8,6 +8,7 @@
 //! arguments), 3 not found (404), 4 conflict (409, e.g. `QueueAlreadyExists`), 5 refused
 //! (401/403: bad key, SAS lacking a permission).
 
+pub mod dev_cert;
 pub mod message;
 pub mod output;
 pub mod queue;
