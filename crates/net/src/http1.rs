@@ -611,6 +611,12 @@ fn split_absolute(target: &str) -> Option<(&str, &str)> {
     Some((&rest[..end], &rest[end..]))
 }
 
+/// The head parser for the fuzz targets: the length of a complete, accepted head.
+#[doc(hidden)]
+pub fn parse_head_for_fuzzing(buf: &[u8]) -> Result<Option<usize>, BadRequest> {
+    parse_head(buf).map(|h| h.map(|h| h.len))
+}
+
 fn parse_head(buf: &[u8]) -> Result<Option<Head>, BadRequest> {
     let mut headers = [httparse::EMPTY_HEADER; STACK_HEADERS];
     match parse_head_with(buf, &mut headers) {

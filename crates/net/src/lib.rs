@@ -17,6 +17,8 @@
 
 pub mod budget;
 pub mod conns;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http1;
 pub mod listener;
 pub mod system;

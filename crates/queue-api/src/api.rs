@@ -190,12 +190,12 @@ impl QueueApi {
         };
         progress.version = header_version;
 
-        let account = self.accounts.get(&target.account).ok_or_else(|| {
-            ApiError::auth_failed(format!(
-                "The account '{}' does not exist on this server.",
-                target.account
-            ))
-        })?;
+        // Azure has no answer here (an unknown account's host does not resolve); Azurite's is
+        // 404 ResourceNotFound, whatever the credential, and clients of emulators expect it.
+        let account = self
+            .accounts
+            .get(&target.account)
+            .ok_or_else(|| ApiError::new(ErrorCode::ResourceNotFound))?;
         let cx = auth::Context {
             engine: &self.engine,
             account,

@@ -215,10 +215,16 @@ async fn legacy_versions_sign_a_zero_content_length_as_zero() {
 }
 
 #[tokio::test]
-async fn unknown_account_is_an_authentication_failure() {
+async fn unknown_account_is_not_found_whatever_the_credential() {
+    // As Azurite answers (Azure has no answer: the account's host does not resolve).
     let s = start().await;
     let r = s.send(req("PUT", "/nosuchaccount/q1")).await;
-    r.assert_error(403, "AuthenticationFailed");
+    r.assert_error(404, "ResourceNotFound");
+    let sas = "sv=2026-10-06&ss=q&srt=sco&sp=rwdlacup&se=2030-01-01T00:00:00Z&sig=AAAA";
+    let r = s
+        .send(req("PUT", &format!("/nosuchaccount/q1?{sas}")).auth(Auth::None))
+        .await;
+    r.assert_error(404, "ResourceNotFound");
 }
 
 // ---- routing ----

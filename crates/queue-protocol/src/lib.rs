@@ -17,6 +17,8 @@
 pub mod auth;
 pub mod datetime;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod names;
 pub mod query;
 pub mod version;

@@ -1,0 +1,53 @@
+//! The fuzz corpus of this crate's targets (`fuzz/corpus/`: the seeds, which include every
+//! framing case of the hostile-client review, and what fuzzing found worth keeping), replayed
+//! on the stable toolchain so CI checks them without nightly or cargo-fuzz.
+
+use std::path::PathBuf;
+
+fn corpus_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus")
+}
+
+fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    let dir = corpus_dir().join(target);
+    let mut out: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("entry").path())
+        .map(|p| {
+            let data = std::fs::read(&p).expect("read");
+            (p, data)
+        })
+        .collect();
+    out.sort();
+    assert!(out.len() >= 10, "the {target} corpus is nearly empty");
+    out
+}
+
+#[test]
+fn http_head_corpus() {
+    for (_, data) in corpus("http_head") {
+        hematite_net::fuzzing::head(&data);
+    }
+}
+
+#[test]
+fn http_connection_corpus() {
+    for (path, data) in corpus("http_connection") {
+        let out = hematite_net::fuzzing::connection(&data);
+        assert!(
+            !out.is_empty() || data.is_empty(),
+            "{}: no answer",
+            path.display()
+        );
+        hematite_net::fuzzing::connection_answers_whole_responses(&data);
+    }
+}
+
+#[test]
+fn the_smuggling_seed_gets_one_answer() {
+    // The request after an ambiguous body must never be served.
+    let data = std::fs::read(corpus_dir().join("http_connection/smuggle_cl_te")).expect("seed");
+    let out = String::from_utf8_lossy(&hematite_net::fuzzing::connection(&data)).into_owned();
+    assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{out}");
+    assert!(out.starts_with("HTTP/1.1 400 "));
+}
