@@ -15,7 +15,7 @@ use hematite_net::conns::Registry;
 use hematite_net::http1::Limits;
 use hematite_net::system;
 use hematite_queue_api::accounts::Accounts;
-use hematite_queue_api::oauth::OAuth;
+use hematite_queue_api::oauth::{Mode, OAuth};
 use hematite_queue_api::Options;
 use hematite_store_embedded::Durability;
 
@@ -258,8 +258,13 @@ impl Config {
         } else {
             "http"
         };
+        let oauth = match self.options.oauth.as_deref().map(|o| &o.mode) {
+            None => "off",
+            Some(Mode::Signed(_)) => "bearer tokens signed by the --oauth-keys keys",
+            Some(Mode::Basic) => "BASIC: token signatures are NOT checked (tests only)",
+        };
         let mut out = format!(
-            "Hematite {} listening on {scheme}://{addr}\nStore: {store}\nConnections: at most {}\n",
+            "Hematite {} listening on {scheme}://{addr}\nStore: {store}\nConnections: at most {}\nOAuth: {oauth}\n",
             env!("CARGO_PKG_VERSION"),
             self.net.max_connections
         );

@@ -330,6 +330,11 @@ impl<'c, S: AsyncRead + AsyncWrite + Unpin> Io<'c, S> {
 
     /// Reads more bytes into `buf` by `deadline`; when `idle`, a server stop ends the wait too.
     async fn read_more(&mut self, deadline: Instant, idle: bool) -> Wait {
+        // Checked first too: a shed connection whose client keeps sending would otherwise
+        // always find the read ready before the shed signal.
+        if self.conn.is_shed() {
+            return Wait::Stopped;
+        }
         if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
             self.buf.reserve(READ_CHUNK.max(self.buf.len()));
         }
@@ -385,6 +390,9 @@ impl<'c, S: AsyncRead + AsyncWrite + Unpin> Io<'c, S> {
     async fn write_paced(&mut self, data: &[u8], pace: &mut Pace) -> Wait {
         let mut at = 0;
         while at < data.len() {
+            if self.conn.is_shed() {
+                return Wait::Stopped;
+            }
             let deadline = pace.deadline;
             let wrote = tokio::select! {
                 biased;
