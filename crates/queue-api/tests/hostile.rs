@@ -31,6 +31,17 @@ async fn read_to_close(s: &mut TcpStream, limit: Duration) -> Option<Vec<u8>> {
     }
 }
 
+/// Sends `raw` on a fresh connection and reads until the server closes it (5 s at most); the
+/// answer as text.
+async fn answer_then_close(s: &common::Server, raw: &[u8]) -> String {
+    let mut c = TcpStream::connect(s.addr).await.expect("connect");
+    c.write_all(raw).await.expect("write");
+    let got = read_to_close(&mut c, Duration::from_secs(5))
+        .await
+        .expect("the connection is closed");
+    String::from_utf8_lossy(&got).into_owned()
+}
+
 fn responses_in(bytes: &[u8]) -> usize {
     String::from_utf8_lossy(bytes).matches("HTTP/1.1 ").count()
 }
@@ -47,15 +58,10 @@ async fn ambiguous_framing_is_refused_and_nothing_after_it_is_served() {
         "POST {} HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{smuggled}",
         q("victim/messages")
     );
-    let mut c = TcpStream::connect(s.addr).await.expect("connect");
-    c.write_all(raw.as_bytes()).await.expect("write");
-    let got = read_to_close(&mut c, Duration::from_secs(5))
-        .await
-        .expect("the connection is closed");
-    let text = String::from_utf8_lossy(&got);
+    let text = answer_then_close(&s, raw.as_bytes()).await;
     assert!(text.starts_with("HTTP/1.1 400 "), "{text}");
     assert_eq!(
-        responses_in(&got),
+        responses_in(text.as_bytes()),
         1,
         "nothing after the refused request is served"
     );
@@ -80,12 +86,7 @@ async fn transfer_encodings_other_than_chunked_get_501_and_a_close() {
             "POST {} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: {te}\r\n\r\n0\r\n\r\n",
             q("q/messages")
         );
-        let mut c = TcpStream::connect(s.addr).await.expect("connect");
-        c.write_all(raw.as_bytes()).await.expect("write");
-        let got = read_to_close(&mut c, Duration::from_secs(5))
-            .await
-            .expect("closed");
-        let text = String::from_utf8_lossy(&got);
+        let text = answer_then_close(&s, raw.as_bytes()).await;
         assert!(text.starts_with("HTTP/1.1 501 "), "{te}: {text}");
         assert!(text.contains("The request transfer encoding type is not supported."));
         assert!(text.contains("Connection: close"));
@@ -167,12 +168,7 @@ async fn continue_is_sent_only_to_admitted_requests() {
     raw = text
         .replace("Content-Length: 0", "Content-Length: 1073741824")
         .into_bytes();
-    let mut c = TcpStream::connect(s.addr).await.expect("connect");
-    c.write_all(&raw).await.expect("write");
-    let got = read_to_close(&mut c, Duration::from_secs(5))
-        .await
-        .expect("refused and closed without the body");
-    let text = String::from_utf8_lossy(&got);
+    let text = answer_then_close(&s, &raw).await;
     assert!(text.starts_with("HTTP/1.1 403 "), "{text}");
     assert!(!text.contains("100 Continue"));
 
@@ -180,13 +176,7 @@ async fn continue_is_sent_only_to_admitted_requests() {
     let big = req("POST", &q("upload/messages"))
         .header("Expect", "100-continue")
         .header("Content-Length", "1073741824");
-    let raw = s.raw_request(&big);
-    let mut c = TcpStream::connect(s.addr).await.expect("connect");
-    c.write_all(&raw).await.expect("write");
-    let got = read_to_close(&mut c, Duration::from_secs(5))
-        .await
-        .expect("refused and closed");
-    let text = String::from_utf8_lossy(&got);
+    let text = answer_then_close(&s, &s.raw_request(&big)).await;
     assert!(text.starts_with("HTTP/1.1 413 "), "{text}");
     assert!(!text.contains("100 Continue"));
 }

@@ -270,6 +270,19 @@ async fn full_disk_answers_unavailable_and_resumes_when_space_returns() {
     };
     assert_eq!(s.kind, StoreErrorKind::Unavailable, "{s}");
     faults.fail_writes.store(false, Ordering::SeqCst);
+    send_once_space_returns(&e).await;
+    drop(e);
+    drop(store);
+    // And the file is sound when opened afresh.
+    let bodies = reopen_and_drain(&dir, &clock).await;
+    for m in &acked {
+        assert!(bodies.contains(&m.body), "acknowledged message lost");
+    }
+    assert!(bodies.contains(&b"space again".to_vec()));
+}
+
+/// Sends "space again" until the store takes it (10 s at most).
+async fn send_once_space_returns(e: &Engine) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while e
         .send(Q, b"space again".to_vec(), opts(Ttl::Never))
@@ -278,20 +291,16 @@ async fn full_disk_answers_unavailable_and_resumes_when_space_returns() {
     {
         assert!(
             Instant::now() < deadline,
-            "store did not resume after space returned"
+            "writes did not resume after space returned"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    drop(e);
-    drop(store);
-    // And the file is sound when opened afresh.
-    let store = open(&dir, &clock);
-    let e = engine(&store, &clock);
-    let bodies = drain_bodies(&e).await;
-    for m in &acked {
-        assert!(bodies.contains(&m.body), "acknowledged message lost");
-    }
-    assert!(bodies.contains(&b"space again".to_vec()));
+}
+
+/// Opens the store in `dir` afresh and drains every message body from it.
+async fn reopen_and_drain(dir: &Path, clock: &Arc<ManualClock>) -> Vec<Vec<u8>> {
+    let store = open(dir, clock);
+    drain_bodies(&engine(&store, clock)).await
 }
 
 /// A store on a faulty disk with 1 MiB segments.
@@ -364,20 +373,10 @@ async fn a_full_disk_refuses_writes_and_keeps_serving_reads() {
     }
 
     faults.unlimited_space();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while e
-        .send(Q, b"space again".to_vec(), opts(Ttl::Never))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "writes did not resume");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    send_once_space_returns(&e).await;
     drop(e);
     drop(store);
-    let store = open(&dir, &clock);
-    let e = engine(&store, &clock);
-    let bodies = drain_bodies(&e).await;
+    let bodies = reopen_and_drain(&dir, &clock).await;
     assert_eq!(
         bodies.len(),
         acked + 1,
