@@ -161,8 +161,9 @@ pub async fn get(call: &Call<'_>) -> Result<Response, ApiError> {
 
 pub async fn peek(call: &Call<'_>) -> Result<Response, ApiError> {
     let n = count(call)?;
-    // Peeked messages are usually small: guess 4 KiB each, and learn the size if not.
-    within_budget(call, n * 4096, || async {
+    // Room for the messages while the answer is made and for the answer: 64 KiB of text
+    // twice per message. Only text that escapes to more (`&amp;`…) needs a second try.
+    within_budget(call, n * 2 * text_limit(call.version), || async {
         let got = call.engine.peek(call.queue(), n).await?;
         Ok(Response::new(200).xml(messages_xml(&got, false)))
     })

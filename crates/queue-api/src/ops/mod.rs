@@ -31,9 +31,9 @@ fn holding(mut resp: Response, mut reservation: Reservation) -> Response {
 }
 
 /// Produces a response that has no side effects (a peek, a listing) within the budget,
-/// without holding anything while it waits for room: reserve `guess` bytes, produce, and keep
-/// the answer if it fits or the reservation can grow to it at once; otherwise drop it, wait
-/// for its actual size and produce it again.
+/// without holding anything while it waits for room: reserve `guess` bytes (enough for what
+/// production holds too), produce, and keep the answer if it fits or the reservation can grow
+/// to it at once; otherwise drop it, wait for its actual size and produce it again.
 async fn within_budget<F, Fut>(
     call: &Call<'_>,
     guess: usize,

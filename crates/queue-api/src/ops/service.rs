@@ -64,8 +64,11 @@ pub async fn list_queues(call: &Call<'_>) -> Result<Response, ApiError> {
         }
     };
     let endpoint = service_endpoint(call);
-    // A listed queue takes about 150 bytes of XML without metadata; with it, learn the size.
-    within_budget(call, max as usize * 160, || async {
+    // Room for the page while the answer is made and for the answer: a listed queue takes
+    // about 150 bytes of XML, and its metadata twice what it holds; 2 KiB of metadata per
+    // queue is a generous guess, and a larger page gets a second try at its actual size.
+    let per_queue = if with_metadata { 2 * 2048 + 320 } else { 320 };
+    within_budget(call, max as usize * per_queue, || async {
         let page = call
             .engine
             .list_queues(account, prefix.unwrap_or_default(), start_at, max as usize)
