@@ -32,13 +32,8 @@ fn http_head_corpus() {
 
 #[test]
 fn http_connection_corpus() {
-    for (path, data) in corpus("http_connection") {
-        let out = hematite_net::fuzzing::connection(&data);
-        assert!(
-            !out.is_empty() || data.is_empty(),
-            "{}: no answer",
-            path.display()
-        );
+    // Any bytes: only whole responses come back (an input that ends mid-head gets none).
+    for (_, data) in corpus("http_connection") {
         hematite_net::fuzzing::connection_answers_whole_responses(&data);
     }
 }
