@@ -54,6 +54,8 @@ const COALESCE: usize = 16 * 1024;
 /// The send rate is checked over windows of this many bytes: each must go out within
 /// `SEND_WINDOW / min_send_rate` (27 s at 150 B/s).
 const SEND_WINDOW: usize = 4096;
+/// The longest chunk-size or trailer line of a chunked body.
+const MAX_LINE: usize = 4096;
 /// How long a refused connection is drained before it is closed.
 const LINGER: Duration = Duration::from_secs(1);
 
@@ -368,6 +370,23 @@ impl<'c, S: AsyncRead + AsyncWrite + Unpin> Io<'c, S> {
             }
         }
         Ok(())
+    }
+
+    /// Reads until `buf` holds a line (of at most [`MAX_LINE`] bytes); returns where its `\n`
+    /// is. Each read's bytes are scanned once, so a line trickled a byte at a time costs no
+    /// more than one sent whole.
+    async fn line(&mut self, deadline: Instant) -> Result<usize, BodyError> {
+        let mut scanned = 0;
+        loop {
+            if let Some(i) = self.buf[scanned..].iter().position(|b| *b == b'\n') {
+                return Ok(scanned + i);
+            }
+            scanned = self.buf.len();
+            if scanned > MAX_LINE {
+                return Err(BodyError::Malformed);
+            }
+            self.fill(scanned + 1, deadline).await?;
+        }
     }
 
     /// Reads and throws away `n` bytes by `deadline`, holding at most one read's worth.
@@ -825,34 +844,22 @@ async fn read_chunked<S: AsyncRead + AsyncWrite + Unpin>(
     let mut body = Vec::new();
     let mut total = 0usize;
     loop {
-        let (used, size) = loop {
-            match httparse::parse_chunk_size(&io.buf) {
-                Ok(httparse::Status::Complete((used, size))) => break (used, size),
-                Ok(httparse::Status::Partial) => {
-                    if io.buf.len() > 4096 {
-                        return Err(BodyError::Malformed);
-                    }
-                    io.fill(io.buf.len() + 1, deadline).await?;
-                }
-                Err(_) => return Err(BodyError::Malformed),
-            }
+        io.line(deadline).await?;
+        let (used, size) = match httparse::parse_chunk_size(&io.buf) {
+            Ok(httparse::Status::Complete(done)) => done,
+            Ok(httparse::Status::Partial) | Err(_) => return Err(BodyError::Malformed),
         };
         io.buf.drain(..used);
         let size = usize::try_from(size).map_err(|_| BodyError::Malformed)?;
         if size == 0 {
             // Trailers, if any, end with an empty line.
             loop {
-                let pos = loop {
-                    if let Some(p) = io.buf.windows(2).position(|w| w == b"\r\n") {
-                        break p;
-                    }
-                    if io.buf.len() > 4096 {
-                        return Err(BodyError::Malformed);
-                    }
-                    io.fill(io.buf.len() + 1, deadline).await?;
-                };
-                io.buf.drain(..pos + 2);
-                if pos == 0 {
+                let end = io.line(deadline).await?;
+                if end == 0 || io.buf[end - 1] != b'\r' {
+                    return Err(BodyError::Malformed);
+                }
+                io.buf.drain(..=end);
+                if end == 1 {
                     break;
                 }
             }
