@@ -1,5 +1,5 @@
 //! Storage connection strings, as the portal, Azurite, Hematite's banner and the SDKs write
-//! them (digest §6.3):
+//! them (Microsoft's "Configure Azure Storage connection strings"):
 //!
 //! - `UseDevelopmentStorage=true[;DevelopmentStorageProxyUri=http://host]`: the local
 //!   emulator account on port 10001;

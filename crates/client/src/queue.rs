@@ -2,7 +2,7 @@
 //! policies, messages, and service SAS tokens for it.
 //!
 //! Each method is one REST operation; the status codes checked are the ones the official SDKs
-//! check (digest §3), so an answer the SDKs would refuse is refused here too.
+//! check (see `docs/compatibility.md`), so an answer the SDKs would refuse is refused here too.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -439,7 +439,7 @@ pub async fn receipt_survives_lapsed_lease_until_redequeued(store: Arc<dyn Store
         .expect("recv")
         .remove(0);
     f.clock.advance(secs(60));
-    // Visible again, but nobody dequeued it: the old receipt still works (digest §3.15).
+    // Visible again, but nobody dequeued it: the old receipt still works (as the live service answers; `docs/compatibility.md`).
     let upd = f
         .engine
         .update_message(q("a"), m.id, m.receipt, secs(5), None)

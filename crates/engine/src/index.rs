@@ -1,6 +1,6 @@
 //! One queue's messages and the indexes that make every operation O(log n) in its backlog.
 //!
-//! This is the message state machine of the Azure Queue model (digest §8), written once and shared
+//! This is the message state machine of the Azure Queue model (`docs/compatibility.md`), written once and shared
 //! by the stores that keep their working set in memory: the in-memory store uses it as is, and the
 //! embedded store persists what each call returns. Receiving walks an ordered set keyed by
 //! (visible_at, sequence), so it touches only the messages it returns, whatever the backlog, the

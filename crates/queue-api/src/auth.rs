@@ -1,13 +1,13 @@
 //! Who is calling, and may they do this?
 //!
-//! Authentication (digest §6): Shared Key and Shared Key Lite signatures over the request, account
+//! Authentication (Microsoft's "Authorize requests to Azure Storage"): Shared Key and Shared Key Lite signatures over the request, account
 //! SAS, service SAS and user delegation SAS tokens in the query (with stored access policies
 //! through `si`), and OAuth bearer tokens over HTTPS ([`crate::oauth`]). Every signature is
-//! compared in constant time. The tolerant retries the digest recommends (ordinal
+//! compared in constant time. The tolerant retries (ordinal
 //! header order, `+` as space, the `-secondary` account name in the resource) are tried only after
 //! the exact form fails, so a correct client costs one HMAC.
 //!
-//! Authorization maps each operation to what a SAS must grant (digest §6.4, §6.5).
+//! Authorization maps each operation to what a SAS must grant (Microsoft's "Create an account SAS" and "Create a service SAS").
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -504,7 +504,7 @@ fn account_sas_needs(op: Operation) -> Option<(&'static [char], &'static [char])
         PutMessage => (&['o'], &['a']),
         GetMessages => (&['o'], &['p']),
         PeekMessages => (&['o'], &['r']),
-        // The docs say `o` and Azurite checks `c`: accept either (digest §9.13).
+        // The docs say `o` and Azurite checks `c`: accept either.
         DeleteMessage => (&['o', 'c'], &['p']),
         ClearMessages => (&['o', 'c'], &['d']),
         UpdateMessage => (&['o', 'c'], &['u']),

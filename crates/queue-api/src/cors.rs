@@ -1,5 +1,5 @@
 //! CORS: preflight answers and the headers added to real requests, evaluated against the
-//! account's stored rules in order (digest §3.5).
+//! account's stored rules in order (Microsoft's "CORS support for Azure Storage").
 
 use hematite_queue_protocol::error::ErrorCode;
 use hematite_queue_protocol::xml::CorsRule;

@@ -90,7 +90,7 @@ impl From<EngineError> for ApiError {
             EngineError::QueueNotFound => ApiError::new(ErrorCode::QueueNotFound),
             EngineError::QueueAlreadyExists => ApiError::new(ErrorCode::QueueAlreadyExists),
             // The live service answers a stale or foreign receipt with 404 MessageNotFound, not
-            // the documented 400 PopReceiptMismatch (digest §3.15).
+            // the documented 400 PopReceiptMismatch (`docs/compatibility.md`).
             EngineError::MessageNotFound | EngineError::PopReceiptMismatch => {
                 ApiError::new(ErrorCode::MessageNotFound)
             }

@@ -1,4 +1,4 @@
-//! From method, host and path to an [`Operation`] on a resource (digest §1).
+//! From method, host and path to an [`Operation`] on a resource (Microsoft's Queue service REST API reference).
 //!
 //! Two URL styles reach the same resources: host-style, where the account is the first DNS label
 //! of a non-IP host (`acct.queue.core.windows.net`, `devstoreaccount1.queue.localhost`), and
@@ -35,7 +35,7 @@ impl Resource {
     }
 }
 
-/// Every operation of the Queue REST API (digest §1.3).
+/// Every operation of the Queue REST API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Operation {
     ListQueues,

@@ -1,6 +1,6 @@
 //! Message operations: put, get (dequeue), peek, update, delete, clear.
 //!
-//! Ranges and defaults depend on the request's version (digest §3.12–3.17, §4); the message-text
+//! Ranges and defaults depend on the request's version (Microsoft's Put/Get/Peek/Update/Delete Message pages); the message-text
 //! limit counts UTF-8 bytes of the decoded text, as the service does.
 
 use std::borrow::Cow;

@@ -16,7 +16,7 @@ const META_PREFIX: &str = "x-ms-meta-";
 /// Reads `x-ms-meta-*` headers, keeping each name's case.
 ///
 /// A header named exactly `x-ms-meta` is ignored: Python 12.x sends one holding a dict repr next
-/// to the real pairs on Create Queue (digest §3.6). It is still signed, like any header.
+/// to the real pairs on Create Queue (`docs/compatibility.md`). It is still signed, like any header.
 pub fn metadata_from_headers(req: &Request) -> Result<Metadata, ApiError> {
     let mut pairs: Vec<(String, String)> = Vec::new();
     let mut size = 0usize;

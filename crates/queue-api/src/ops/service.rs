@@ -129,7 +129,7 @@ pub async fn set_properties(call: &Call<'_>) -> Result<Response, ApiError> {
 
 pub fn get_stats(call: &Call<'_>) -> Result<Response, ApiError> {
     if !call.target.secondary {
-        // The service answers stats only on the secondary endpoint (digest §3.4).
+        // The service answers stats only on the secondary endpoint (Microsoft's Get Queue Service Stats page).
         return Err(ApiError::invalid_query("comp", "stats", None).message(
             "Get Service Stats is served only on the secondary endpoint ({account}-secondary).",
         ));

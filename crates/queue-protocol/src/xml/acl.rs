@@ -29,7 +29,7 @@ pub struct SignedIdentifier {
 /// Parses a Set Queue ACL body. An empty (or whitespace-only) body clears all policies, so
 /// it yields an empty list.
 ///
-/// Error choices, where the digest leaves them open:
+/// Error choices, where the service's documentation leaves them open:
 /// - more than five identifiers, a duplicate `Id`, or a permission letter outside `raup`
 ///   are document-level violations: `Invalid` (Azurite answers `InvalidXmlDocument`);
 /// - an `Id` longer than 64 characters, or empty, is a bad node value: `InvalidValue("Id")`;
