@@ -496,11 +496,15 @@ pub async fn serve_connection<S, H>(
                 return refuse(io, resp).await;
             }
             let mut pace = Pace::start(limits);
-            if !matches!(
-                io.write_paced(b"HTTP/1.1 100 Continue\r\n\r\n", &mut pace)
-                    .await,
-                Wait::Data
-            ) {
+            let sent = match io
+                .write_paced(b"HTTP/1.1 100 Continue\r\n\r\n", &mut pace)
+                .await
+            {
+                // Flushed, or a TLS layer could keep it until the body it invites arrives.
+                Wait::Data => io.flush_paced(&pace).await,
+                other => other,
+            };
+            if !matches!(sent, Wait::Data) {
                 return;
             }
         }

@@ -1,25 +1,29 @@
-//! The fuzz corpus of this crate's targets (`fuzz/corpus/`: the seeds, which include every
-//! framing case of the hostile-client review, and what fuzzing found worth keeping), replayed
-//! on the stable toolchain so CI checks them without nightly or cargo-fuzz.
+//! The fuzz inputs of this crate's targets, replayed on the stable toolchain so CI checks them
+//! without nightly or cargo-fuzz: the named seeds (`fuzz/seeds/`, which include every framing
+//! case of the hostile-client review) and what fuzzing kept for new coverage (`fuzz/corpus/`).
 
 use std::path::PathBuf;
 
-fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus")
+fn fuzz_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
 }
 
+/// Every input of `target`: its seeds, then its corpus.
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = corpus_dir().join(target);
-    let mut out: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.expect("entry").path())
-        .map(|p| {
+    let mut out = Vec::new();
+    for kind in ["seeds", "corpus"] {
+        let dir = fuzz_dir().join(kind).join(target);
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.expect("entry").path())
+            .collect();
+        files.sort();
+        assert!(files.len() >= 10, "{} is nearly empty", dir.display());
+        out.extend(files.into_iter().map(|p| {
             let data = std::fs::read(&p).expect("read");
             (p, data)
-        })
-        .collect();
-    out.sort();
-    assert!(out.len() >= 10, "the {target} corpus is nearly empty");
+        }));
+    }
     out
 }
 
@@ -41,7 +45,7 @@ fn http_connection_corpus() {
 #[test]
 fn the_smuggling_seed_gets_one_answer() {
     // The request after an ambiguous body must never be served.
-    let data = std::fs::read(corpus_dir().join("http_connection/smuggle_cl_te")).expect("seed");
+    let data = std::fs::read(fuzz_dir().join("seeds/http_connection/smuggle_cl_te")).expect("seed");
     let out = String::from_utf8_lossy(&hematite_net::fuzzing::connection(&data)).into_owned();
     assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{out}");
     assert!(out.starts_with("HTTP/1.1 400 "));

@@ -1,5 +1,6 @@
-//! The fuzz corpus of this crate's targets (`fuzz/corpus/`: seeds and what fuzzing found worth
-//! keeping), replayed on the stable toolchain so CI checks them without nightly or cargo-fuzz.
+//! The fuzz inputs of this crate's targets, replayed on the stable toolchain so CI checks them
+//! without nightly or cargo-fuzz: the named seeds (`fuzz/seeds/`) and what fuzzing kept for new
+//! coverage (`fuzz/corpus/`).
 
 use std::path::PathBuf;
 
