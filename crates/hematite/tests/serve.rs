@@ -138,3 +138,56 @@ fn bad_account_specs_fail_fast_with_a_message() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("NAME:BASE64KEY"), "{err}");
 }
+
+#[test]
+fn dev_cert_makes_a_certificate_to_serve_https_with_and_keeps_its_ca() {
+    let dir = std::env::temp_dir().join(format!("hematite-dev-cert-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let dev_cert = |force: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hematite"));
+        cmd.args(["dev-cert", "--out", dir.to_str().expect("utf-8")]);
+        if force {
+            cmd.arg("--force");
+        }
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run")
+    };
+    assert!(dev_cert(false).success());
+    let ca = std::fs::read(dir.join("ca.pem")).expect("ca.pem");
+    // A second run would replace a CA someone may trust: refused unless forced.
+    assert!(!dev_cert(false).success());
+    assert_eq!(std::fs::read(dir.join("ca.pem")).expect("ca.pem"), ca);
+    assert!(dev_cert(true).success());
+    assert_ne!(std::fs::read(dir.join("ca.pem")).expect("ca.pem"), ca);
+
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    let (mut child, lines) = spawn(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--in-memory",
+            "--tls-cert",
+            cert.to_str().expect("utf-8"),
+            "--tls-key",
+            key.to_str().expect("utf-8"),
+        ],
+        &[],
+        1,
+    );
+    assert!(
+        lines[0].contains(" listening on https://127.0.0.1:"),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("DefaultEndpointsProtocol=https;")),
+        "{lines:?}"
+    );
+    sigterm(&child);
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -20,9 +20,18 @@ pub struct DevCertArgs {
     /// 127.0.0.1 and ::1.
     #[arg(long = "name", value_name = "NAME")]
     names: Vec<String>,
+    /// Replace the files of an earlier run (whose CA someone may already trust).
+    #[arg(long)]
+    force: bool,
 }
 
 pub fn run(args: DevCertArgs) -> anyhow::Result<()> {
+    if args.out.join("ca.pem").exists() && !args.force {
+        anyhow::bail!(
+            "{} already holds a development CA (machines may trust it); use it, or pass --force to make a new one",
+            args.out.display()
+        );
+    }
     let names = if args.names.is_empty() {
         vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]
     } else {
