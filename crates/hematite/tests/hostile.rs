@@ -131,14 +131,19 @@ async fn fill(addr: &str, sas: &str) {
 
 const MB: f64 = 1024.0 * 1024.0;
 
+/// How many connections an attack opens: `default`, or the count in `var` to rerun it larger.
+fn env_count(var: &str, default: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_readers_hold_bounded_memory_that_returns_when_they_go() {
     // Two pipelined large peeks per connection that are never read pinned about 3.5 MB each
     // (300 connections: 0.16 GB to 1.21 GB), and the memory stayed at 1.1 GB after they left.
-    let conns: usize = std::env::var("HEMATITE_HOSTILE_CONNS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(100);
+    let conns = env_count("HEMATITE_HOSTILE_CONNS", 100);
     let budget_mb = 64u64;
     let server = spawn(&[("HEMATITE_RESPONSE_MEMORY_MB", &budget_mb.to_string())]);
     let pid = server.child.id();
@@ -212,10 +217,7 @@ async fn slow_readers_hold_bounded_memory_that_returns_when_they_go() {
 async fn a_slowloris_flood_is_cut_at_the_head_deadline_and_others_are_served_meanwhile() {
     // The timeout was per read: 2,000 connections trickling a header one byte at a time were
     // all still open after 150 s, and 1,074 of them took every descriptor.
-    let conns: usize = std::env::var("HEMATITE_SLOWLORIS_CONNS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(500);
+    let conns = env_count("HEMATITE_SLOWLORIS_CONNS", 500);
     let server = spawn(&[("HEMATITE_HEADER_TIMEOUT", "3")]);
     let pid = server.child.id();
     let sas = sas();
