@@ -18,25 +18,39 @@ use crate::Error;
 /// Expands to one test function per conformance case.
 ///
 /// `#[attr]` is the test attribute to put on each (an async one such as `#[tokio::test]`), and
-/// `$make` a closure returning a fresh `Arc<dyn Store>`.
+/// `$make` a closure returning a fresh `Arc<dyn Store>`. The case list is written once, here,
+/// for every store: a case cannot be left out of one store's run.
 #[macro_export]
 macro_rules! store_conformance_tests {
     (#[$attr:meta] $make:expr) => {
-        $crate::store_conformance_tests!(@cases #[$attr] $make;
+        $crate::store_conformance_tests!(@list [async #[$attr]] $make);
+    };
+    (@list [$($how:tt)*] $make:expr) => {
+        $crate::store_conformance_tests!(@cases [$($how)*] $make;
             create_queue_rules, delete_queue_removes_everything, list_queues_pages_in_name_order,
             metadata_round_trip_keeps_case, access_policies_round_trip, put_receive_delete,
             lease_expiry_makes_message_visible_again, receipt_survives_lapsed_lease_until_redequeued,
             put_with_visibility_delay, expired_messages_vanish, peek_does_not_lease,
             update_message_rules, clear_removes_every_message, receive_order_and_batch,
             missing_queue_everywhere, accounts_are_isolated, account_documents_round_trip,
-            sequence_numbers_increase);
+            sequence_numbers_increase, racing_receivers_never_share_a_message);
     };
-    (@cases #[$attr:meta] $make:expr; $($case:ident),* $(,)?) => {
+    (@cases [async #[$attr:meta]] $make:expr; $($case:ident),* $(,)?) => {
         $(
             #[$attr]
             async fn $case() {
                 let make = $make;
                 $crate::conformance::$case(make()).await;
+            }
+        )*
+    };
+    // A store whose futures are always ready (the in-memory store), polled without a runtime.
+    (@cases [ready] $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                let make = $make;
+                $crate::conformance::block_on_ready($crate::conformance::$case(make()));
             }
         )*
     };
@@ -51,20 +65,32 @@ fn secs(n: u64) -> Duration {
 struct Fixture {
     engine: Engine,
     clock: Arc<ManualClock>,
+    /// This case's own account: stores that several cases share (one PostgreSQL database)
+    /// see each case in a namespace of its own.
+    account: String,
 }
 
+/// A fixture on `store` with an account no other case uses.
 fn fixture(store: Arc<dyn Store>) -> Fixture {
+    static CASES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = CASES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let clock = Arc::new(test_clock());
     Fixture {
         engine: Engine::new(store, clock.clone()),
         clock,
+        account: format!("c{}x{n}", std::process::id()),
     }
 }
 
-const ACC: &str = "acct";
+impl Fixture {
+    fn q<'a>(&'a self, name: &'a str) -> QueueRef<'a> {
+        QueueRef::new(&self.account, name)
+    }
 
-fn q(name: &str) -> QueueRef<'_> {
-    QueueRef::new(ACC, name)
+    /// Another account, as unique as this case's.
+    fn other(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.account)
+    }
 }
 
 fn meta(pairs: &[(&str, &str)]) -> Metadata {
@@ -87,7 +113,7 @@ const DEFAULT_TTL: Ttl = Ttl::After(Duration::from_secs(604_800));
 
 async fn send(f: &Fixture, queue: &str, body: &str) -> crate::Message {
     f.engine
-        .send(q(queue), body.as_bytes().to_vec(), opts(0, DEFAULT_TTL))
+        .send(f.q(queue), body.as_bytes().to_vec(), opts(0, DEFAULT_TTL))
         .await
         .expect("send")
 }
@@ -102,44 +128,44 @@ pub async fn create_queue_rules(store: Arc<dyn Store>) {
     let f = fixture(store);
     let m = meta(&[("Color", "red"), ("k", "v")]);
     assert_eq!(
-        f.engine.create_queue(q("a"), m.clone()).await.ok(),
+        f.engine.create_queue(f.q("a"), m.clone()).await.ok(),
         Some(Created::New)
     );
     // Same pairs, names differing only in case, in another order: identical.
     let same = meta(&[("k", "v"), ("COLOR", "red")]);
     assert_eq!(
-        f.engine.create_queue(q("a"), same).await.ok(),
+        f.engine.create_queue(f.q("a"), same).await.ok(),
         Some(Created::AlreadyIdentical)
     );
     let other = meta(&[("Color", "blue"), ("k", "v")]);
     assert!(matches!(
-        f.engine.create_queue(q("a"), other).await,
+        f.engine.create_queue(f.q("a"), other).await,
         Err(Error::QueueAlreadyExists)
     ));
     assert!(matches!(
-        f.engine.create_queue(q("a"), Metadata::default()).await,
+        f.engine.create_queue(f.q("a"), Metadata::default()).await,
         Err(Error::QueueAlreadyExists)
     ));
     // The failed creates changed nothing.
-    let info = f.engine.queue_info(q("a")).await.expect("info");
+    let info = f.engine.queue_info(f.q("a")).await.expect("info");
     assert_eq!(info.metadata, m);
     // No metadata on both sides is identical.
     assert_eq!(
         f.engine
-            .create_queue(q("b"), Metadata::default())
+            .create_queue(f.q("b"), Metadata::default())
             .await
             .ok(),
         Some(Created::New)
     );
     assert_eq!(
         f.engine
-            .create_queue(q("b"), Metadata::default())
+            .create_queue(f.q("b"), Metadata::default())
             .await
             .ok(),
         Some(Created::AlreadyIdentical)
     );
     assert!(matches!(
-        f.engine.create_queue(q("b"), meta(&[("x", "1")])).await,
+        f.engine.create_queue(f.q("b"), meta(&[("x", "1")])).await,
         Err(Error::QueueAlreadyExists)
     ));
 }
@@ -147,7 +173,7 @@ pub async fn create_queue_rules(store: Arc<dyn Store>) {
 pub async fn delete_queue_removes_everything(store: Arc<dyn Store>) {
     let f = fixture(store);
     f.engine
-        .create_queue(q("a"), meta(&[("x", "1")]))
+        .create_queue(f.q("a"), meta(&[("x", "1")]))
         .await
         .expect("create");
     send(&f, "a", "hello").await;
@@ -158,35 +184,35 @@ pub async fn delete_queue_removes_everything(store: Arc<dyn Store>) {
         permissions: Some("r".into()),
     };
     f.engine
-        .set_access_policies(q("a"), vec![policy])
+        .set_access_policies(f.q("a"), vec![policy])
         .await
         .expect("acl");
-    f.engine.delete_queue(q("a")).await.expect("delete");
+    f.engine.delete_queue(f.q("a")).await.expect("delete");
     assert!(matches!(
-        f.engine.queue_info(q("a")).await,
+        f.engine.queue_info(f.q("a")).await,
         Err(Error::QueueNotFound)
     ));
     assert!(matches!(
-        f.engine.delete_queue(q("a")).await,
+        f.engine.delete_queue(f.q("a")).await,
         Err(Error::QueueNotFound)
     ));
     // A queue recreated under the same name starts empty.
     f.engine
-        .create_queue(q("a"), Metadata::default())
+        .create_queue(f.q("a"), Metadata::default())
         .await
         .expect("recreate");
-    let info = f.engine.queue_info(q("a")).await.expect("info");
+    let info = f.engine.queue_info(f.q("a")).await.expect("info");
     assert_eq!(info.message_count, 0);
     assert!(info.metadata.is_empty());
     assert!(f
         .engine
-        .access_policies(q("a"))
+        .access_policies(f.q("a"))
         .await
         .expect("acl")
         .is_empty());
     assert!(f
         .engine
-        .receive(q("a"), 32, secs(30))
+        .receive(f.q("a"), 32, secs(30))
         .await
         .expect("recv")
         .is_empty());
@@ -197,12 +223,12 @@ pub async fn list_queues_pages_in_name_order(store: Arc<dyn Store>) {
     // Created out of name order: paging must still visit each exactly once, sorted.
     for name in ["q3", "q1", "a9", "q5", "q2", "q4", "qq"] {
         f.engine
-            .create_queue(q(name), meta(&[("N", name)]))
+            .create_queue(f.q(name), meta(&[("N", name)]))
             .await
             .expect("create");
     }
     f.engine
-        .create_queue(QueueRef::new("other", "q0"), Metadata::default())
+        .create_queue(QueueRef::new(&f.other("other"), "q0"), Metadata::default())
         .await
         .expect("create other");
     let mut seen = Vec::new();
@@ -210,7 +236,7 @@ pub async fn list_queues_pages_in_name_order(store: Arc<dyn Store>) {
     loop {
         let page = f
             .engine
-            .list_queues(ACC, "q", start.as_deref(), 2)
+            .list_queues(&f.account, "q", start.as_deref(), 2)
             .await
             .expect("list");
         assert!(page.queues.len() <= 2);
@@ -226,21 +252,21 @@ pub async fn list_queues_pages_in_name_order(store: Arc<dyn Store>) {
     assert_eq!(seen, ["q1", "q2", "q3", "q4", "q5", "qq"]);
     let all = f
         .engine
-        .list_queues(ACC, "", None, 5000)
+        .list_queues(&f.account, "", None, 5000)
         .await
         .expect("list all");
     assert_eq!(all.queues.len(), 7);
     assert_eq!(all.next, None);
     let page = f
         .engine
-        .list_queues(ACC, "", Some("q4"), 5000)
+        .list_queues(&f.account, "", Some("q4"), 5000)
         .await
         .expect("list from");
     let names: Vec<_> = page.queues.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["q4", "q5", "qq"]);
     assert!(f
         .engine
-        .list_queues(ACC, "zz", None, 10)
+        .list_queues(&f.account, "zz", None, 10)
         .await
         .expect("none")
         .queues
@@ -253,7 +279,7 @@ pub async fn list_queues_pages_in_name_order(store: Arc<dyn Store>) {
         .queues
         .is_empty());
     assert!(matches!(
-        f.engine.list_queues(ACC, "", None, 0).await,
+        f.engine.list_queues(&f.account, "", None, 0).await,
         Err(Error::InvalidArgument(_))
     ));
 }
@@ -261,19 +287,25 @@ pub async fn list_queues_pages_in_name_order(store: Arc<dyn Store>) {
 pub async fn metadata_round_trip_keeps_case(store: Arc<dyn Store>) {
     let f = fixture(store);
     f.engine
-        .create_queue(q("a"), Metadata::default())
+        .create_queue(f.q("a"), Metadata::default())
         .await
         .expect("create");
     let m = meta(&[("Color", "red"), ("camelCase", "x y"), ("UPPER", "")]);
-    f.engine.set_metadata(q("a"), m.clone()).await.expect("set");
-    assert_eq!(f.engine.queue_info(q("a")).await.expect("info").metadata, m);
     f.engine
-        .set_metadata(q("a"), Metadata::default())
+        .set_metadata(f.q("a"), m.clone())
+        .await
+        .expect("set");
+    assert_eq!(
+        f.engine.queue_info(f.q("a")).await.expect("info").metadata,
+        m
+    );
+    f.engine
+        .set_metadata(f.q("a"), Metadata::default())
         .await
         .expect("clear");
     assert!(f
         .engine
-        .queue_info(q("a"))
+        .queue_info(f.q("a"))
         .await
         .expect("info")
         .metadata
@@ -283,7 +315,7 @@ pub async fn metadata_round_trip_keeps_case(store: Arc<dyn Store>) {
 pub async fn access_policies_round_trip(store: Arc<dyn Store>) {
     let f = fixture(store);
     f.engine
-        .create_queue(q("a"), Metadata::default())
+        .create_queue(f.q("a"), Metadata::default())
         .await
         .expect("create");
     let ps = vec![
@@ -301,17 +333,17 @@ pub async fn access_policies_round_trip(store: Arc<dyn Store>) {
         },
     ];
     f.engine
-        .set_access_policies(q("a"), ps.clone())
+        .set_access_policies(f.q("a"), ps.clone())
         .await
         .expect("set");
-    assert_eq!(f.engine.access_policies(q("a")).await.expect("get"), ps);
+    assert_eq!(f.engine.access_policies(f.q("a")).await.expect("get"), ps);
     f.engine
-        .set_access_policies(q("a"), vec![])
+        .set_access_policies(f.q("a"), vec![])
         .await
         .expect("clear");
     assert!(f
         .engine
-        .access_policies(q("a"))
+        .access_policies(f.q("a"))
         .await
         .expect("get")
         .is_empty());
@@ -320,7 +352,7 @@ pub async fn access_policies_round_trip(store: Arc<dyn Store>) {
 pub async fn put_receive_delete(store: Arc<dyn Store>) {
     let f = fixture(store);
     f.engine
-        .create_queue(q("a"), Metadata::default())
+        .create_queue(f.q("a"), Metadata::default())
         .await
         .expect("create");
     let put = send(&f, "a", "hello").await;
@@ -331,14 +363,14 @@ pub async fn put_receive_delete(store: Arc<dyn Store>) {
     assert_eq!(put.dequeue_count, 0);
     assert_eq!(
         f.engine
-            .queue_info(q("a"))
+            .queue_info(f.q("a"))
             .await
             .expect("info")
             .message_count,
         1
     );
 
-    let got = f.engine.receive(q("a"), 1, secs(30)).await.expect("recv");
+    let got = f.engine.receive(f.q("a"), 1, secs(30)).await.expect("recv");
     assert_eq!(got.len(), 1);
     let m = &got[0];
     assert_eq!(
@@ -350,14 +382,14 @@ pub async fn put_receive_delete(store: Arc<dyn Store>) {
     // Leased: invisible to receive and peek, but still counted.
     assert!(f
         .engine
-        .receive(q("a"), 1, secs(30))
+        .receive(f.q("a"), 1, secs(30))
         .await
         .expect("recv")
         .is_empty());
-    assert!(f.engine.peek(q("a"), 32).await.expect("peek").is_empty());
+    assert!(f.engine.peek(f.q("a"), 32).await.expect("peek").is_empty());
     assert_eq!(
         f.engine
-            .queue_info(q("a"))
+            .queue_info(f.q("a"))
             .await
             .expect("info")
             .message_count,
@@ -365,20 +397,20 @@ pub async fn put_receive_delete(store: Arc<dyn Store>) {
     );
 
     assert!(matches!(
-        f.engine.delete_message(q("a"), m.id, put.receipt).await,
+        f.engine.delete_message(f.q("a"), m.id, put.receipt).await,
         Err(Error::PopReceiptMismatch)
     ));
     f.engine
-        .delete_message(q("a"), m.id, m.receipt)
+        .delete_message(f.q("a"), m.id, m.receipt)
         .await
         .expect("delete");
     assert!(matches!(
-        f.engine.delete_message(q("a"), m.id, m.receipt).await,
+        f.engine.delete_message(f.q("a"), m.id, m.receipt).await,
         Err(Error::MessageNotFound)
     ));
     assert_eq!(
         f.engine
-            .queue_info(q("a"))
+            .queue_info(f.q("a"))
             .await
             .expect("info")
             .message_count,
@@ -389,25 +421,25 @@ pub async fn put_receive_delete(store: Arc<dyn Store>) {
 pub async fn lease_expiry_makes_message_visible_again(store: Arc<dyn Store>) {
     let f = fixture(store);
     f.engine
-        .create_queue(q("a"), Metadata::default())
+        .create_queue(f.q("a"), Metadata::default())
         .await
         .expect("create");
     send(&f, "a", "m").await;
     let first = f
         .engine
-        .receive(q("a"), 1, secs(30))
+        .receive(f.q("a"), 1, secs(30))
         .await
         .expect("recv")
         .remove(0);
     f.clock.advance(secs(30) - Duration::from_millis(1));
     assert!(f
         .engine
-        .receive(q("a"), 1, secs(30))
+        .receive(f.q("a"), 1, secs(30))
         .await
         .expect("recv")
         .is_empty());
     f.clock.advance(Duration::from_millis(1));
-    let second = f.engine.receive(q("a"), 1, secs(10)).await.expect("recv");
+    let second = f.engine.receive(f.q("a"), 1, secs(10)).await.expect("recv");
     assert_eq!(second.len(), 1);
     assert_eq!(second[0].id, first.id);
     assert_eq!(second[0].dequeue_count, 2);
@@ -415,12 +447,12 @@ pub async fn lease_expiry_makes_message_visible_again(store: Arc<dyn Store>) {
     // The first lease's receipt died when the message was dequeued again.
     assert!(matches!(
         f.engine
-            .delete_message(q("a"), first.id, first.receipt)
+            .delete_message(f.q("a"), first.id, first.receipt)
             .await,
         Err(Error::PopReceiptMismatch)
     ));
     f.engine
-        .delete_message(q("a"), first.id, second[0].receipt)
+        .delete_message(f.q("a"), first.id, second[0].receipt)
         .await
         .expect("delete");
 }
@@ -428,13 +460,13 @@ pub async fn lease_expiry_makes_message_visible_again(store: Arc<dyn Store>) {
 pub async fn receipt_survives_lapsed_lease_until_redequeued(store: Arc<dyn Store>) {
     let f = fixture(store);
     f.engine
-        .create_queue(q("a"), Metadata::default())
+        .create_queue(f.q("a"), Metadata::default())
         .await
         .expect("create");
     send(&f, "a", "m").await;
     let m = f
         .engine
-        .receive(q("a"), 1, secs(5))
+        .receive(f.q("a"), 1, secs(5))
         .await
         .expect("recv")
         .remove(0);
@@ -442,12 +474,12 @@ pub async fn receipt_survives_lapsed_lease_until_redequeued(store: Arc<dyn Store
     // Visible again, but nobody dequeued it: the old receipt still works (as the live service answers; `docs/compatibility.md`).
     let upd = f
         .engine
-        .update_message(q("a"), m.id, m.receipt, secs(5), None)
+        .update_message(f.q("a"), m.id, m.receipt, secs(5), None)
         .await
         .expect("update after lapse");
     f.clock.advance(secs(60));
     f.engine
-        .delete_message(q("a"), m.id, upd.receipt)
+        .delete_message(f.q("a"), m.id, upd.receipt)
         .await
         .expect("delete after lapse");
 }
@@ -455,19 +487,19 @@ pub async fn receipt_survives_lapsed_lease_until_redequeued(store: Arc<dyn Store
 pub async fn put_with_visibility_delay(store: Arc<dyn Store>) {
     let f = fixture(store);
     f.engine
-        .create_queue(q("a"), Metadata::default())
+        .create_queue(f.q("a"), Metadata::default())
         .await
         .expect("create");
     let put = f
         .engine
-        .send(q("a"), b"later".to_vec(), opts(10, DEFAULT_TTL))
+        .send(f.q("a"), b"later".to_vec(), opts(10, DEFAULT_TTL))
         .await
         .expect("send");
     assert_eq!(put.visible_at, f.engine.now().saturating_add(secs(10)));
-    assert!(f.engine.peek(q("a"), 1).await.expect("peek").is_empty());
+    assert!(f.engine.peek(f.q("a"), 1).await.expect("peek").is_empty());
     assert_eq!(
         f.engine
-            .queue_info(q("a"))
+            .queue_info(f.q("a"))
             .await
             .expect("info")
             .message_count,
@@ -477,7 +509,7 @@ pub async fn put_with_visibility_delay(store: Arc<dyn Store>) {
     let upd = f
         .engine
         .update_message(
-            q("a"),
+            f.q("a"),
             put.id,
             put.receipt,
             Duration::ZERO,
@@ -486,62 +518,70 @@ pub async fn put_with_visibility_delay(store: Arc<dyn Store>) {
         .await
         .expect("update with put receipt");
     assert_eq!(upd.dequeue_count, 0);
-    let got = f.engine.receive(q("a"), 1, secs(30)).await.expect("recv");
+    let got = f.engine.receive(f.q("a"), 1, secs(30)).await.expect("recv");
     assert_eq!(bodies(&got), ["now"]);
 }
 
 pub async fn expired_messages_vanish(store: Arc<dyn Store>) {
     let f = fixture(store);
     f.engine
-        .create_queue(q("a"), Metadata::default())
+        .create_queue(f.q("a"), Metadata::default())
         .await
         .expect("create");
     let short = f
         .engine
-        .send(q("a"), b"short".to_vec(), opts(0, Ttl::After(secs(10))))
+        .send(f.q("a"), b"short".to_vec(), opts(0, Ttl::After(secs(10))))
         .await
         .expect("send");
     let leased_short = f
         .engine
-        .send(q("a"), b"leased".to_vec(), opts(0, Ttl::After(secs(10))))
+        .send(f.q("a"), b"leased".to_vec(), opts(0, Ttl::After(secs(10))))
         .await
         .expect("send");
     let forever = f
         .engine
-        .send(q("a"), b"forever".to_vec(), opts(0, Ttl::Never))
+        .send(f.q("a"), b"forever".to_vec(), opts(0, Ttl::Never))
         .await
         .expect("send");
     assert_eq!(forever.expires_at, Timestamp::NEVER);
     // Lease the second so an invisible message expires too.
-    let leased = f.engine.receive(q("a"), 2, secs(3600)).await.expect("recv");
+    let leased = f
+        .engine
+        .receive(f.q("a"), 2, secs(3600))
+        .await
+        .expect("recv");
     assert_eq!(bodies(&leased), ["short", "leased"]);
     f.clock.advance(secs(10));
-    let info = f.engine.queue_info(q("a")).await.expect("info");
+    let info = f.engine.queue_info(f.q("a")).await.expect("info");
     assert_eq!(info.message_count, 1, "expired messages do not count");
     assert_eq!(
-        bodies(&f.engine.peek(q("a"), 32).await.expect("peek")),
+        bodies(&f.engine.peek(f.q("a"), 32).await.expect("peek")),
         ["forever"]
     );
     for m in &leased {
         assert!(matches!(
-            f.engine.delete_message(q("a"), m.id, m.receipt).await,
+            f.engine.delete_message(f.q("a"), m.id, m.receipt).await,
             Err(Error::MessageNotFound)
         ));
         assert!(matches!(
             f.engine
-                .update_message(q("a"), m.id, m.receipt, secs(1), None)
+                .update_message(f.q("a"), m.id, m.receipt, secs(1), None)
                 .await,
             Err(Error::MessageNotFound)
         ));
     }
     let _ = (short, leased_short);
-    let got = f.engine.receive(q("a"), 32, secs(30)).await.expect("recv");
+    let got = f
+        .engine
+        .receive(f.q("a"), 32, secs(30))
+        .await
+        .expect("recv");
     assert_eq!(bodies(&got), ["forever"]);
     // A TTL that runs past year 9999 is clamped to "never".
     let huge = f
         .engine
         .send(
-            q("a"),
+            f.q("a"),
             b"huge".to_vec(),
             opts(0, Ttl::After(Duration::from_secs(i32::MAX as u64 * 200))),
         )
@@ -553,17 +593,17 @@ pub async fn expired_messages_vanish(store: Arc<dyn Store>) {
 pub async fn peek_does_not_lease(store: Arc<dyn Store>) {
     let f = fixture(store);
     f.engine
-        .create_queue(q("a"), Metadata::default())
+        .create_queue(f.q("a"), Metadata::default())
         .await
         .expect("create");
     send(&f, "a", "one").await;
     send(&f, "a", "two").await;
-    let p1 = f.engine.peek(q("a"), 32).await.expect("peek");
-    let p2 = f.engine.peek(q("a"), 1).await.expect("peek");
+    let p1 = f.engine.peek(f.q("a"), 32).await.expect("peek");
+    let p2 = f.engine.peek(f.q("a"), 1).await.expect("peek");
     assert_eq!(bodies(&p1), ["one", "two"]);
     assert_eq!(bodies(&p2), ["one"]);
     assert!(p1.iter().all(|m| m.dequeue_count == 0));
-    let got = f.engine.receive(q("a"), 2, secs(30)).await.expect("recv");
+    let got = f.engine.receive(f.q("a"), 2, secs(30)).await.expect("recv");
     assert_eq!(bodies(&got), ["one", "two"]);
     assert!(got.iter().all(|m| m.dequeue_count == 1));
 }
@@ -571,19 +611,19 @@ pub async fn peek_does_not_lease(store: Arc<dyn Store>) {
 pub async fn update_message_rules(store: Arc<dyn Store>) {
     let f = fixture(store);
     f.engine
-        .create_queue(q("a"), Metadata::default())
+        .create_queue(f.q("a"), Metadata::default())
         .await
         .expect("create");
     send(&f, "a", "v1").await;
     let m = f
         .engine
-        .receive(q("a"), 1, secs(30))
+        .receive(f.q("a"), 1, secs(30))
         .await
         .expect("recv")
         .remove(0);
     let u = f
         .engine
-        .update_message(q("a"), m.id, m.receipt, secs(60), Some(b"v2".to_vec()))
+        .update_message(f.q("a"), m.id, m.receipt, secs(60), Some(b"v2".to_vec()))
         .await
         .expect("update");
     assert_ne!(u.receipt, m.receipt);
@@ -593,30 +633,30 @@ pub async fn update_message_rules(store: Arc<dyn Store>) {
     // The replaced receipt no longer works.
     assert!(matches!(
         f.engine
-            .update_message(q("a"), m.id, m.receipt, secs(1), None)
+            .update_message(f.q("a"), m.id, m.receipt, secs(1), None)
             .await,
         Err(Error::PopReceiptMismatch)
     ));
     // Body None keeps the body; visibility 0 makes it visible at once.
     let u2 = f
         .engine
-        .update_message(q("a"), m.id, u.receipt, Duration::ZERO, None)
+        .update_message(f.q("a"), m.id, u.receipt, Duration::ZERO, None)
         .await
         .expect("update");
     assert_eq!(u2.body, b"v2");
-    let got = f.engine.receive(q("a"), 1, secs(30)).await.expect("recv");
+    let got = f.engine.receive(f.q("a"), 1, secs(30)).await.expect("recv");
     assert_eq!(bodies(&got), ["v2"]);
     assert_eq!(got[0].dequeue_count, 2);
     let unknown = MessageId(42);
     assert!(matches!(
         f.engine
-            .update_message(q("a"), unknown, got[0].receipt, secs(1), None)
+            .update_message(f.q("a"), unknown, got[0].receipt, secs(1), None)
             .await,
         Err(Error::MessageNotFound)
     ));
     assert!(matches!(
         f.engine
-            .delete_message(q("a"), unknown, PopReceipt(7))
+            .delete_message(f.q("a"), unknown, PopReceipt(7))
             .await,
         Err(Error::MessageNotFound)
     ));
@@ -625,17 +665,17 @@ pub async fn update_message_rules(store: Arc<dyn Store>) {
 pub async fn clear_removes_every_message(store: Arc<dyn Store>) {
     let f = fixture(store);
     f.engine
-        .create_queue(q("a"), Metadata::default())
+        .create_queue(f.q("a"), Metadata::default())
         .await
         .expect("create");
     for i in 0..5 {
         send(&f, "a", &format!("m{i}")).await;
     }
-    f.engine.receive(q("a"), 2, secs(30)).await.expect("recv");
-    f.engine.clear_messages(q("a")).await.expect("clear");
+    f.engine.receive(f.q("a"), 2, secs(30)).await.expect("recv");
+    f.engine.clear_messages(f.q("a")).await.expect("clear");
     assert_eq!(
         f.engine
-            .queue_info(q("a"))
+            .queue_info(f.q("a"))
             .await
             .expect("info")
             .message_count,
@@ -644,13 +684,13 @@ pub async fn clear_removes_every_message(store: Arc<dyn Store>) {
     f.clock.advance(secs(31));
     assert!(f
         .engine
-        .receive(q("a"), 32, secs(30))
+        .receive(f.q("a"), 32, secs(30))
         .await
         .expect("recv")
         .is_empty());
     send(&f, "a", "after").await;
     assert_eq!(
-        bodies(&f.engine.peek(q("a"), 32).await.expect("peek")),
+        bodies(&f.engine.peek(f.q("a"), 32).await.expect("peek")),
         ["after"]
     );
 }
@@ -658,24 +698,32 @@ pub async fn clear_removes_every_message(store: Arc<dyn Store>) {
 pub async fn receive_order_and_batch(store: Arc<dyn Store>) {
     let f = fixture(store);
     f.engine
-        .create_queue(q("a"), Metadata::default())
+        .create_queue(f.q("a"), Metadata::default())
         .await
         .expect("create");
     for i in 0..5 {
         send(&f, "a", &format!("m{i}")).await;
         f.clock.advance(Duration::from_millis(1));
     }
-    let got = f.engine.receive(q("a"), 3, secs(30)).await.expect("recv");
+    let got = f.engine.receive(f.q("a"), 3, secs(30)).await.expect("recv");
     assert_eq!(bodies(&got), ["m0", "m1", "m2"]);
     assert_eq!(
-        bodies(&f.engine.peek(q("a"), 32).await.expect("peek")),
+        bodies(&f.engine.peek(f.q("a"), 32).await.expect("peek")),
         ["m3", "m4"]
     );
-    let rest = f.engine.receive(q("a"), 32, secs(30)).await.expect("recv");
+    let rest = f
+        .engine
+        .receive(f.q("a"), 32, secs(30))
+        .await
+        .expect("recv");
     assert_eq!(bodies(&rest), ["m3", "m4"]);
     // A message whose lease lapsed comes back after those that were visible earlier.
     f.clock.advance(secs(31));
-    let again = f.engine.receive(q("a"), 32, secs(30)).await.expect("recv");
+    let again = f
+        .engine
+        .receive(f.q("a"), 32, secs(30))
+        .await
+        .expect("recv");
     assert_eq!(bodies(&again), ["m0", "m1", "m2", "m3", "m4"]);
 }
 
@@ -683,27 +731,31 @@ pub async fn missing_queue_everywhere(store: Arc<dyn Store>) {
     let f = fixture(store);
     let e = &f.engine;
     let nf = |r: Result<(), Error>| assert!(matches!(r, Err(Error::QueueNotFound)), "{r:?}");
-    nf(e.queue_info(q("x")).await.map(drop));
-    nf(e.delete_queue(q("x")).await);
-    nf(e.set_metadata(q("x"), Metadata::default()).await);
-    nf(e.access_policies(q("x")).await.map(drop));
-    nf(e.set_access_policies(q("x"), vec![]).await);
-    nf(e.send(q("x"), vec![], opts(0, DEFAULT_TTL)).await.map(drop));
-    nf(e.receive(q("x"), 1, secs(1)).await.map(drop));
-    nf(e.peek(q("x"), 1).await.map(drop));
-    nf(e.delete_message(q("x"), MessageId(1), PopReceipt(1)).await);
+    nf(e.queue_info(f.q("x")).await.map(drop));
+    nf(e.delete_queue(f.q("x")).await);
+    nf(e.set_metadata(f.q("x"), Metadata::default()).await);
+    nf(e.access_policies(f.q("x")).await.map(drop));
+    nf(e.set_access_policies(f.q("x"), vec![]).await);
+    nf(e.send(f.q("x"), vec![], opts(0, DEFAULT_TTL))
+        .await
+        .map(drop));
+    nf(e.receive(f.q("x"), 1, secs(1)).await.map(drop));
+    nf(e.peek(f.q("x"), 1).await.map(drop));
+    nf(e.delete_message(f.q("x"), MessageId(1), PopReceipt(1))
+        .await);
     nf(
-        e.update_message(q("x"), MessageId(1), PopReceipt(1), secs(1), None)
+        e.update_message(f.q("x"), MessageId(1), PopReceipt(1), secs(1), None)
             .await
             .map(drop),
     );
-    nf(e.clear_messages(q("x")).await);
+    nf(e.clear_messages(f.q("x")).await);
 }
 
 pub async fn accounts_are_isolated(store: Arc<dyn Store>) {
     let f = fixture(store);
-    let a = QueueRef::new("one", "q");
-    let b = QueueRef::new("two", "q");
+    let (one, two) = (f.other("one"), f.other("two"));
+    let a = QueueRef::new(&one, "q");
+    let b = QueueRef::new(&two, "q");
     f.engine
         .create_queue(a, meta(&[("a", "1")]))
         .await
@@ -737,20 +789,23 @@ pub async fn accounts_are_isolated(store: Arc<dyn Store>) {
 pub async fn account_documents_round_trip(store: Arc<dyn Store>) {
     let f = fixture(store);
     assert_eq!(
-        f.engine.account_document(ACC, "props").await.expect("get"),
+        f.engine
+            .account_document(&f.account, "props")
+            .await
+            .expect("get"),
         None
     );
     f.engine
-        .set_account_document(ACC, "props", b"<x/>".to_vec())
+        .set_account_document(&f.account, "props", b"<x/>".to_vec())
         .await
         .expect("set");
     f.engine
-        .set_account_document(ACC, "props", b"<y/>".to_vec())
+        .set_account_document(&f.account, "props", b"<y/>".to_vec())
         .await
         .expect("set");
     assert_eq!(
         f.engine
-            .account_document(ACC, "props")
+            .account_document(&f.account, "props")
             .await
             .expect("get")
             .as_deref(),
@@ -758,7 +813,7 @@ pub async fn account_documents_round_trip(store: Arc<dyn Store>) {
     );
     assert_eq!(
         f.engine
-            .account_document("other", "props")
+            .account_document(&f.other("other"), "props")
             .await
             .expect("get"),
         None
@@ -768,7 +823,7 @@ pub async fn account_documents_round_trip(store: Arc<dyn Store>) {
 pub async fn sequence_numbers_increase(store: Arc<dyn Store>) {
     let f = fixture(store);
     f.engine
-        .create_queue(q("a"), Metadata::default())
+        .create_queue(f.q("a"), Metadata::default())
         .await
         .expect("create");
     let mut last = None;
@@ -780,14 +835,73 @@ pub async fn sequence_numbers_increase(store: Arc<dyn Store>) {
         last = Some(m.sequence);
     }
     // Deleting messages does not let sequence numbers go back.
-    f.engine.clear_messages(q("a")).await.expect("clear");
+    f.engine.clear_messages(f.q("a")).await.expect("clear");
     let m = send(&f, "a", "after").await;
     assert!(Some(m.sequence) > last);
 }
 
+/// Two receivers race for the same messages, on two threads: no message may be handed to
+/// both while its lease holds, and together they get every message once.
+pub async fn racing_receivers_never_share_a_message(store: Arc<dyn Store>) {
+    let f = fixture(store);
+    f.engine
+        .create_queue(f.q("race"), Metadata::default())
+        .await
+        .expect("create");
+    let mut sent = std::collections::BTreeSet::new();
+    for i in 0..200 {
+        sent.insert(send(&f, "race", &format!("m{i}")).await.id);
+    }
+    let receive_all = || {
+        let mut got = Vec::new();
+        loop {
+            let batch = block_on(f.engine.receive(f.q("race"), 3, secs(3600))).expect("receive");
+            if batch.is_empty() {
+                return got;
+            }
+            got.extend(batch.into_iter().map(|m| m.id));
+        }
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(receive_all);
+        let b = s.spawn(receive_all);
+        (a.join().expect("receiver a"), b.join().expect("receiver b"))
+    });
+    let mut all: Vec<MessageId> = a.iter().chain(&b).copied().collect();
+    all.sort();
+    let total = all.len();
+    all.dedup();
+    assert_eq!(all.len(), total, "a message was leased to both receivers");
+    assert_eq!(
+        all.into_iter().collect::<std::collections::BTreeSet<_>>(),
+        sent
+    );
+}
+
+/// Runs a future to completion on this thread, parking while it waits (the stores' futures
+/// need no runtime).
+fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
 /// Drives a future whose store never waits (the in-memory store) to completion.
-#[cfg(test)]
-pub(crate) fn block_on_ready<F: std::future::Future>(fut: F) -> F::Output {
+#[doc(hidden)]
+pub fn block_on_ready<F: std::future::Future>(fut: F) -> F::Output {
     use std::task::{Context, Poll, Waker};
     let mut fut = std::pin::pin!(fut);
     let mut cx = Context::from_waker(Waker::noop());
@@ -803,36 +917,5 @@ mod memory_store {
 
     use crate::{MemoryStore, Store};
 
-    macro_rules! sync_cases {
-        ($($case:ident),* $(,)?) => {
-            $(
-                #[test]
-                fn $case() {
-                    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-                    super::block_on_ready(super::$case(store));
-                }
-            )*
-        };
-    }
-
-    sync_cases!(
-        create_queue_rules,
-        delete_queue_removes_everything,
-        list_queues_pages_in_name_order,
-        metadata_round_trip_keeps_case,
-        access_policies_round_trip,
-        put_receive_delete,
-        lease_expiry_makes_message_visible_again,
-        receipt_survives_lapsed_lease_until_redequeued,
-        put_with_visibility_delay,
-        expired_messages_vanish,
-        peek_does_not_lease,
-        update_message_rules,
-        clear_removes_every_message,
-        receive_order_and_batch,
-        missing_queue_everywhere,
-        accounts_are_isolated,
-        account_documents_round_trip,
-        sequence_numbers_increase,
-    );
+    crate::store_conformance_tests!(@list [ready] || -> Arc<dyn Store> { Arc::new(MemoryStore::new()) });
 }
