@@ -1,16 +1,157 @@
 //! One queue's messages and the indexes that make every operation O(log n) in its backlog.
 //!
-//! This is the message state machine of the Azure Queue model (`docs/compatibility.md`), written once and shared
-//! by the stores that keep their working set in memory: the in-memory store uses it as is, and the
-//! embedded store persists what each call returns. Receiving walks an ordered set keyed by
-//! (visible_at, sequence), so it touches only the messages it returns, whatever the backlog, the
-//! other queues or the other accounts hold. A second set keyed by (expires_at, sequence) lets
-//! expired messages leave without a scan.
+//! This is the message state machine of both fronts, written once and shared by the stores that
+//! keep their working set in memory: the in-memory store uses it as is, and the embedded store
+//! persists what each call returns. Azure Queue and Service Bus are two settings of it
+//! ([`LeaseRules`]): when the delivery count rises, whether a lapsed lease's token still works,
+//! after how many failed deliveries a message is dead-lettered, and what expiry does. An
+//! [`Entity`] pairs a queue with its dead-letter sub-queue, so a move between them is one step.
+//!
+//! Receiving walks an ordered set keyed by (visible_at, sequence), so it touches only the
+//! messages it returns, whatever the backlog, the other queues or the other accounts hold. A
+//! second set keyed by (expires_at, sequence) lets expired messages leave without a scan.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::model::{Message, MessageId, MessageState, NewMessage, PopReceipt};
+use crate::model::{DeadLetterInfo, Message, MessageId, MessageState, NewMessage, PopReceipt};
 use crate::time::Timestamp;
+
+/// When a message's delivery count rises.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum DeliveryCounting {
+    /// On every lease (Azure's dequeue count).
+    EveryLease,
+    /// On every failed delivery: a lock that lapses, or an abandon; never a release (Service
+    /// Bus).
+    FailedDeliveries,
+}
+
+/// What happens to a message whose time to live has passed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum OnExpiry {
+    Delete,
+    /// Moved to the dead-letter sub-queue (Service Bus `DeadLetteringOnMessageExpiration`).
+    DeadLetter,
+}
+
+/// How an entity's leases behave.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct LeaseRules {
+    pub counting: DeliveryCounting,
+    /// Whether a token still settles its message after the lease has lapsed, until the
+    /// message is leased again (Azure); otherwise the lock is lost when it lapses (Service
+    /// Bus).
+    pub lapsed_lease_settles: bool,
+    /// Failed deliveries after which a message is dead-lettered (Service Bus
+    /// `MaxDeliveryCount`).
+    pub max_deliveries: Option<u32>,
+    pub on_expiry: OnExpiry,
+}
+
+impl LeaseRules {
+    /// Azure Queue Storage: the dequeue count rises on every receive, a lapsed lease's receipt
+    /// works until the message is received again, expiry deletes.
+    pub const AZURE_QUEUE: LeaseRules = LeaseRules {
+        counting: DeliveryCounting::EveryLease,
+        lapsed_lease_settles: true,
+        max_deliveries: None,
+        on_expiry: OnExpiry::Delete,
+    };
+
+    /// A Service Bus queue with its `MaxDeliveryCount` and `DeadLetteringOnMessageExpiration`.
+    pub fn service_bus(max_deliveries: u32, dead_letter_on_expiry: bool) -> Self {
+        LeaseRules {
+            counting: DeliveryCounting::FailedDeliveries,
+            lapsed_lease_settles: false,
+            max_deliveries: Some(max_deliveries.max(1)),
+            on_expiry: if dead_letter_on_expiry {
+                OnExpiry::DeadLetter
+            } else {
+                OnExpiry::Delete
+            },
+        }
+    }
+
+    /// A dead-letter sub-queue: locks as Service Bus does, but nothing in it is dead-lettered
+    /// again, and nothing in it expires.
+    pub const DEAD_LETTER: LeaseRules = LeaseRules {
+        counting: DeliveryCounting::FailedDeliveries,
+        lapsed_lease_settles: false,
+        max_deliveries: None,
+        on_expiry: OnExpiry::Delete,
+    };
+
+    fn locks(&self) -> bool {
+        !self.lapsed_lease_settles
+    }
+}
+
+impl Default for LeaseRules {
+    fn default() -> Self {
+        LeaseRules::AZURE_QUEUE
+    }
+}
+
+/// Why Service Bus dead-letters a message on its own.
+pub const MAX_DELIVERY_COUNT_EXCEEDED: &str = "MaxDeliveryCountExceeded";
+pub const TTL_EXPIRED: &str = "TTLExpiredException";
+
+/// What a walk over available messages did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Taken {
+    /// The messages picked (locked, leased or removed), as they now stand.
+    pub messages: Vec<Message>,
+    /// Taken out for the dead-letter sub-queue (`max_deliveries` reached).
+    pub dead_lettered: Vec<Message>,
+    /// Taken out because their time to live had passed.
+    pub expired: Vec<Message>,
+}
+
+/// How a Service Bus receiver settles a locked message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Settlement {
+    /// Done with it: removed.
+    Complete,
+    /// A failed delivery: available again with one more, or dead-lettered at the limit.
+    Abandon,
+    /// Given back unprocessed: available again, the count unchanged.
+    Release,
+    /// Set aside, to be received by sequence number only.
+    Defer,
+    DeadLetter(DeadLetterInfo),
+    /// The lock is extended; the token stays.
+    Renew {
+        until: Timestamp,
+    },
+}
+
+/// What a settlement did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Settled {
+    Removed(Message),
+    /// Still in the queue, as it now stands.
+    Kept(Message),
+    /// Taken out for the dead-letter sub-queue.
+    DeadLettered(Message),
+}
+
+/// Why a settlement did not apply.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum SettleError {
+    /// No message is locked under the token, or its lock has lapsed.
+    LockLost,
+}
+
+/// `m` as it enters a dead-letter sub-queue with `reason`.
+fn dead_lettered(m: Message, reason: &str, description: Option<String>) -> Message {
+    Message {
+        dead_letter: Some(DeadLetterInfo {
+            reason: Some(reason.to_owned()),
+            description,
+        }),
+        ..m
+    }
+}
 
 /// Why a receipt-checked operation did not apply.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -39,6 +180,7 @@ pub struct LeaseGrant {
 
 #[derive(Debug, Default, Clone)]
 pub struct QueueMessages {
+    rules: LeaseRules,
     next_sequence: u64,
     // B-trees rather than hash maps: a hash map doubles by moving every entry at once, and
     // this index lives under the store's lock, so at a million messages one insert would hold
@@ -49,11 +191,25 @@ pub struct QueueMessages {
     visibility: BTreeSet<(Timestamp, u64)>,
     /// Every message, ordered by expiry.
     expiry: BTreeSet<(Timestamp, u64)>,
+    /// Locked messages by lock token, where a token alone settles (Service Bus).
+    by_token: BTreeMap<PopReceipt, u64>,
 }
 
 impl QueueMessages {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty queue whose leases follow `rules`.
+    pub fn with_rules(rules: LeaseRules) -> Self {
+        QueueMessages {
+            rules,
+            ..Self::default()
+        }
+    }
+
+    pub fn rules(&self) -> LeaseRules {
+        self.rules
     }
 
     /// Messages held, including expired ones not yet purged.
@@ -176,7 +332,7 @@ impl QueueMessages {
         let Some(m) = self.by_sequence.get_mut(&seq) else {
             return Err(ReceiptError::MessageNotFound);
         };
-        if m.state == MessageState::Active {
+        if m.state != MessageState::Deferred {
             self.visibility.remove(&(m.visible_at, seq));
             self.visibility.insert((update.visible_at, seq));
         }
@@ -194,6 +350,7 @@ impl QueueMessages {
         self.by_id.clear();
         self.visibility.clear();
         self.expiry.clear();
+        self.by_token.clear();
     }
 
     /// Every message held, in sequence order (for snapshots and tests).
@@ -225,8 +382,11 @@ impl QueueMessages {
 
     fn index(&mut self, m: &Message) {
         self.by_id.insert(m.id, m.sequence);
-        if m.state == MessageState::Active {
+        if m.state != MessageState::Deferred {
             self.visibility.insert((m.visible_at, m.sequence));
+        }
+        if m.state == MessageState::Locked && self.rules.locks() {
+            self.by_token.insert(m.receipt, m.sequence);
         }
         self.expiry.insert((m.expires_at, m.sequence));
     }
@@ -235,6 +395,263 @@ impl QueueMessages {
         self.by_id.remove(&m.id);
         self.visibility.remove(&(m.visible_at, m.sequence));
         self.expiry.remove(&(m.expires_at, m.sequence));
+        if m.state == MessageState::Locked {
+            self.by_token.remove(&m.receipt);
+        }
+    }
+
+    /// Applies `change` to message `seq` with its indexes kept right.
+    fn modify<T>(&mut self, seq: u64, change: impl FnOnce(&mut Message) -> T) -> Option<T> {
+        let mut m = self.by_sequence.remove(&seq)?;
+        self.unindex(&m);
+        let out = change(&mut m);
+        self.index(&m);
+        self.by_sequence.insert(seq, m);
+        Some(out)
+    }
+
+    // ---- Service Bus: locks settled by token, browsing, deferral, scheduling ----------------
+
+    /// Locks up to `grant.receipts.len()` available messages, oldest-available first, each
+    /// until `grant.visible_until` under its new token. A lapsed lock met on the way is a
+    /// failed delivery; a message that reaches the rules' `max_deliveries` is taken out and
+    /// returned in [`Taken::dead_lettered`] instead.
+    pub fn lock(&mut self, now: Timestamp, grant: &LeaseGrant) -> Taken {
+        self.take_available(now, grant.receipts.len(), |q, seq, i| {
+            let until = grant.visible_until;
+            let token = grant.receipts[i];
+            let counts = q.rules.counting == DeliveryCounting::EveryLease;
+            let locks = q.rules.locks();
+            q.modify(seq, |m| {
+                m.visible_at = until;
+                m.receipt = token;
+                if locks {
+                    m.state = MessageState::Locked;
+                }
+                if counts {
+                    m.dequeue_count = m.dequeue_count.saturating_add(1);
+                }
+                m.clone()
+            })
+        })
+    }
+
+    /// Removes up to `max` available messages and returns them (Service Bus
+    /// receive-and-delete).
+    pub fn take(&mut self, now: Timestamp, max: usize) -> Taken {
+        self.take_available(now, max, |q, seq, _| q.remove(seq))
+    }
+
+    /// Walks available messages in receive order, handing each to `pick` until `n` were
+    /// picked. Expired messages leave first; lapsed locks are failed deliveries.
+    fn take_available(
+        &mut self,
+        now: Timestamp,
+        n: usize,
+        mut pick: impl FnMut(&mut Self, u64, usize) -> Option<Message>,
+    ) -> Taken {
+        let mut out = Taken {
+            expired: self.purge_expired(now),
+            ..Taken::default()
+        };
+        let mut after = None;
+        while out.messages.len() < n {
+            let next = match after {
+                None => self.visibility.range(..=(now, u64::MAX)).next(),
+                Some(k) => self
+                    .visibility
+                    .range((
+                        std::ops::Bound::Excluded(k),
+                        std::ops::Bound::Included((now, u64::MAX)),
+                    ))
+                    .next(),
+            };
+            let Some(&key) = next else { break };
+            after = Some(key);
+            let seq = key.1;
+            // A lease that ends at once puts the message back ahead of the walk: not twice.
+            if out.messages.iter().any(|m| m.sequence == seq) {
+                continue;
+            }
+            if self.by_sequence.get(&seq).map(|m| m.state) == Some(MessageState::Locked) {
+                if let Some(gone) = self.fail_delivery(seq, now) {
+                    out.dead_lettered.push(gone);
+                    continue;
+                }
+            }
+            let i = out.messages.len();
+            if let Some(m) = pick(self, seq, i) {
+                out.messages.push(m);
+            }
+        }
+        out
+    }
+
+    /// A delivery failed (its lock lapsed, or it was abandoned): the message is available
+    /// again with one more failed delivery, or, at `max_deliveries`, taken out and returned
+    /// for the dead-letter sub-queue.
+    fn fail_delivery(&mut self, seq: u64, now: Timestamp) -> Option<Message> {
+        let counts = self.rules.counting == DeliveryCounting::FailedDeliveries;
+        let count = self.modify(seq, |m| {
+            m.state = MessageState::Active;
+            m.visible_at = m.visible_at.min(now);
+            if counts {
+                m.dequeue_count = m.dequeue_count.saturating_add(1);
+            }
+            m.dequeue_count
+        })?;
+        if self.rules.max_deliveries.is_some_and(|max| count >= max) {
+            return self
+                .remove(seq)
+                .map(|m| dead_lettered(m, MAX_DELIVERY_COUNT_EXCEEDED, None));
+        }
+        None
+    }
+
+    /// Settles the message locked under `token` (Service Bus), if its lock still holds.
+    pub fn settle(
+        &mut self,
+        token: PopReceipt,
+        now: Timestamp,
+        how: Settlement,
+    ) -> Result<Settled, SettleError> {
+        let seq = *self.by_token.get(&token).ok_or(SettleError::LockLost)?;
+        let m = self.by_sequence.get(&seq).ok_or(SettleError::LockLost)?;
+        if m.state != MessageState::Locked || m.visible_at <= now || m.is_expired(now) {
+            return Err(SettleError::LockLost);
+        }
+        let settled = match how {
+            Settlement::Complete => {
+                Settled::Removed(self.remove(seq).ok_or(SettleError::LockLost)?)
+            }
+            Settlement::Abandon => match self.fail_delivery(seq, now) {
+                Some(gone) => Settled::DeadLettered(gone),
+                None => Settled::Kept(self.message(seq)?),
+            },
+            Settlement::Release => Settled::Kept(
+                self.modify(seq, |m| {
+                    m.state = MessageState::Active;
+                    m.visible_at = now;
+                    m.clone()
+                })
+                .ok_or(SettleError::LockLost)?,
+            ),
+            Settlement::Defer => Settled::Kept(
+                self.modify(seq, |m| {
+                    m.state = MessageState::Deferred;
+                    m.visible_at = now;
+                    m.clone()
+                })
+                .ok_or(SettleError::LockLost)?,
+            ),
+            Settlement::DeadLetter(info) => {
+                let m = self.remove(seq).ok_or(SettleError::LockLost)?;
+                Settled::DeadLettered(Message {
+                    dead_letter: Some(info),
+                    ..m
+                })
+            }
+            Settlement::Renew { until } => Settled::Kept(
+                self.modify(seq, |m| {
+                    m.visible_at = until;
+                    m.clone()
+                })
+                .ok_or(SettleError::LockLost)?,
+            ),
+        };
+        Ok(settled)
+    }
+
+    fn message(&self, seq: u64) -> Result<Message, SettleError> {
+        self.by_sequence
+            .get(&seq)
+            .cloned()
+            .ok_or(SettleError::LockLost)
+    }
+
+    /// Up to `max` messages from sequence number `from` on, in every state but expired
+    /// (Service Bus peek: locked, deferred and scheduled messages included), unchanged.
+    pub fn browse(&self, from: u64, max: usize, now: Timestamp) -> Vec<Message> {
+        self.by_sequence
+            .range(from..)
+            .map(|(_, m)| m)
+            .filter(|m| !m.is_expired(now))
+            .take(max)
+            .cloned()
+            .collect()
+    }
+
+    /// Locks the deferred messages among `sequences` (Service Bus receive-deferred), one
+    /// token each from `grant`; others are skipped.
+    pub fn lock_deferred(
+        &mut self,
+        sequences: &[u64],
+        now: Timestamp,
+        grant: &LeaseGrant,
+    ) -> Vec<Message> {
+        let mut out = Vec::new();
+        for (&seq, &token) in sequences.iter().zip(&grant.receipts) {
+            let deferred = self
+                .by_sequence
+                .get(&seq)
+                .is_some_and(|m| m.state == MessageState::Deferred && !m.is_expired(now));
+            if deferred {
+                out.extend(self.modify(seq, |m| {
+                    m.state = MessageState::Locked;
+                    m.visible_at = grant.visible_until;
+                    m.receipt = token;
+                    m.clone()
+                }));
+            }
+        }
+        out
+    }
+
+    /// Stores a message that becomes available only at `at` (Service Bus scheduled message).
+    pub fn insert_scheduled(&mut self, m: NewMessage, at: Timestamp) -> Message {
+        let mut message = m.into_message(self.next_sequence);
+        message.state = MessageState::Scheduled;
+        message.visible_at = at;
+        self.restore(message.clone());
+        message
+    }
+
+    /// Removes a scheduled message that has not come due. `None` if there is none.
+    pub fn cancel_scheduled(&mut self, seq: u64, now: Timestamp) -> Option<Message> {
+        let due = self
+            .by_sequence
+            .get(&seq)
+            .is_some_and(|m| m.state == MessageState::Scheduled && m.visible_at > now);
+        if due {
+            self.remove(seq)
+        } else {
+            None
+        }
+    }
+
+    /// Lapsed locks, each a failed delivery (housekeeping): returns the messages that reached
+    /// `max_deliveries`, taken out for the dead-letter sub-queue, and the ones made available
+    /// again.
+    pub fn expire_locks(&mut self, now: Timestamp, budget: usize) -> Taken {
+        let lapsed: Vec<u64> = self
+            .by_token
+            .values()
+            .copied()
+            .filter(|seq| {
+                self.by_sequence
+                    .get(seq)
+                    .is_some_and(|m| m.visible_at <= now)
+            })
+            .take(budget)
+            .collect();
+        let mut out = Taken::default();
+        for seq in lapsed {
+            match self.fail_delivery(seq, now) {
+                Some(gone) => out.dead_lettered.push(gone),
+                None => out.messages.extend(self.by_sequence.get(&seq).cloned()),
+            }
+        }
+        out
     }
 
     /// Removes a message whatever its receipt (also replaying a logged delete).
@@ -242,5 +659,458 @@ impl QueueMessages {
         let m = self.by_sequence.remove(&seq)?;
         self.unindex(&m);
         Some(m)
+    }
+}
+
+/// Which of an entity's queues: the queue itself or its dead-letter sub-queue.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum SubQueue {
+    Main,
+    DeadLetter,
+}
+
+/// A queue and its dead-letter sub-queue, so that a move from one to the other is one step
+/// under one lock.
+#[derive(Debug, Clone, Default)]
+pub struct Entity {
+    pub main: QueueMessages,
+    pub dead_letter: QueueMessages,
+}
+
+/// What an entity operation changed, for a store that records changes (the embedded store's
+/// log): messages as they now stand, and messages gone.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Changes {
+    pub upserted: Vec<(SubQueue, Message)>,
+    pub removed: Vec<(SubQueue, u64)>,
+}
+
+impl Entity {
+    /// An empty entity whose queue follows `rules` (its dead-letter sub-queue follows
+    /// [`LeaseRules::DEAD_LETTER`]).
+    pub fn new(rules: LeaseRules) -> Self {
+        Entity {
+            main: QueueMessages::with_rules(rules),
+            dead_letter: QueueMessages::with_rules(LeaseRules::DEAD_LETTER),
+        }
+    }
+
+    pub fn queue(&self, sub: SubQueue) -> &QueueMessages {
+        match sub {
+            SubQueue::Main => &self.main,
+            SubQueue::DeadLetter => &self.dead_letter,
+        }
+    }
+
+    pub fn queue_mut(&mut self, sub: SubQueue) -> &mut QueueMessages {
+        match sub {
+            SubQueue::Main => &mut self.main,
+            SubQueue::DeadLetter => &mut self.dead_letter,
+        }
+    }
+
+    /// Moves messages taken out of the main queue into the dead-letter sub-queue, where they
+    /// keep their sequence numbers, are available at once and never expire.
+    fn bury(
+        &mut self,
+        from: SubQueue,
+        messages: Vec<Message>,
+        now: Timestamp,
+        changes: &mut Changes,
+    ) {
+        for m in messages {
+            changes.removed.push((from, m.sequence));
+            let m = Message {
+                state: MessageState::DeadLettered,
+                visible_at: now,
+                expires_at: Timestamp::NEVER,
+                ..m
+            };
+            self.dead_letter.restore(m.clone());
+            changes.upserted.push((SubQueue::DeadLetter, m));
+        }
+    }
+
+    /// Records what a walk took out: dead-lettered messages move, expired ones move too when
+    /// the rules say so (only from the main queue), or are gone.
+    fn settle_taken(
+        &mut self,
+        sub: SubQueue,
+        taken: &mut Taken,
+        now: Timestamp,
+        changes: &mut Changes,
+    ) {
+        let dead = std::mem::take(&mut taken.dead_lettered);
+        let expired = std::mem::take(&mut taken.expired);
+        if sub == SubQueue::Main {
+            self.bury(sub, dead, now, changes);
+        }
+        if sub == SubQueue::Main && self.main.rules().on_expiry == OnExpiry::DeadLetter {
+            let expired = expired
+                .into_iter()
+                .map(|m| dead_lettered(m, TTL_EXPIRED, None))
+                .collect();
+            self.bury(sub, expired, now, changes);
+        } else {
+            changes
+                .removed
+                .extend(expired.iter().map(|m| (sub, m.sequence)));
+        }
+    }
+
+    /// Peek-lock: locks available messages of `sub` (see [`QueueMessages::lock`]).
+    pub fn lock(
+        &mut self,
+        sub: SubQueue,
+        now: Timestamp,
+        grant: &LeaseGrant,
+    ) -> (Vec<Message>, Changes) {
+        let mut changes = Changes::default();
+        let mut taken = self.queue_mut(sub).lock(now, grant);
+        self.settle_taken(sub, &mut taken, now, &mut changes);
+        changes
+            .upserted
+            .extend(taken.messages.iter().map(|m| (sub, m.clone())));
+        (taken.messages, changes)
+    }
+
+    /// Receive-and-delete: removes up to `max` available messages of `sub`.
+    pub fn take(&mut self, sub: SubQueue, now: Timestamp, max: usize) -> (Vec<Message>, Changes) {
+        let mut changes = Changes::default();
+        let mut taken = self.queue_mut(sub).take(now, max);
+        self.settle_taken(sub, &mut taken, now, &mut changes);
+        changes
+            .removed
+            .extend(taken.messages.iter().map(|m| (sub, m.sequence)));
+        (taken.messages, changes)
+    }
+
+    /// Settles the message locked under `token` in `sub`.
+    pub fn settle(
+        &mut self,
+        sub: SubQueue,
+        token: PopReceipt,
+        now: Timestamp,
+        how: Settlement,
+    ) -> Result<(Settled, Changes), SettleError> {
+        let mut changes = Changes::default();
+        let settled = self.queue_mut(sub).settle(token, now, how)?;
+        match &settled {
+            Settled::Removed(m) => changes.removed.push((sub, m.sequence)),
+            Settled::Kept(m) => changes.upserted.push((sub, m.clone())),
+            Settled::DeadLettered(m) if sub == SubQueue::Main => {
+                self.bury(sub, vec![m.clone()], now, &mut changes)
+            }
+            // Nothing leaves a dead-letter sub-queue for another: it is done with.
+            Settled::DeadLettered(m) => changes.removed.push((sub, m.sequence)),
+        }
+        Ok((settled, changes))
+    }
+
+    /// Housekeeping: lapsed locks become failed deliveries, and expired messages leave (or
+    /// move to the dead-letter sub-queue), at most `budget` of each.
+    pub fn housekeep(&mut self, now: Timestamp, budget: usize) -> Changes {
+        let mut changes = Changes::default();
+        for sub in [SubQueue::Main, SubQueue::DeadLetter] {
+            let mut taken = self.queue_mut(sub).expire_locks(now, budget);
+            changes
+                .upserted
+                .extend(taken.messages.drain(..).map(|m| (sub, m)));
+            taken.expired = self.queue_mut(sub).purge_expired(now);
+            self.settle_taken(sub, &mut taken, now, &mut changes);
+        }
+        changes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: Timestamp = Timestamp::from_millis(1_700_000_000_000);
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_millis(T0.as_millis() + secs * 1000)
+    }
+
+    fn new_message(body: &str, expires: Timestamp) -> NewMessage {
+        NewMessage {
+            id: MessageId::random(),
+            body: body.as_bytes().to_vec(),
+            inserted_at: T0,
+            expires_at: expires,
+            visible_at: T0,
+            receipt: PopReceipt::random(),
+        }
+    }
+
+    fn grant(n: usize, until: Timestamp) -> LeaseGrant {
+        LeaseGrant {
+            visible_until: until,
+            receipts: (0..n).map(|_| PopReceipt::random()).collect(),
+        }
+    }
+
+    /// A Service Bus queue with MaxDeliveryCount `max` holding one message.
+    fn sb(max: u32, dead_letter_on_expiry: bool, expires: Timestamp) -> Entity {
+        let mut e = Entity::new(LeaseRules::service_bus(max, dead_letter_on_expiry));
+        e.main.insert(new_message("m", expires));
+        e
+    }
+
+    fn lock_one(e: &mut Entity, sub: SubQueue, now: Timestamp) -> Message {
+        let (mut got, _) = e.lock(
+            sub,
+            now,
+            &grant(1, Timestamp::from_millis(now.as_millis() + 30_000)),
+        );
+        assert_eq!(got.len(), 1, "a message to lock at {now:?}");
+        got.remove(0)
+    }
+
+    #[test]
+    fn service_bus_counts_failed_deliveries_not_leases_or_releases() {
+        let mut e = sb(10, false, Timestamp::NEVER);
+        let m = lock_one(&mut e, SubQueue::Main, at(0));
+        assert_eq!((m.state, m.dequeue_count), (MessageState::Locked, 0));
+        e.settle(SubQueue::Main, m.receipt, at(1), Settlement::Release)
+            .expect("release");
+        let m = lock_one(&mut e, SubQueue::Main, at(2));
+        assert_eq!(m.dequeue_count, 0, "a release is not a failed delivery");
+        e.settle(SubQueue::Main, m.receipt, at(3), Settlement::Abandon)
+            .expect("abandon");
+        let m = lock_one(&mut e, SubQueue::Main, at(4));
+        assert_eq!(m.dequeue_count, 1, "an abandon is");
+        // The lock lapses (30 s): the next lock counts it as a failed delivery.
+        let m2 = lock_one(&mut e, SubQueue::Main, at(40));
+        assert_eq!((m2.id, m2.dequeue_count), (m.id, 2));
+        // Azure counts every lease instead.
+        let mut a = Entity::new(LeaseRules::AZURE_QUEUE);
+        a.main.insert(new_message("a", Timestamp::NEVER));
+        let first = lock_one(&mut a, SubQueue::Main, at(0));
+        assert_eq!(
+            (first.state, first.dequeue_count),
+            (MessageState::Active, 1)
+        );
+        assert_eq!(lock_one(&mut a, SubQueue::Main, at(31)).dequeue_count, 2);
+    }
+
+    #[test]
+    fn a_lapsed_lock_is_lost_and_a_renewed_one_keeps_its_token() {
+        let mut e = sb(10, false, Timestamp::NEVER);
+        let m = lock_one(&mut e, SubQueue::Main, at(0));
+        let renewed = e
+            .settle(
+                SubQueue::Main,
+                m.receipt,
+                at(20),
+                Settlement::Renew { until: at(80) },
+            )
+            .expect("renew");
+        assert!(
+            matches!(renewed.0, Settled::Kept(ref k) if k.receipt == m.receipt && k.visible_at == at(80))
+        );
+        // Past the first lock's end, the renewed lock holds.
+        assert!(e.main.lock(at(50), &grant(1, at(90))).messages.is_empty());
+        assert_eq!(
+            e.settle(SubQueue::Main, m.receipt, at(81), Settlement::Complete)
+                .err(),
+            Some(SettleError::LockLost)
+        );
+        assert_eq!(
+            e.settle(
+                SubQueue::Main,
+                PopReceipt::random(),
+                at(1),
+                Settlement::Complete
+            )
+            .err(),
+            Some(SettleError::LockLost)
+        );
+        let again = lock_one(&mut e, SubQueue::Main, at(82));
+        let (done, changes) = e
+            .settle(SubQueue::Main, again.receipt, at(83), Settlement::Complete)
+            .expect("complete");
+        assert!(matches!(done, Settled::Removed(_)));
+        assert_eq!(changes.removed, [(SubQueue::Main, again.sequence)]);
+        assert!(e.main.is_empty());
+    }
+
+    #[test]
+    fn max_deliveries_moves_a_message_to_the_dead_letter_queue_where_it_can_be_received() {
+        let mut e = sb(2, false, Timestamp::NEVER);
+        let m = lock_one(&mut e, SubQueue::Main, at(0));
+        e.settle(SubQueue::Main, m.receipt, at(1), Settlement::Abandon)
+            .expect("abandon 1");
+        let m = lock_one(&mut e, SubQueue::Main, at(2));
+        let (settled, changes) = e
+            .settle(SubQueue::Main, m.receipt, at(3), Settlement::Abandon)
+            .expect("abandon 2");
+        assert!(matches!(settled, Settled::DeadLettered(_)));
+        assert_eq!(changes.removed, [(SubQueue::Main, m.sequence)]);
+        assert!(e.main.is_empty());
+        let dead = lock_one(&mut e, SubQueue::DeadLetter, at(4));
+        assert_eq!(dead.sequence, m.sequence, "it keeps its sequence number");
+        assert_eq!(
+            dead.dead_letter.and_then(|d| d.reason).as_deref(),
+            Some(MAX_DELIVERY_COUNT_EXCEEDED)
+        );
+        e.settle(
+            SubQueue::DeadLetter,
+            dead.receipt,
+            at(5),
+            Settlement::Complete,
+        )
+        .expect("complete in the dead-letter queue");
+        assert!(e.dead_letter.is_empty());
+    }
+
+    #[test]
+    fn a_lapsed_lock_at_the_limit_is_dead_lettered_by_housekeeping() {
+        let mut e = sb(1, false, Timestamp::NEVER);
+        lock_one(&mut e, SubQueue::Main, at(0));
+        let changes = e.housekeep(at(31), 100);
+        assert_eq!(e.main.len(), 0);
+        assert_eq!(e.dead_letter.len(), 1);
+        assert!(changes
+            .upserted
+            .iter()
+            .any(|(sub, m)| *sub == SubQueue::DeadLetter && m.state == MessageState::DeadLettered));
+    }
+
+    #[test]
+    fn explicit_dead_lettering_keeps_reason_and_description() {
+        let mut e = sb(10, false, Timestamp::NEVER);
+        let m = lock_one(&mut e, SubQueue::Main, at(0));
+        let info = DeadLetterInfo {
+            reason: Some("poison".into()),
+            description: Some("cannot parse".into()),
+        };
+        e.settle(
+            SubQueue::Main,
+            m.receipt,
+            at(1),
+            Settlement::DeadLetter(info.clone()),
+        )
+        .expect("dead-letter");
+        let dead = e.dead_letter.browse(0, 10, at(2));
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].dead_letter.as_ref(), Some(&info));
+        assert_eq!(dead[0].body, b"m");
+    }
+
+    #[test]
+    fn expiry_deletes_or_dead_letters_as_the_entity_says() {
+        let mut keep = sb(10, true, at(60));
+        let changes = keep.housekeep(at(61), 100);
+        assert_eq!((keep.main.len(), keep.dead_letter.len()), (0, 1));
+        let dead = keep.dead_letter.browse(0, 1, at(1_000_000));
+        assert_eq!(
+            dead[0]
+                .dead_letter
+                .as_ref()
+                .and_then(|d| d.reason.as_deref()),
+            Some(TTL_EXPIRED)
+        );
+        assert_eq!(
+            dead[0].expires_at,
+            Timestamp::NEVER,
+            "nothing expires in the DLQ"
+        );
+        assert_eq!(changes.removed, [(SubQueue::Main, 0)]);
+        let mut drop = sb(10, false, at(60));
+        drop.housekeep(at(61), 100);
+        assert_eq!((drop.main.len(), drop.dead_letter.len()), (0, 0));
+    }
+
+    #[test]
+    fn deferred_messages_come_back_only_by_sequence_number() {
+        let mut e = sb(10, false, Timestamp::NEVER);
+        let m = lock_one(&mut e, SubQueue::Main, at(0));
+        e.settle(SubQueue::Main, m.receipt, at(1), Settlement::Defer)
+            .expect("defer");
+        assert!(e.main.lock(at(2), &grant(1, at(30))).messages.is_empty());
+        assert_eq!(e.main.browse(0, 10, at(2))[0].state, MessageState::Deferred);
+        let got = e
+            .main
+            .lock_deferred(&[m.sequence, 99], at(3), &grant(2, at(33)));
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].state, MessageState::Locked);
+        e.settle(SubQueue::Main, got[0].receipt, at(4), Settlement::Complete)
+            .expect("complete");
+    }
+
+    #[test]
+    fn browsing_shows_every_state_from_a_sequence_number() {
+        let mut e = Entity::new(LeaseRules::service_bus(10, false));
+        for i in 0..4 {
+            e.main
+                .insert(new_message(&format!("m{i}"), Timestamp::NEVER));
+        }
+        e.main
+            .insert_scheduled(new_message("later", Timestamp::NEVER), at(600));
+        let locked = lock_one(&mut e, SubQueue::Main, at(0));
+        let other = lock_one(&mut e, SubQueue::Main, at(0));
+        e.settle(SubQueue::Main, other.receipt, at(1), Settlement::Defer)
+            .expect("defer");
+        let all = e.main.browse(0, 10, at(2));
+        let states: Vec<_> = all.iter().map(|m| m.state).collect();
+        assert_eq!(
+            states,
+            [
+                MessageState::Locked,
+                MessageState::Deferred,
+                MessageState::Active,
+                MessageState::Active,
+                MessageState::Scheduled
+            ]
+        );
+        assert_eq!(all[0].id, locked.id);
+        assert_eq!(e.main.browse(3, 10, at(2)).len(), 2);
+        assert_eq!(e.main.browse(0, 2, at(2)).len(), 2);
+    }
+
+    #[test]
+    fn scheduled_messages_appear_at_their_time_and_can_be_cancelled_before() {
+        let mut e = Entity::new(LeaseRules::service_bus(10, false));
+        let s = e
+            .main
+            .insert_scheduled(new_message("s", Timestamp::NEVER), at(60));
+        let c = e
+            .main
+            .insert_scheduled(new_message("c", Timestamp::NEVER), at(60));
+        assert!(e.main.lock(at(59), &grant(2, at(90))).messages.is_empty());
+        assert!(e.main.cancel_scheduled(c.sequence, at(10)).is_some());
+        assert!(
+            e.main.cancel_scheduled(s.sequence, at(60)).is_none(),
+            "due: too late"
+        );
+        let got = lock_one(&mut e, SubQueue::Main, at(60));
+        assert_eq!(got.id, s.id);
+    }
+
+    #[test]
+    fn receive_and_delete_removes_what_it_returns() {
+        let mut e = Entity::new(LeaseRules::service_bus(10, false));
+        for i in 0..3 {
+            e.main
+                .insert(new_message(&format!("m{i}"), Timestamp::NEVER));
+        }
+        let (got, changes) = e.take(SubQueue::Main, at(0), 2);
+        assert_eq!(got.len(), 2);
+        assert_eq!(e.main.len(), 1);
+        assert_eq!(changes.removed.len(), 2);
+    }
+
+    #[test]
+    fn a_lease_that_ends_at_once_is_not_handed_out_twice() {
+        let mut q = QueueMessages::with_rules(LeaseRules::AZURE_QUEUE);
+        for i in 0..3 {
+            q.insert(new_message(&format!("m{i}"), Timestamp::NEVER));
+        }
+        let got = q.lock(at(0), &grant(5, at(0)));
+        let mut seqs: Vec<u64> = got.messages.iter().map(|m| m.sequence).collect();
+        seqs.dedup();
+        assert_eq!(seqs.len(), 3);
     }
 }

@@ -34,7 +34,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::Error;
 pub use memory::MemoryStore;
 pub use model::{
-    AccessPolicy, Message, MessageId, Metadata, PopReceipt, QueueInfo, QueueRef, QueueSummary,
+    AccessPolicy, DeadLetterInfo, Message, MessageId, MessageState, Metadata, PopReceipt,
+    QueueInfo, QueueRef, QueueSummary,
 };
 pub use service::{Created, Engine, ListQueuesPage, SendOptions, Ttl};
 pub use store::{Store, StoreError, StoreErrorKind};

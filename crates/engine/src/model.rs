@@ -80,8 +80,9 @@ impl std::str::FromStr for MessageId {
     }
 }
 
-/// The token that proves a caller holds (or last held) a message's lease. Opaque to clients.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+/// The token that proves a caller holds (or last held) a message's lease: Azure's pop receipt,
+/// Service Bus's lock token. Opaque to clients.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PopReceipt(pub u128);
 
 impl PopReceipt {
@@ -93,16 +94,28 @@ impl PopReceipt {
 /// Where a message stands in its life.
 ///
 /// Azure queues use only `Active`: "visible" and "leased" are both derived from `visible_at`
-/// compared with now, which keeps a lapsed lease from needing any write. Service Bus will add the
-/// other states.
+/// compared with now, which keeps a lapsed lease from needing any write. Service Bus uses the
+/// others: a lock is `Locked` until it is settled, and a lapsed one is noticed (and counted as a
+/// failed delivery) when the message is next looked at.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum MessageState {
-    /// Receivable once `visible_at` has passed; leased (invisible) before that.
+    /// Receivable once `visible_at` has passed; leased (invisible) before that (Azure).
     Active,
     /// Set aside by the receiver; fetched only by sequence number (Service Bus).
     Deferred,
-    /// Moved to the dead-letter sub-queue (Service Bus).
+    /// In the dead-letter sub-queue (Service Bus).
     DeadLettered,
+    /// Locked by a receiver until `visible_at` (Service Bus).
+    Locked,
+    /// Enqueued for later: becomes `Active` at `visible_at` (Service Bus scheduled messages).
+    Scheduled,
+}
+
+/// Why a message was dead-lettered, as Service Bus reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeadLetterInfo {
+    pub reason: Option<String>,
+    pub description: Option<String>,
 }
 
 /// A stored message and its lease state.
@@ -121,6 +134,8 @@ pub struct Message {
     /// The receipt of the latest lease (or of the put). Replaced on every receive and update.
     pub receipt: PopReceipt,
     pub state: MessageState,
+    /// Set once the message is in a dead-letter sub-queue.
+    pub dead_letter: Option<DeadLetterInfo>,
 }
 
 impl Message {
@@ -128,8 +143,21 @@ impl Message {
         self.expires_at <= now
     }
 
+    /// The state as a client should see it now: a scheduled message that has come due is
+    /// active.
+    pub fn effective_state(&self, now: Timestamp) -> MessageState {
+        match self.state {
+            MessageState::Scheduled if self.visible_at <= now => MessageState::Active,
+            s => s,
+        }
+    }
+
     pub fn is_visible(&self, now: Timestamp) -> bool {
-        self.state == MessageState::Active && self.visible_at <= now && !self.is_expired(now)
+        matches!(
+            self.state,
+            MessageState::Active | MessageState::Scheduled | MessageState::DeadLettered
+        ) && self.visible_at <= now
+            && !self.is_expired(now)
     }
 }
 
@@ -157,6 +185,7 @@ impl NewMessage {
             dequeue_count: 0,
             receipt: self.receipt,
             state: MessageState::Active,
+            dead_letter: None,
         }
     }
 }

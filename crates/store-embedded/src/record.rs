@@ -130,6 +130,8 @@ pub fn encode_message(out: &mut Vec<u8>, queue: u64, m: &Message, body: &[u8]) {
         MessageState::Active => 0,
         MessageState::Deferred => 1,
         MessageState::DeadLettered => 2,
+        MessageState::Locked => 3,
+        MessageState::Scheduled => 4,
     });
     put_u32(out, body.len());
     out.extend_from_slice(body);
@@ -219,6 +221,8 @@ pub fn decode(bytes: &[u8], with_body: bool) -> Result<Record, DecodeError> {
                 0 => MessageState::Active,
                 1 => MessageState::Deferred,
                 2 => MessageState::DeadLettered,
+                3 => MessageState::Locked,
+                4 => MessageState::Scheduled,
                 _ => return Err(DecodeError("unknown message state")),
             };
             let n = r.u32()? as usize;
@@ -235,6 +239,7 @@ pub fn decode(bytes: &[u8], with_body: bool) -> Result<Record, DecodeError> {
                     dequeue_count,
                     receipt,
                     state,
+                    dead_letter: None,
                 },
             }
         }
@@ -335,6 +340,7 @@ mod tests {
             dequeue_count: 3,
             receipt: PopReceipt(u128::MAX - 1),
             state: MessageState::Active,
+            dead_letter: None,
         }
     }
 
