@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::{test_clock, ManualClock};
+use crate::model::MessageState;
 use crate::model::{AccessPolicy, MessageId, Metadata, PopReceipt, QueueRef};
-use crate::service::{Created, Engine, SendOptions, Ttl};
-use crate::store::Store;
+use crate::service::{Created, Engine, Outgoing, SendOptions, Ttl};
+use crate::store::{LeaseRules, QueueSettings, Settled, Settlement, Store, SubQueue};
 use crate::time::Timestamp;
 use crate::Error;
 
@@ -33,7 +34,12 @@ macro_rules! store_conformance_tests {
             put_with_visibility_delay, expired_messages_vanish, peek_does_not_lease,
             update_message_rules, clear_removes_every_message, receive_order_and_batch,
             missing_queue_everywhere, accounts_are_isolated, account_documents_round_trip,
-            sequence_numbers_increase, racing_receivers_never_share_a_message);
+            sequence_numbers_increase, racing_receivers_never_share_a_message,
+            sb_counts_failed_deliveries_and_loses_lapsed_locks,
+            sb_dead_letters_at_max_deliveries_and_on_request,
+            sb_expiry_dead_letters_when_asked, sb_scheduled_messages_and_cancellation,
+            sb_deferred_messages_by_sequence_number, sb_browse_sees_every_state,
+            sb_batches_and_receive_and_delete, sb_racing_lockers_never_share_a_message);
     };
     (@cases [async #[$attr:meta]] $make:expr; $($case:ident),* $(,)?) => {
         $(
@@ -875,6 +881,359 @@ pub async fn racing_receivers_never_share_a_message(store: Arc<dyn Store>) {
     assert_eq!(
         all.into_iter().collect::<std::collections::BTreeSet<_>>(),
         sent
+    );
+}
+
+// ---- Service Bus rules ----------------------------------------------------------------------
+
+const MAIN: SubQueue = SubQueue::Main;
+const DLQ: SubQueue = SubQueue::DeadLetter;
+
+/// A Service Bus queue `name` with MaxDeliveryCount `max`, holding `bodies`.
+async fn sb_queue(f: &Fixture, name: &str, max: u32, dead_letter_on_expiry: bool, bodies: &[&str]) {
+    let settings = QueueSettings {
+        rules: LeaseRules::service_bus(max, dead_letter_on_expiry),
+    };
+    f.engine
+        .create_queue_with(f.q(name), Metadata::default(), settings)
+        .await
+        .expect("create");
+    if !bodies.is_empty() {
+        f.engine
+            .enqueue(
+                f.q(name),
+                bodies
+                    .iter()
+                    .map(|b| Outgoing {
+                        body: b.as_bytes().to_vec(),
+                        ttl: Ttl::Never,
+                        scheduled_at: None,
+                    })
+                    .collect(),
+            )
+            .await
+            .expect("enqueue");
+    }
+}
+
+async fn lock_one(f: &Fixture, name: &str, sub: SubQueue) -> crate::Message {
+    let mut got = f
+        .engine
+        .lock(f.q(name), sub, 1, secs(30))
+        .await
+        .expect("lock");
+    assert_eq!(got.len(), 1, "one message to lock");
+    got.remove(0)
+}
+
+async fn settle(
+    f: &Fixture,
+    name: &str,
+    sub: SubQueue,
+    m: &crate::Message,
+    how: Settlement,
+) -> Settled {
+    f.engine
+        .settle(f.q(name), sub, m.receipt, how)
+        .await
+        .expect("settle")
+}
+
+pub async fn sb_counts_failed_deliveries_and_loses_lapsed_locks(store: Arc<dyn Store>) {
+    let f = fixture(store);
+    sb_queue(&f, "q", 10, false, &["m"]).await;
+    let m = lock_one(&f, "q", MAIN).await;
+    assert_eq!(
+        (m.state, m.dequeue_count, bodies(std::slice::from_ref(&m))),
+        (MessageState::Locked, 0, vec!["m".to_owned()])
+    );
+    settle(&f, "q", MAIN, &m, Settlement::Release).await;
+    let m = lock_one(&f, "q", MAIN).await;
+    assert_eq!(m.dequeue_count, 0, "a release is not a failed delivery");
+    settle(&f, "q", MAIN, &m, Settlement::Abandon).await;
+    let m = lock_one(&f, "q", MAIN).await;
+    assert_eq!(m.dequeue_count, 1, "an abandon is");
+    let renewed = f
+        .engine
+        .renew_lock(f.q("q"), MAIN, m.receipt, secs(60))
+        .await
+        .expect("renew");
+    assert_eq!(renewed.receipt, m.receipt, "renewing keeps the token");
+    f.clock.advance(secs(61));
+    assert!(matches!(
+        f.engine
+            .settle(f.q("q"), MAIN, m.receipt, Settlement::Complete)
+            .await,
+        Err(Error::LockLost)
+    ));
+    let again = lock_one(&f, "q", MAIN).await;
+    assert_eq!(
+        (again.id, again.dequeue_count),
+        (m.id, 2),
+        "the lapsed lock was a failed delivery"
+    );
+    assert!(matches!(
+        settle(&f, "q", MAIN, &again, Settlement::Complete).await,
+        Settled::Removed(_)
+    ));
+    assert!(f
+        .engine
+        .lock(f.q("q"), MAIN, 1, secs(30))
+        .await
+        .expect("lock")
+        .is_empty());
+}
+
+pub async fn sb_dead_letters_at_max_deliveries_and_on_request(store: Arc<dyn Store>) {
+    let f = fixture(store);
+    sb_queue(&f, "q", 2, false, &["poison", "bad"]).await;
+    for _ in 0..2 {
+        let m = lock_one(&f, "q", MAIN).await;
+        assert_eq!(bodies(std::slice::from_ref(&m)), ["poison"]);
+        settle(&f, "q", MAIN, &m, Settlement::Abandon).await;
+    }
+    let bad = lock_one(&f, "q", MAIN).await;
+    assert_eq!(bodies(std::slice::from_ref(&bad)), ["bad"]);
+    let info = crate::model::DeadLetterInfo {
+        reason: Some("invalid".into()),
+        description: Some("cannot parse".into()),
+    };
+    settle(&f, "q", MAIN, &bad, Settlement::DeadLetter(info.clone())).await;
+    assert!(f
+        .engine
+        .lock(f.q("q"), MAIN, 5, secs(30))
+        .await
+        .expect("lock")
+        .is_empty());
+    let dead = f.engine.browse(f.q("q"), DLQ, 0, 10).await.expect("browse");
+    assert_eq!(bodies(&dead), ["poison", "bad"]);
+    assert_eq!(
+        dead[0]
+            .dead_letter
+            .as_ref()
+            .and_then(|d| d.reason.as_deref()),
+        Some(crate::index::MAX_DELIVERY_COUNT_EXCEEDED)
+    );
+    assert_eq!(dead[1].dead_letter.as_ref(), Some(&info));
+    // The dead-letter queue is received and settled like any queue.
+    let d = lock_one(&f, "q", DLQ).await;
+    assert_eq!(
+        d.sequence, dead[0].sequence,
+        "a message keeps its sequence number"
+    );
+    settle(&f, "q", DLQ, &d, Settlement::Complete).await;
+    let rest = f.engine.take(f.q("q"), DLQ, 10).await.expect("take");
+    assert_eq!(bodies(&rest), ["bad"]);
+}
+
+pub async fn sb_expiry_dead_letters_when_asked(store: Arc<dyn Store>) {
+    let f = fixture(store);
+    for (name, dead_letter) in [("keep", true), ("drop", false)] {
+        sb_queue(&f, name, 10, dead_letter, &[]).await;
+        f.engine
+            .enqueue(
+                f.q(name),
+                vec![Outgoing {
+                    body: b"short".to_vec(),
+                    ttl: Ttl::After(secs(60)),
+                    scheduled_at: None,
+                }],
+            )
+            .await
+            .expect("enqueue");
+    }
+    f.clock.advance(secs(61));
+    f.engine.housekeep(100).await.expect("housekeep");
+    for name in ["keep", "drop"] {
+        assert!(f
+            .engine
+            .browse(f.q(name), MAIN, 0, 10)
+            .await
+            .expect("browse")
+            .is_empty());
+    }
+    let kept = f
+        .engine
+        .browse(f.q("keep"), DLQ, 0, 10)
+        .await
+        .expect("browse");
+    assert_eq!(bodies(&kept), ["short"]);
+    assert_eq!(
+        kept[0]
+            .dead_letter
+            .as_ref()
+            .and_then(|d| d.reason.as_deref()),
+        Some(crate::index::TTL_EXPIRED)
+    );
+    assert!(f
+        .engine
+        .browse(f.q("drop"), DLQ, 0, 10)
+        .await
+        .expect("browse")
+        .is_empty());
+}
+
+pub async fn sb_scheduled_messages_and_cancellation(store: Arc<dyn Store>) {
+    let f = fixture(store);
+    sb_queue(&f, "q", 10, false, &[]).await;
+    let at = f.engine.now().saturating_add(secs(60));
+    let scheduled = f
+        .engine
+        .enqueue(
+            f.q("q"),
+            ["later", "never"]
+                .iter()
+                .map(|b| Outgoing {
+                    body: b.as_bytes().to_vec(),
+                    ttl: Ttl::Never,
+                    scheduled_at: Some(at),
+                })
+                .collect(),
+        )
+        .await
+        .expect("schedule");
+    assert!(scheduled.iter().all(|m| m.state == MessageState::Scheduled));
+    assert!(f
+        .engine
+        .lock(f.q("q"), MAIN, 5, secs(30))
+        .await
+        .expect("lock")
+        .is_empty());
+    let cancelled = f
+        .engine
+        .cancel_scheduled(f.q("q"), vec![scheduled[1].sequence, 999])
+        .await
+        .expect("cancel");
+    assert_eq!(cancelled, [scheduled[1].sequence]);
+    f.clock.advance(secs(60));
+    let got = f
+        .engine
+        .lock(f.q("q"), MAIN, 5, secs(30))
+        .await
+        .expect("lock");
+    assert_eq!(bodies(&got), ["later"]);
+}
+
+pub async fn sb_deferred_messages_by_sequence_number(store: Arc<dyn Store>) {
+    let f = fixture(store);
+    sb_queue(&f, "q", 10, false, &["deferred", "next"]).await;
+    let m = lock_one(&f, "q", MAIN).await;
+    settle(&f, "q", MAIN, &m, Settlement::Defer).await;
+    let next = lock_one(&f, "q", MAIN).await;
+    assert_eq!(
+        bodies(&[next]),
+        ["next"],
+        "a deferred message is not received again"
+    );
+    let got = f
+        .engine
+        .lock_deferred(f.q("q"), MAIN, vec![m.sequence], secs(30))
+        .await
+        .expect("receive deferred");
+    assert_eq!(bodies(&got), ["deferred"]);
+    assert_eq!(got[0].state, MessageState::Locked);
+    settle(&f, "q", MAIN, &got[0], Settlement::Complete).await;
+}
+
+pub async fn sb_browse_sees_every_state(store: Arc<dyn Store>) {
+    let f = fixture(store);
+    sb_queue(&f, "q", 10, false, &["a", "b", "c"]).await;
+    let locked = lock_one(&f, "q", MAIN).await;
+    let deferred = lock_one(&f, "q", MAIN).await;
+    settle(&f, "q", MAIN, &deferred, Settlement::Defer).await;
+    let all = f
+        .engine
+        .browse(f.q("q"), MAIN, 0, 10)
+        .await
+        .expect("browse");
+    assert_eq!(bodies(&all), ["a", "b", "c"]);
+    let states: Vec<_> = all.iter().map(|m| m.state).collect();
+    assert_eq!(
+        states,
+        [
+            MessageState::Locked,
+            MessageState::Deferred,
+            MessageState::Active
+        ]
+    );
+    assert_eq!(all[0].id, locked.id);
+    let from = f
+        .engine
+        .browse(f.q("q"), MAIN, all[1].sequence, 10)
+        .await
+        .expect("browse");
+    assert_eq!(bodies(&from), ["b", "c"]);
+    assert_eq!(
+        f.engine
+            .browse(f.q("q"), MAIN, 0, 1)
+            .await
+            .expect("browse")
+            .len(),
+        1
+    );
+}
+
+pub async fn sb_batches_and_receive_and_delete(store: Arc<dyn Store>) {
+    let f = fixture(store);
+    let bodies_in: Vec<String> = (0..100).map(|i| format!("b{i}")).collect();
+    let refs: Vec<&str> = bodies_in.iter().map(String::as_str).collect();
+    sb_queue(&f, "q", 10, false, &refs).await;
+    let all = f
+        .engine
+        .browse(f.q("q"), MAIN, 0, 1000)
+        .await
+        .expect("browse");
+    let seqs: Vec<u64> = all.iter().map(|m| m.sequence).collect();
+    assert_eq!(seqs.len(), 100);
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "consecutive sequence numbers"
+    );
+    let taken = f.engine.take(f.q("q"), MAIN, 60).await.expect("take");
+    assert_eq!(bodies(&taken), bodies_in[..60]);
+    let rest = f.engine.take(f.q("q"), MAIN, 60).await.expect("take");
+    assert_eq!(bodies(&rest), bodies_in[60..]);
+    assert!(f
+        .engine
+        .browse(f.q("q"), MAIN, 0, 10)
+        .await
+        .expect("browse")
+        .is_empty());
+    assert!(matches!(
+        f.engine.lock(f.q("missing"), MAIN, 1, secs(1)).await,
+        Err(Error::QueueNotFound)
+    ));
+}
+
+/// Two lockers race on two threads: no message is locked by both, and each is locked once.
+pub async fn sb_racing_lockers_never_share_a_message(store: Arc<dyn Store>) {
+    let f = fixture(store);
+    let names: Vec<String> = (0..200).map(|i| format!("m{i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    sb_queue(&f, "race", 10, false, &refs).await;
+    let lock_all = || {
+        let mut got = Vec::new();
+        loop {
+            let batch = block_on(f.engine.lock(f.q("race"), MAIN, 3, secs(3600))).expect("lock");
+            if batch.is_empty() {
+                return got;
+            }
+            got.extend(batch.into_iter().map(|m| m.id));
+        }
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(lock_all);
+        let b = s.spawn(lock_all);
+        (a.join().expect("a"), b.join().expect("b"))
+    });
+    let mut all: Vec<MessageId> = a.iter().chain(&b).copied().collect();
+    let total = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(
+        (all.len(), total),
+        (200, 200),
+        "every message locked exactly once"
     );
 }
 

@@ -13,6 +13,10 @@ pub enum Error {
     MessageNotFound,
     #[error("the receipt is not the message's current one")]
     PopReceiptMismatch,
+    /// No message is locked under the token any more: the lock lapsed, or the message was
+    /// settled or moved (Service Bus `MessageLockLost`).
+    #[error("the message's lock was lost")]
+    LockLost,
     /// An argument outside what the engine can honour; fronts validate first, so this is a bug
     /// in a front if it ever reaches a client.
     #[error("invalid argument: {0}")]

@@ -14,87 +14,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::{DeadLetterInfo, Message, MessageId, MessageState, NewMessage, PopReceipt};
+pub use crate::store::{
+    DeliveryCounting, LeaseGrant, LeaseRules, MessageUpdate, OnExpiry, ReceiptError, SettleError,
+    Settled, Settlement, SubQueue, MAX_DELIVERY_COUNT_EXCEEDED, TTL_EXPIRED,
+};
 use crate::time::Timestamp;
-
-/// When a message's delivery count rises.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum DeliveryCounting {
-    /// On every lease (Azure's dequeue count).
-    EveryLease,
-    /// On every failed delivery: a lock that lapses, or an abandon; never a release (Service
-    /// Bus).
-    FailedDeliveries,
-}
-
-/// What happens to a message whose time to live has passed.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum OnExpiry {
-    Delete,
-    /// Moved to the dead-letter sub-queue (Service Bus `DeadLetteringOnMessageExpiration`).
-    DeadLetter,
-}
-
-/// How an entity's leases behave.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct LeaseRules {
-    pub counting: DeliveryCounting,
-    /// Whether a token still settles its message after the lease has lapsed, until the
-    /// message is leased again (Azure); otherwise the lock is lost when it lapses (Service
-    /// Bus).
-    pub lapsed_lease_settles: bool,
-    /// Failed deliveries after which a message is dead-lettered (Service Bus
-    /// `MaxDeliveryCount`).
-    pub max_deliveries: Option<u32>,
-    pub on_expiry: OnExpiry,
-}
-
-impl LeaseRules {
-    /// Azure Queue Storage: the dequeue count rises on every receive, a lapsed lease's receipt
-    /// works until the message is received again, expiry deletes.
-    pub const AZURE_QUEUE: LeaseRules = LeaseRules {
-        counting: DeliveryCounting::EveryLease,
-        lapsed_lease_settles: true,
-        max_deliveries: None,
-        on_expiry: OnExpiry::Delete,
-    };
-
-    /// A Service Bus queue with its `MaxDeliveryCount` and `DeadLetteringOnMessageExpiration`.
-    pub fn service_bus(max_deliveries: u32, dead_letter_on_expiry: bool) -> Self {
-        LeaseRules {
-            counting: DeliveryCounting::FailedDeliveries,
-            lapsed_lease_settles: false,
-            max_deliveries: Some(max_deliveries.max(1)),
-            on_expiry: if dead_letter_on_expiry {
-                OnExpiry::DeadLetter
-            } else {
-                OnExpiry::Delete
-            },
-        }
-    }
-
-    /// A dead-letter sub-queue: locks as Service Bus does, but nothing in it is dead-lettered
-    /// again, and nothing in it expires.
-    pub const DEAD_LETTER: LeaseRules = LeaseRules {
-        counting: DeliveryCounting::FailedDeliveries,
-        lapsed_lease_settles: false,
-        max_deliveries: None,
-        on_expiry: OnExpiry::Delete,
-    };
-
-    fn locks(&self) -> bool {
-        !self.lapsed_lease_settles
-    }
-}
-
-impl Default for LeaseRules {
-    fn default() -> Self {
-        LeaseRules::AZURE_QUEUE
-    }
-}
-
-/// Why Service Bus dead-letters a message on its own.
-pub const MAX_DELIVERY_COUNT_EXCEEDED: &str = "MaxDeliveryCountExceeded";
-pub const TTL_EXPIRED: &str = "TTLExpiredException";
 
 /// What a walk over available messages did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -107,41 +31,6 @@ pub struct Taken {
     pub expired: Vec<Message>,
 }
 
-/// How a Service Bus receiver settles a locked message.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Settlement {
-    /// Done with it: removed.
-    Complete,
-    /// A failed delivery: available again with one more, or dead-lettered at the limit.
-    Abandon,
-    /// Given back unprocessed: available again, the count unchanged.
-    Release,
-    /// Set aside, to be received by sequence number only.
-    Defer,
-    DeadLetter(DeadLetterInfo),
-    /// The lock is extended; the token stays.
-    Renew {
-        until: Timestamp,
-    },
-}
-
-/// What a settlement did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Settled {
-    Removed(Message),
-    /// Still in the queue, as it now stands.
-    Kept(Message),
-    /// Taken out for the dead-letter sub-queue.
-    DeadLettered(Message),
-}
-
-/// Why a settlement did not apply.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum SettleError {
-    /// No message is locked under the token, or its lock has lapsed.
-    LockLost,
-}
-
 /// `m` as it enters a dead-letter sub-queue with `reason`.
 fn dead_lettered(m: Message, reason: &str, description: Option<String>) -> Message {
     Message {
@@ -151,31 +40,6 @@ fn dead_lettered(m: Message, reason: &str, description: Option<String>) -> Messa
         }),
         ..m
     }
-}
-
-/// Why a receipt-checked operation did not apply.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum ReceiptError {
-    /// No such message, or it has expired.
-    MessageNotFound,
-    /// The message exists but its current receipt is a different one.
-    ReceiptMismatch,
-}
-
-/// What an update changes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MessageUpdate {
-    pub visible_at: Timestamp,
-    pub receipt: PopReceipt,
-    /// `None` keeps the current body.
-    pub body: Option<Vec<u8>>,
-}
-
-/// A lease to grant on receive: one fresh receipt per message wanted.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LeaseGrant {
-    pub visible_until: Timestamp,
-    pub receipts: Vec<PopReceipt>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -210,6 +74,21 @@ impl QueueMessages {
 
     pub fn rules(&self) -> LeaseRules {
         self.rules
+    }
+
+    /// Sets the rules of a queue that holds no locked message yet (replay adopting a
+    /// definition read after some of the queue's records).
+    pub fn set_rules(&mut self, rules: LeaseRules) {
+        self.rules = rules;
+        let locked: Vec<Message> = self
+            .by_sequence
+            .values()
+            .filter(|m| m.state == MessageState::Locked)
+            .cloned()
+            .collect();
+        for m in locked {
+            self.restore(m);
+        }
     }
 
     /// Messages held, including expired ones not yet purged.
@@ -662,19 +541,18 @@ impl QueueMessages {
     }
 }
 
-/// Which of an entity's queues: the queue itself or its dead-letter sub-queue.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub enum SubQueue {
-    Main,
-    DeadLetter,
-}
-
 /// A queue and its dead-letter sub-queue, so that a move from one to the other is one step
 /// under one lock.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Entity {
     pub main: QueueMessages,
     pub dead_letter: QueueMessages,
+}
+
+impl Default for Entity {
+    fn default() -> Self {
+        Entity::new(LeaseRules::AZURE_QUEUE)
+    }
 }
 
 /// What an entity operation changed, for a store that records changes (the embedded store's
@@ -693,6 +571,43 @@ impl Entity {
             main: QueueMessages::with_rules(rules),
             dead_letter: QueueMessages::with_rules(LeaseRules::DEAD_LETTER),
         }
+    }
+
+    /// Sets the main queue's rules (see [`QueueMessages::set_rules`]).
+    pub fn set_rules(&mut self, rules: LeaseRules) {
+        self.main.set_rules(rules);
+    }
+
+    /// The message with sequence number `seq`, and which sub-queue holds it.
+    pub fn find(&self, seq: u64) -> Option<(SubQueue, &Message)> {
+        match self.main.get_by_sequence(seq) {
+            Some(m) => Some((SubQueue::Main, m)),
+            None => self
+                .dead_letter
+                .get_by_sequence(seq)
+                .map(|m| (SubQueue::DeadLetter, m)),
+        }
+    }
+
+    /// Puts `m` in `sub` exactly as it is, taking it out of the other sub-queue if it was
+    /// there (replaying a logged state or move).
+    pub fn place(&mut self, sub: SubQueue, m: Message) {
+        let other = match sub {
+            SubQueue::Main => SubQueue::DeadLetter,
+            SubQueue::DeadLetter => SubQueue::Main,
+        };
+        self.queue_mut(other).remove(m.sequence);
+        if sub == SubQueue::DeadLetter {
+            self.main.raise_next_sequence(m.sequence + 1);
+        }
+        self.queue_mut(sub).restore(m);
+    }
+
+    /// Removes message `seq` from whichever sub-queue holds it.
+    pub fn remove(&mut self, seq: u64) -> Option<Message> {
+        self.main
+            .remove(seq)
+            .or_else(|| self.dead_letter.remove(seq))
     }
 
     pub fn queue(&self, sub: SubQueue) -> &QueueMessages {

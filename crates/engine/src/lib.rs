@@ -37,6 +37,8 @@ pub use model::{
     AccessPolicy, DeadLetterInfo, Message, MessageId, MessageState, Metadata, PopReceipt,
     QueueInfo, QueueRef, QueueSummary,
 };
-pub use service::{Created, Engine, ListQueuesPage, SendOptions, Ttl};
-pub use store::{Store, StoreError, StoreErrorKind};
+pub use service::{Created, Engine, ListQueuesPage, Outgoing, SendOptions, Ttl};
+pub use store::{
+    LeaseRules, QueueSettings, Settled, Settlement, Store, StoreError, StoreErrorKind, SubQueue,
+};
 pub use time::Timestamp;

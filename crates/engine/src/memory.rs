@@ -7,19 +7,23 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use crate::index::{LeaseGrant, MessageUpdate, QueueMessages};
+use crate::index::Entity;
 use crate::model::{
     AccessPolicy, Message, MessageId, Metadata, NewMessage, PopReceipt, QueueInfo, QueueRef,
     QueueSummary,
 };
-use crate::store::{CreateOutcome, ReceiptOutcome, Store, StoreFuture};
+use crate::store::{
+    CreateOutcome, Enqueue, LeaseGrant, MessageUpdate, QueueSettings, ReceiptOutcome, SettleError,
+    Settled, Settlement, Store, StoreFuture, SubQueue,
+};
 use crate::time::Timestamp;
 
 #[derive(Debug, Default)]
 struct QueueEntry {
     metadata: Metadata,
     policies: Vec<AccessPolicy>,
-    messages: QueueMessages,
+    /// The queue's messages and its dead-letter sub-queue.
+    entity: Entity,
 }
 
 #[derive(Debug, Default)]
@@ -61,6 +65,7 @@ impl Store for MemoryStore {
         &'a self,
         q: QueueRef<'a>,
         metadata: &'a Metadata,
+        settings: QueueSettings,
     ) -> StoreFuture<'a, CreateOutcome> {
         Box::pin(async move {
             let mut accounts = self.accounts.write().unwrap_or_else(|e| e.into_inner());
@@ -70,7 +75,8 @@ impl Store for MemoryStore {
             }
             let entry = QueueEntry {
                 metadata: metadata.clone(),
-                ..QueueEntry::default()
+                policies: Vec::new(),
+                entity: Entity::new(settings.rules),
             };
             account
                 .queues
@@ -125,10 +131,10 @@ impl Store for MemoryStore {
     ) -> StoreFuture<'a, Option<QueueInfo>> {
         Box::pin(async move {
             Ok(self.with_queue(q, |e| {
-                e.messages.purge_expired(now);
+                e.entity.main.purge_expired(now);
                 QueueInfo {
                     metadata: e.metadata.clone(),
-                    message_count: e.messages.len() as u64,
+                    message_count: e.entity.main.len() as u64,
                 }
             }))
         })
@@ -158,7 +164,7 @@ impl Store for MemoryStore {
         q: QueueRef<'a>,
         message: NewMessage,
     ) -> StoreFuture<'a, Option<Message>> {
-        Box::pin(async move { Ok(self.with_queue(q, |e| e.messages.insert(message))) })
+        Box::pin(async move { Ok(self.with_queue(q, |e| e.entity.main.insert(message))) })
     }
 
     fn receive<'a>(
@@ -167,7 +173,7 @@ impl Store for MemoryStore {
         now: Timestamp,
         grant: LeaseGrant,
     ) -> StoreFuture<'a, Option<Vec<Message>>> {
-        Box::pin(async move { Ok(self.with_queue(q, |e| e.messages.receive(now, &grant))) })
+        Box::pin(async move { Ok(self.with_queue(q, |e| e.entity.main.receive(now, &grant))) })
     }
 
     fn peek<'a>(
@@ -176,7 +182,7 @@ impl Store for MemoryStore {
         now: Timestamp,
         max: usize,
     ) -> StoreFuture<'a, Option<Vec<Message>>> {
-        Box::pin(async move { Ok(self.with_queue(q, |e| e.messages.peek(now, max))) })
+        Box::pin(async move { Ok(self.with_queue(q, |e| e.entity.main.peek(now, max))) })
     }
 
     fn delete_message<'a>(
@@ -188,7 +194,7 @@ impl Store for MemoryStore {
     ) -> StoreFuture<'a, ReceiptOutcome<()>> {
         Box::pin(async move {
             Ok(
-                match self.with_queue(q, |e| e.messages.delete(id, receipt, now)) {
+                match self.with_queue(q, |e| e.entity.main.delete(id, receipt, now)) {
                     None => ReceiptOutcome::QueueNotFound,
                     Some(Ok(_)) => ReceiptOutcome::Done(()),
                     Some(Err(e)) => ReceiptOutcome::Rejected(e),
@@ -207,7 +213,7 @@ impl Store for MemoryStore {
     ) -> StoreFuture<'a, ReceiptOutcome<Message>> {
         Box::pin(async move {
             Ok(
-                match self.with_queue(q, |e| e.messages.update(id, receipt, now, update)) {
+                match self.with_queue(q, |e| e.entity.main.update(id, receipt, now, update)) {
                     None => ReceiptOutcome::QueueNotFound,
                     Some(Ok(m)) => ReceiptOutcome::Done(m),
                     Some(Err(e)) => ReceiptOutcome::Rejected(e),
@@ -217,7 +223,14 @@ impl Store for MemoryStore {
     }
 
     fn clear_messages<'a>(&'a self, q: QueueRef<'a>) -> StoreFuture<'a, bool> {
-        Box::pin(async move { Ok(self.with_queue(q, |e| e.messages.clear()).is_some()) })
+        Box::pin(async move {
+            Ok(self
+                .with_queue(q, |e| {
+                    e.entity.main.clear();
+                    e.entity.dead_letter.clear();
+                })
+                .is_some())
+        })
     }
 
     fn account_document<'a>(
@@ -247,6 +260,124 @@ impl Store for MemoryStore {
                 .documents
                 .insert(key.to_owned(), value);
             Ok(())
+        })
+    }
+
+    fn enqueue<'a>(
+        &'a self,
+        q: QueueRef<'a>,
+        batch: Vec<Enqueue>,
+    ) -> StoreFuture<'a, Option<Vec<Message>>> {
+        Box::pin(async move {
+            Ok(self.with_queue(q, |e| {
+                batch
+                    .into_iter()
+                    .map(|b| match b.scheduled {
+                        true => {
+                            let at = b.message.visible_at;
+                            e.entity.main.insert_scheduled(b.message, at)
+                        }
+                        false => e.entity.main.insert(b.message),
+                    })
+                    .collect()
+            }))
+        })
+    }
+
+    fn lock<'a>(
+        &'a self,
+        q: QueueRef<'a>,
+        sub: SubQueue,
+        now: Timestamp,
+        grant: LeaseGrant,
+    ) -> StoreFuture<'a, Option<Vec<Message>>> {
+        Box::pin(async move { Ok(self.with_queue(q, |e| e.entity.lock(sub, now, &grant).0)) })
+    }
+
+    fn take<'a>(
+        &'a self,
+        q: QueueRef<'a>,
+        sub: SubQueue,
+        now: Timestamp,
+        max: usize,
+    ) -> StoreFuture<'a, Option<Vec<Message>>> {
+        Box::pin(async move { Ok(self.with_queue(q, |e| e.entity.take(sub, now, max).0)) })
+    }
+
+    fn settle<'a>(
+        &'a self,
+        q: QueueRef<'a>,
+        sub: SubQueue,
+        token: PopReceipt,
+        now: Timestamp,
+        how: Settlement,
+    ) -> StoreFuture<'a, Option<Result<Settled, SettleError>>> {
+        Box::pin(async move {
+            Ok(self.with_queue(q, |e| e.entity.settle(sub, token, now, how).map(|(s, _)| s)))
+        })
+    }
+
+    fn browse<'a>(
+        &'a self,
+        q: QueueRef<'a>,
+        sub: SubQueue,
+        from: u64,
+        max: usize,
+        now: Timestamp,
+    ) -> StoreFuture<'a, Option<Vec<Message>>> {
+        Box::pin(
+            async move { Ok(self.with_queue(q, |e| e.entity.queue(sub).browse(from, max, now))) },
+        )
+    }
+
+    fn lock_deferred<'a>(
+        &'a self,
+        q: QueueRef<'a>,
+        sub: SubQueue,
+        sequences: Vec<u64>,
+        now: Timestamp,
+        grant: LeaseGrant,
+    ) -> StoreFuture<'a, Option<Vec<Message>>> {
+        Box::pin(async move {
+            Ok(self.with_queue(q, |e| {
+                e.entity
+                    .queue_mut(sub)
+                    .lock_deferred(&sequences, now, &grant)
+            }))
+        })
+    }
+
+    fn cancel_scheduled<'a>(
+        &'a self,
+        q: QueueRef<'a>,
+        sequences: Vec<u64>,
+        now: Timestamp,
+    ) -> StoreFuture<'a, Option<Vec<u64>>> {
+        Box::pin(async move {
+            Ok(self.with_queue(q, |e| {
+                sequences
+                    .into_iter()
+                    .filter(|s| e.entity.main.cancel_scheduled(*s, now).is_some())
+                    .collect()
+            }))
+        })
+    }
+
+    fn housekeep(&self, now: Timestamp, budget: usize) -> StoreFuture<'_, usize> {
+        Box::pin(async move {
+            let entries: Vec<Arc<Mutex<QueueEntry>>> = {
+                let accounts = self.accounts.read().unwrap_or_else(|e| e.into_inner());
+                accounts
+                    .values()
+                    .flat_map(|a| a.queues.values().cloned())
+                    .collect()
+            };
+            let mut changed = 0;
+            for entry in entries {
+                let c = lock(&entry).entity.housekeep(now, budget);
+                changed += c.upserted.len() + c.removed.len();
+            }
+            Ok(changed)
         })
     }
 }

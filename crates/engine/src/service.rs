@@ -9,12 +9,15 @@ use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::error::Error;
-use crate::index::{LeaseGrant, MessageUpdate, ReceiptError};
 use crate::model::{
     AccessPolicy, Message, MessageId, Metadata, NewMessage, PopReceipt, QueueInfo, QueueRef,
     QueueSummary,
 };
 use crate::store::{CreateOutcome, ReceiptOutcome, Store};
+use crate::store::{
+    Enqueue, LeaseGrant, LeaseRules, MessageUpdate, QueueSettings, ReceiptError, SettleError,
+    Settled, Settlement, SubQueue,
+};
 use crate::time::Timestamp;
 
 /// How long a message lives.
@@ -61,14 +64,28 @@ impl Engine {
         self.clock.now()
     }
 
-    /// Creates a queue. An existing queue with equivalent metadata is not an error (Azure answers
-    /// 204); one with different metadata is.
+    /// Creates an Azure queue. An existing queue with equivalent metadata is not an error
+    /// (Azure answers 204); one with different metadata is.
     pub async fn create_queue(
         &self,
         q: QueueRef<'_>,
         metadata: Metadata,
     ) -> Result<Created, Error> {
-        match self.store.create_queue(q, &metadata).await? {
+        let settings = QueueSettings {
+            rules: LeaseRules::AZURE_QUEUE,
+        };
+        self.create_queue_with(q, metadata, settings).await
+    }
+
+    /// Creates a queue whose leases follow `settings` (a Service Bus queue, say), with the
+    /// same answers as [`Engine::create_queue`].
+    pub async fn create_queue_with(
+        &self,
+        q: QueueRef<'_>,
+        metadata: Metadata,
+        settings: QueueSettings,
+    ) -> Result<Created, Error> {
+        match self.store.create_queue(q, &metadata, settings).await? {
             CreateOutcome::Created => Ok(Created::New),
             CreateOutcome::Existing(m) if m.equivalent(&metadata) => Ok(Created::AlreadyIdentical),
             CreateOutcome::Existing(_) => Err(Error::QueueAlreadyExists),
@@ -237,6 +254,166 @@ impl Engine {
         value: Vec<u8>,
     ) -> Result<(), Error> {
         Ok(self.store.set_account_document(account, key, value).await?)
+    }
+}
+
+/// One message to enqueue: its body, options, and when it is scheduled for, if it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outgoing {
+    pub body: Vec<u8>,
+    pub ttl: Ttl,
+    pub scheduled_at: Option<Timestamp>,
+}
+
+impl Engine {
+    /// Enqueues `batch` atomically, in order (Service Bus send and schedule).
+    pub async fn enqueue(
+        &self,
+        q: QueueRef<'_>,
+        batch: Vec<Outgoing>,
+    ) -> Result<Vec<Message>, Error> {
+        let now = self.now();
+        let batch = batch
+            .into_iter()
+            .map(|o| Enqueue {
+                scheduled: o.scheduled_at.is_some(),
+                message: NewMessage {
+                    id: MessageId::time_ordered(now),
+                    body: o.body,
+                    inserted_at: now,
+                    expires_at: match o.ttl {
+                        Ttl::After(d) => now.saturating_add(d),
+                        Ttl::Never => Timestamp::NEVER,
+                    },
+                    visible_at: o.scheduled_at.unwrap_or(now),
+                    receipt: PopReceipt::random(),
+                },
+            })
+            .collect();
+        self.store
+            .enqueue(q, batch)
+            .await?
+            .ok_or(Error::QueueNotFound)
+    }
+
+    fn grant(&self, n: usize, lock: Duration) -> (Timestamp, LeaseGrant) {
+        let now = self.now();
+        let grant = LeaseGrant {
+            visible_until: now.saturating_add(lock),
+            receipts: (0..n).map(|_| PopReceipt::random()).collect(),
+        };
+        (now, grant)
+    }
+
+    /// Peek-lock: locks up to `max` messages of `sub` for `lock`.
+    pub async fn lock(
+        &self,
+        q: QueueRef<'_>,
+        sub: SubQueue,
+        max: usize,
+        lock: Duration,
+    ) -> Result<Vec<Message>, Error> {
+        if max == 0 {
+            return Err(Error::InvalidArgument("max must be at least 1"));
+        }
+        let (now, grant) = self.grant(max, lock);
+        self.store
+            .lock(q, sub, now, grant)
+            .await?
+            .ok_or(Error::QueueNotFound)
+    }
+
+    /// Receive-and-delete: up to `max` messages of `sub`, removed.
+    pub async fn take(
+        &self,
+        q: QueueRef<'_>,
+        sub: SubQueue,
+        max: usize,
+    ) -> Result<Vec<Message>, Error> {
+        self.store
+            .take(q, sub, self.now(), max)
+            .await?
+            .ok_or(Error::QueueNotFound)
+    }
+
+    /// Settles the message of `sub` locked under `token`.
+    pub async fn settle(
+        &self,
+        q: QueueRef<'_>,
+        sub: SubQueue,
+        token: PopReceipt,
+        how: Settlement,
+    ) -> Result<Settled, Error> {
+        match self.store.settle(q, sub, token, self.now(), how).await? {
+            None => Err(Error::QueueNotFound),
+            Some(Ok(s)) => Ok(s),
+            Some(Err(SettleError::LockLost)) => Err(Error::LockLost),
+        }
+    }
+
+    /// Extends the lock under `token` by `lock` from now; the token stays.
+    pub async fn renew_lock(
+        &self,
+        q: QueueRef<'_>,
+        sub: SubQueue,
+        token: PopReceipt,
+        lock: Duration,
+    ) -> Result<Message, Error> {
+        let until = self.now().saturating_add(lock);
+        match self
+            .settle(q, sub, token, Settlement::Renew { until })
+            .await?
+        {
+            Settled::Kept(m) => Ok(m),
+            Settled::Removed(_) | Settled::DeadLettered(_) => Err(Error::LockLost),
+        }
+    }
+
+    /// Up to `max` messages of `sub` from sequence number `from`, in every state.
+    pub async fn browse(
+        &self,
+        q: QueueRef<'_>,
+        sub: SubQueue,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<Message>, Error> {
+        self.store
+            .browse(q, sub, from, max, self.now())
+            .await?
+            .ok_or(Error::QueueNotFound)
+    }
+
+    /// Locks the deferred messages among `sequences` for `lock`.
+    pub async fn lock_deferred(
+        &self,
+        q: QueueRef<'_>,
+        sub: SubQueue,
+        sequences: Vec<u64>,
+        lock: Duration,
+    ) -> Result<Vec<Message>, Error> {
+        let (now, grant) = self.grant(sequences.len(), lock);
+        self.store
+            .lock_deferred(q, sub, sequences, now, grant)
+            .await?
+            .ok_or(Error::QueueNotFound)
+    }
+
+    /// Cancels the scheduled messages among `sequences` not yet due; returns those cancelled.
+    pub async fn cancel_scheduled(
+        &self,
+        q: QueueRef<'_>,
+        sequences: Vec<u64>,
+    ) -> Result<Vec<u64>, Error> {
+        self.store
+            .cancel_scheduled(q, sequences, self.now())
+            .await?
+            .ok_or(Error::QueueNotFound)
+    }
+
+    /// One round of housekeeping over every queue (lapsed locks, expiry), at most `budget`
+    /// messages per queue and kind; returns how many changed. The binary runs it periodically.
+    pub async fn housekeep(&self, budget: usize) -> Result<usize, Error> {
+        Ok(self.store.housekeep(self.now(), budget).await?)
     }
 }
 

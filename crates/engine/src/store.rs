@@ -1,22 +1,186 @@
-//! The narrow interface every backend implements.
+//! The narrow interface every backend implements, and its written contract.
 //!
 //! It works at queue-operation granularity: each method is one atomic step that the store performs
 //! itself (PostgreSQL needs that, because several nodes share it). Methods report *outcomes*
 //! (`Created | Existing`, `Done | MessageNotFound | ReceiptMismatch`, …) rather than errors; the
-//! [`Engine`](crate::Engine) turns outcomes into domain errors, so Azure semantics are decided in one
-//! place. `Err(StoreError)` is reserved for the store itself failing.
+//! [`Engine`](crate::Engine) turns outcomes into domain errors, so the semantics are decided in one
+//! place. `Err(StoreError)` is reserved for the store itself failing. Every method returning
+//! `Option` answers `None` when the queue does not exist.
+//!
+//! The contract, for every store (the conformance suite in [`crate::conformance`] pins it):
+//! - **Times** are the caller's `now`; a store never reads a clock of its own for semantics.
+//! - **Acknowledged means done**: when a future resolves `Ok`, the effect is as durable as the
+//!   store promises (the embedded store: fsynced), and visible to every later call.
+//! - **Atomicity**: each call applies whole or not at all, including a batch enqueue and a move
+//!   to the dead-letter sub-queue; two concurrent calls never both lease the same message.
+//! - **Lease rules** are fixed when a queue is created ([`QueueSettings`]) and decide what
+//!   receive, settle and expiry do ([`LeaseRules`]); the same store serves Azure queues and
+//!   Service Bus queues side by side.
+//! - **Sequence numbers** increase by one per enqueued message within a queue, never reused;
+//!   a message keeps its number when it moves to the dead-letter sub-queue.
 //!
 //! Futures are boxed so the trait stays object-safe: the binary picks a backend at run time.
 
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::index::{LeaseGrant, MessageUpdate, ReceiptError};
 use crate::model::{
-    AccessPolicy, Message, MessageId, Metadata, NewMessage, PopReceipt, QueueInfo, QueueRef,
-    QueueSummary,
+    AccessPolicy, DeadLetterInfo, Message, MessageId, Metadata, NewMessage, PopReceipt, QueueInfo,
+    QueueRef, QueueSummary,
 };
 use crate::time::Timestamp;
+
+// ---- The contract's own types -------------------------------------------------------------
+
+/// When a message's delivery count rises.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum DeliveryCounting {
+    /// On every lease (Azure's dequeue count).
+    EveryLease,
+    /// On every failed delivery: a lock that lapses, or an abandon; never a release (Service
+    /// Bus).
+    FailedDeliveries,
+}
+
+/// What happens to a message whose time to live has passed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum OnExpiry {
+    Delete,
+    /// Moved to the dead-letter sub-queue (Service Bus `DeadLetteringOnMessageExpiration`).
+    DeadLetter,
+}
+
+/// How an entity's leases behave.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct LeaseRules {
+    pub counting: DeliveryCounting,
+    /// Whether a token still settles its message after the lease has lapsed, until the
+    /// message is leased again (Azure); otherwise the lock is lost when it lapses (Service
+    /// Bus).
+    pub lapsed_lease_settles: bool,
+    /// Failed deliveries after which a message is dead-lettered (Service Bus
+    /// `MaxDeliveryCount`).
+    pub max_deliveries: Option<u32>,
+    pub on_expiry: OnExpiry,
+}
+
+impl LeaseRules {
+    /// Azure Queue Storage: the dequeue count rises on every receive, a lapsed lease's receipt
+    /// works until the message is received again, expiry deletes.
+    pub const AZURE_QUEUE: LeaseRules = LeaseRules {
+        counting: DeliveryCounting::EveryLease,
+        lapsed_lease_settles: true,
+        max_deliveries: None,
+        on_expiry: OnExpiry::Delete,
+    };
+
+    /// A Service Bus queue with its `MaxDeliveryCount` and `DeadLetteringOnMessageExpiration`.
+    pub fn service_bus(max_deliveries: u32, dead_letter_on_expiry: bool) -> Self {
+        LeaseRules {
+            counting: DeliveryCounting::FailedDeliveries,
+            lapsed_lease_settles: false,
+            max_deliveries: Some(max_deliveries.max(1)),
+            on_expiry: if dead_letter_on_expiry {
+                OnExpiry::DeadLetter
+            } else {
+                OnExpiry::Delete
+            },
+        }
+    }
+
+    /// A dead-letter sub-queue: locks as Service Bus does, but nothing in it is dead-lettered
+    /// again, and nothing in it expires.
+    pub const DEAD_LETTER: LeaseRules = LeaseRules {
+        counting: DeliveryCounting::FailedDeliveries,
+        lapsed_lease_settles: false,
+        max_deliveries: None,
+        on_expiry: OnExpiry::Delete,
+    };
+
+    /// Whether a lease is a Service Bus lock: settled by its token alone, lost when it lapses.
+    pub fn locks(&self) -> bool {
+        !self.lapsed_lease_settles
+    }
+}
+
+impl Default for LeaseRules {
+    fn default() -> Self {
+        LeaseRules::AZURE_QUEUE
+    }
+}
+
+/// Why Service Bus dead-letters a message on its own.
+pub const MAX_DELIVERY_COUNT_EXCEEDED: &str = "MaxDeliveryCountExceeded";
+pub const TTL_EXPIRED: &str = "TTLExpiredException";
+
+/// Why a receipt-checked operation did not apply.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ReceiptError {
+    /// No such message, or it has expired.
+    MessageNotFound,
+    /// The message exists but its current receipt is a different one.
+    ReceiptMismatch,
+}
+
+/// What an update changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageUpdate {
+    pub visible_at: Timestamp,
+    pub receipt: PopReceipt,
+    /// `None` keeps the current body.
+    pub body: Option<Vec<u8>>,
+}
+
+/// A lease to grant on receive: one fresh receipt per message wanted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseGrant {
+    pub visible_until: Timestamp,
+    pub receipts: Vec<PopReceipt>,
+}
+
+/// How a Service Bus receiver settles a locked message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Settlement {
+    /// Done with it: removed.
+    Complete,
+    /// A failed delivery: available again with one more, or dead-lettered at the limit.
+    Abandon,
+    /// Given back unprocessed: available again, the count unchanged.
+    Release,
+    /// Set aside, to be received by sequence number only.
+    Defer,
+    DeadLetter(DeadLetterInfo),
+    /// The lock is extended; the token stays.
+    Renew {
+        until: Timestamp,
+    },
+}
+
+/// What a settlement did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Settled {
+    Removed(Message),
+    /// Still in the queue, as it now stands.
+    Kept(Message),
+    /// Taken out for the dead-letter sub-queue.
+    DeadLettered(Message),
+}
+
+/// Why a settlement did not apply.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum SettleError {
+    /// No message is locked under the token, or its lock has lapsed.
+    LockLost,
+}
+
+/// Which of an entity's queues: the queue itself or its dead-letter sub-queue.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum SubQueue {
+    Main,
+    DeadLetter,
+}
+
+// ---- The trait ----------------------------------------------------------------------------
 
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
@@ -61,12 +225,29 @@ pub enum ReceiptOutcome<T> {
     Rejected(ReceiptError),
 }
 
+/// What a queue is created with.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct QueueSettings {
+    pub rules: LeaseRules,
+}
+
+/// One message of an enqueue batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Enqueue {
+    pub message: NewMessage,
+    /// Held back, in state `Scheduled`, until its `visible_at` (a Service Bus scheduled
+    /// message); otherwise available at `visible_at` like any message.
+    pub scheduled: bool,
+}
+
 pub trait Store: Send + Sync + 'static {
-    /// Creates the queue unless it exists, atomically.
+    /// Creates the queue unless it exists, atomically. An existing queue is left as it is,
+    /// settings included.
     fn create_queue<'a>(
         &'a self,
         q: QueueRef<'a>,
         metadata: &'a Metadata,
+        settings: QueueSettings,
     ) -> StoreFuture<'a, CreateOutcome>;
 
     /// Deletes the queue with its messages, metadata and policies. `false` if it did not exist.
@@ -109,7 +290,10 @@ pub trait Store: Send + Sync + 'static {
         message: NewMessage,
     ) -> StoreFuture<'a, Option<Message>>;
 
-    /// Leases visible messages (see [`crate::index::QueueMessages::receive`]).
+    /// Leases up to `grant.receipts.len()` visible messages, oldest-visible first (ties by
+    /// sequence): each becomes invisible until `grant.visible_until` under its receipt from the
+    /// grant, in order, and its delivery count rises as the queue's rules say. Expired messages
+    /// are never returned. The Azure receive.
     fn receive<'a>(
         &'a self,
         q: QueueRef<'a>,
@@ -158,4 +342,85 @@ pub trait Store: Send + Sync + 'static {
         key: &'a str,
         value: Vec<u8>,
     ) -> StoreFuture<'a, ()>;
+
+    // ---- Locks settled by token, sub-queues, browsing (Service Bus) ---------------------------
+
+    /// Appends `batch` atomically, in order, with consecutive sequence numbers; returns the
+    /// stored messages.
+    fn enqueue<'a>(
+        &'a self,
+        q: QueueRef<'a>,
+        batch: Vec<Enqueue>,
+    ) -> StoreFuture<'a, Option<Vec<Message>>>;
+
+    /// Peek-lock: locks up to `grant.receipts.len()` available messages of `sub` until
+    /// `grant.visible_until`, oldest-available first. A lapsed lock met on the way is a failed
+    /// delivery, and a message at its queue's `max_deliveries` moves to the dead-letter
+    /// sub-queue instead of being returned; an expired one is deleted or dead-lettered as the
+    /// rules say.
+    fn lock<'a>(
+        &'a self,
+        q: QueueRef<'a>,
+        sub: SubQueue,
+        now: Timestamp,
+        grant: LeaseGrant,
+    ) -> StoreFuture<'a, Option<Vec<Message>>>;
+
+    /// Receive-and-delete: removes up to `max` available messages of `sub` and returns them,
+    /// with the same treatment of lapsed locks and expiry as [`Store::lock`].
+    fn take<'a>(
+        &'a self,
+        q: QueueRef<'a>,
+        sub: SubQueue,
+        now: Timestamp,
+        max: usize,
+    ) -> StoreFuture<'a, Option<Vec<Message>>>;
+
+    /// Settles the message of `sub` locked under `token`, if its lock still holds at `now`:
+    /// `LockLost` otherwise. A dead-lettering settlement moves the message to the dead-letter
+    /// sub-queue in the same step.
+    fn settle<'a>(
+        &'a self,
+        q: QueueRef<'a>,
+        sub: SubQueue,
+        token: PopReceipt,
+        now: Timestamp,
+        how: Settlement,
+    ) -> StoreFuture<'a, Option<Result<Settled, SettleError>>>;
+
+    /// Up to `max` unexpired messages of `sub` from sequence number `from` on, in sequence
+    /// order and in every state, unchanged.
+    fn browse<'a>(
+        &'a self,
+        q: QueueRef<'a>,
+        sub: SubQueue,
+        from: u64,
+        max: usize,
+        now: Timestamp,
+    ) -> StoreFuture<'a, Option<Vec<Message>>>;
+
+    /// Locks the deferred messages of `sub` among `sequences`, each under the grant's receipt
+    /// of the same position; the others are skipped.
+    fn lock_deferred<'a>(
+        &'a self,
+        q: QueueRef<'a>,
+        sub: SubQueue,
+        sequences: Vec<u64>,
+        now: Timestamp,
+        grant: LeaseGrant,
+    ) -> StoreFuture<'a, Option<Vec<Message>>>;
+
+    /// Removes the scheduled messages among `sequences` that have not come due; returns the
+    /// sequence numbers removed.
+    fn cancel_scheduled<'a>(
+        &'a self,
+        q: QueueRef<'a>,
+        sequences: Vec<u64>,
+        now: Timestamp,
+    ) -> StoreFuture<'a, Option<Vec<u64>>>;
+
+    /// Housekeeping the engine drives: in every queue, lapsed locks become failed deliveries
+    /// (dead-lettering at the limit) and expired messages leave or move, at most `budget` per
+    /// queue and kind. Returns how many messages changed. Safe to run from several callers.
+    fn housekeep(&self, now: Timestamp, budget: usize) -> StoreFuture<'_, usize>;
 }

@@ -35,7 +35,11 @@ impl Drop for Server {
 }
 
 fn spawn(env: &[(&str, &str)]) -> Server {
-    let dir = std::env::temp_dir().join(format!("hematite-hostile-{}", std::process::id()));
+    // One directory per server: the tests run in parallel in one process, and a second
+    // server on the first one's directory is refused by its lock.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("hematite-hostile-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let bin =
         std::env::var("HEMATITE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_hematite").into());

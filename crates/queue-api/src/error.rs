@@ -91,9 +91,11 @@ impl From<EngineError> for ApiError {
             EngineError::QueueAlreadyExists => ApiError::new(ErrorCode::QueueAlreadyExists),
             // The live service answers a stale or foreign receipt with 404 MessageNotFound, not
             // the documented 400 PopReceiptMismatch (`docs/compatibility.md`).
-            EngineError::MessageNotFound | EngineError::PopReceiptMismatch => {
-                ApiError::new(ErrorCode::MessageNotFound)
-            }
+            // A lost lock is a Service Bus answer; were it ever to reach this front, the
+            // message the receipt named is as good as gone.
+            EngineError::MessageNotFound
+            | EngineError::PopReceiptMismatch
+            | EngineError::LockLost => ApiError::new(ErrorCode::MessageNotFound),
             EngineError::InvalidArgument(what) => {
                 tracing::error!(what, "front passed an invalid argument to the engine");
                 ApiError::new(ErrorCode::InternalError)

@@ -32,9 +32,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use hematite_engine::index::{LeaseGrant, MessageUpdate};
 use hematite_engine::model::NewMessage;
 use hematite_engine::store::{CreateOutcome, ReceiptOutcome, StoreFuture};
+use hematite_engine::store::{
+    Enqueue, LeaseGrant, MessageUpdate, QueueSettings, SettleError, Settled, Settlement, SubQueue,
+};
 use hematite_engine::{
     AccessPolicy, Clock, Message, MessageId, Metadata, PopReceipt, QueueInfo, QueueRef,
     QueueSummary, Store, Timestamp,
@@ -95,7 +97,7 @@ pub enum OpenError {
     #[error("{path} is corrupt: {detail}. Hematite refuses to start rather than drop data; move the data directory aside to start empty, and keep it for inspection")]
     Corrupt { path: PathBuf, detail: String },
     #[error(
-        "{path} has on-disk format version {found}; this build reads version {FORMAT_VERSION}"
+        "{path} has on-disk format version {found}; this build reads versions 2 to {FORMAT_VERSION}"
     )]
     Format { path: PathBuf, found: u64 },
     #[error("cannot open {path}: {detail}")]
@@ -256,8 +258,9 @@ impl Store for EmbeddedStore {
         &'a self,
         q: QueueRef<'a>,
         metadata: &'a Metadata,
+        settings: QueueSettings,
     ) -> StoreFuture<'a, CreateOutcome> {
-        self.run(move |s, log| s.create_queue(log, q.account, q.queue, metadata))
+        self.run(move |s, log| s.create_queue(log, q.account, q.queue, metadata, settings.rules))
     }
 
     fn delete_queue<'a>(&'a self, q: QueueRef<'a>) -> StoreFuture<'a, bool> {
@@ -367,5 +370,79 @@ impl Store for EmbeddedStore {
         value: Vec<u8>,
     ) -> StoreFuture<'a, ()> {
         self.run(move |s, log| s.set_document(log, account, key, value))
+    }
+
+    fn enqueue<'a>(
+        &'a self,
+        q: QueueRef<'a>,
+        batch: Vec<Enqueue>,
+    ) -> StoreFuture<'a, Option<Vec<Message>>> {
+        self.run(move |s, log| s.enqueue(log, q, batch))
+    }
+
+    fn lock<'a>(
+        &'a self,
+        q: QueueRef<'a>,
+        sub: SubQueue,
+        now: Timestamp,
+        grant: LeaseGrant,
+    ) -> StoreFuture<'a, Option<Vec<Message>>> {
+        self.run(move |s, log| s.lock(log, q, sub, now, &grant))
+    }
+
+    fn take<'a>(
+        &'a self,
+        q: QueueRef<'a>,
+        sub: SubQueue,
+        now: Timestamp,
+        max: usize,
+    ) -> StoreFuture<'a, Option<Vec<Message>>> {
+        self.run(move |s, log| s.take(log, q, sub, now, max))
+    }
+
+    fn settle<'a>(
+        &'a self,
+        q: QueueRef<'a>,
+        sub: SubQueue,
+        token: PopReceipt,
+        now: Timestamp,
+        how: Settlement,
+    ) -> StoreFuture<'a, Option<Result<Settled, SettleError>>> {
+        self.run(move |s, log| s.settle(log, q, sub, token, now, how))
+    }
+
+    fn browse<'a>(
+        &'a self,
+        q: QueueRef<'a>,
+        sub: SubQueue,
+        from: u64,
+        max: usize,
+        now: Timestamp,
+    ) -> StoreFuture<'a, Option<Vec<Message>>> {
+        self.read(move |s, log| s.browse(log, q, sub, from, max, now))
+    }
+
+    fn lock_deferred<'a>(
+        &'a self,
+        q: QueueRef<'a>,
+        sub: SubQueue,
+        sequences: Vec<u64>,
+        now: Timestamp,
+        grant: LeaseGrant,
+    ) -> StoreFuture<'a, Option<Vec<Message>>> {
+        self.run(move |s, log| s.lock_deferred(log, q, sub, &sequences, now, &grant))
+    }
+
+    fn cancel_scheduled<'a>(
+        &'a self,
+        q: QueueRef<'a>,
+        sequences: Vec<u64>,
+        now: Timestamp,
+    ) -> StoreFuture<'a, Option<Vec<u64>>> {
+        self.run(move |s, log| s.cancel_scheduled(log, q, &sequences, now))
+    }
+
+    fn housekeep(&self, now: Timestamp, budget: usize) -> StoreFuture<'_, usize> {
+        self.run(move |s, log| s.housekeep(log, now, budget))
     }
 }

@@ -31,8 +31,12 @@ use crate::disk::{Disk, DiskFile};
 use crate::spares::{Spares, PREPARING_SUFFIX};
 
 const MAGIC: &[u8; 8] = b"HEMATLOG";
-/// On-disk format. Version 1 was the redb file `queues.redb`.
-pub const FORMAT_VERSION: u32 = 2;
+/// On-disk format written. Version 1 was the redb file `queues.redb`; version 2 segments (Azure
+/// queues only) are still read: version 3 added record types and changed none
+/// (`crate::record`).
+pub const FORMAT_VERSION: u32 = 3;
+/// The oldest segment format this build reads.
+pub const OLDEST_READABLE: u32 = 2;
 pub const HEADER_LEN: u64 = 64;
 pub const FRAME_HEADER: usize = 16;
 /// Frames start at multiples of this, so recovery's search for intact records after damage
@@ -72,7 +76,7 @@ pub enum LogOpenError {
     #[error("{path}: {detail}")]
     Corrupt { path: PathBuf, detail: String },
     #[error(
-        "{path} has on-disk format version {found}; this build reads version {FORMAT_VERSION}"
+        "{path} has on-disk format version {found}; this build reads versions {OLDEST_READABLE} to {FORMAT_VERSION}"
     )]
     Format { path: PathBuf, found: u32 },
     #[error("{path}: {source}")]
@@ -132,6 +136,7 @@ fn encode_header(n: u32, first_lsn: u64, size: u64, strict: bool) -> [u8; HEADER
 }
 
 struct Header {
+    version: u32,
     number: u32,
     first_lsn: u64,
     size: u64,
@@ -150,7 +155,7 @@ fn decode_header(h: &[u8]) -> HeaderCheck {
     }
     let u32_at = |i: usize| u32::from_le_bytes(h[i..i + 4].try_into().unwrap_or_default());
     let version = u32_at(8);
-    if version != FORMAT_VERSION {
+    if !(OLDEST_READABLE..=FORMAT_VERSION).contains(&version) {
         return HeaderCheck::Format(version);
     }
     let crc = u32_at(40);
@@ -159,6 +164,7 @@ fn decode_header(h: &[u8]) -> HeaderCheck {
     }
     let u64_at = |i: usize| u64::from_le_bytes(h[i..i + 8].try_into().unwrap_or_default());
     HeaderCheck::Ok(Header {
+        version,
         number: u32_at(16),
         first_lsn: u64_at(24),
         size: u64_at(32),
@@ -352,11 +358,11 @@ impl Log {
                     first_lsn: header.first_lsn,
                 },
             );
-            last_strict = Some(header.strict);
+            last_strict = Some((header.strict, header.version));
         }
-        // Keep writing into the last segment only if it was written in this mode, so its
-        // header's strictness describes every write in it.
-        if last_strict != Some(strict) {
+        // Keep writing into the last segment only if it was written in this mode and format,
+        // so its header describes every record in it.
+        if last_strict != Some((strict, FORMAT_VERSION)) {
             log.rotate().map_err(io_err(dir))?;
         }
         Ok(log)

@@ -10,7 +10,8 @@
 //! Hand-written, fixed little-endian layout; anything that does not decode exactly is reported as
 //! corruption rather than guessed at. Framing and checksums are the log's business ([`crate::log`]).
 
-use hematite_engine::model::MessageState;
+use hematite_engine::model::{DeadLetterInfo, MessageState};
+use hematite_engine::store::{DeliveryCounting, LeaseRules, OnExpiry, SubQueue};
 use hematite_engine::{AccessPolicy, Message, MessageId, Metadata, PopReceipt, Timestamp};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +24,13 @@ const MESSAGE: u8 = 4;
 const LEASE: u8 = 5;
 const MESSAGE_DELETE: u8 = 6;
 const DOCUMENT: u8 = 7;
+// Format 3 (Service Bus): definitions with lease rules, messages with their sub-queue and
+// dead-letter reason, a message's whole lease state, and the start of an atomic batch. A
+// format-2 log holds none of them and reads as Azure queues.
+const QUEUE_DEFINE_3: u8 = 8;
+const MESSAGE_3: u8 = 9;
+const MESSAGE_STATE: u8 = 10;
+const BATCH: u8 = 11;
 
 /// Bytes of a message record before its body: where the body starts inside the payload.
 pub const MESSAGE_BODY_OFFSET: usize = 1 + 8 + 16 + 8 + 8 + 8 + 8 + 4 + 16 + 1 + 4;
@@ -39,10 +47,25 @@ pub enum Record {
     QueueClear {
         queue: u64,
     },
-    /// A whole message (put, update with a new body, or a copy made by compaction).
+    /// A whole message (put, update with a new body, or a copy made by compaction), in the
+    /// sub-queue it is in; its body is `body_len` bytes at [`MESSAGE_BODY_OFFSET`].
     Message {
         queue: u64,
+        sub: SubQueue,
         message: Message,
+        body_len: u32,
+    },
+    /// A message's whole lease state, in the sub-queue it is now in (a Service Bus lock,
+    /// settlement or move to the dead-letter sub-queue).
+    MessageState {
+        queue: u64,
+        sub: SubQueue,
+        message: Message,
+    },
+    /// The next `count` message records of `queue` are one batch: all or none.
+    Batch {
+        queue: u64,
+        count: u32,
     },
     /// A message's new lease state (receive, or update without a new body).
     Lease {
@@ -72,10 +95,11 @@ pub struct QueueDef {
     pub next_sequence: u64,
     pub metadata: Metadata,
     pub policies: Vec<AccessPolicy>,
+    pub rules: LeaseRules,
 }
 
 pub fn encode_queue_define(out: &mut Vec<u8>, q: &QueueDef) {
-    out.push(QUEUE_DEFINE);
+    out.push(QUEUE_DEFINE_3);
     out.extend_from_slice(&q.queue.to_le_bytes());
     out.extend_from_slice(&q.next_sequence.to_le_bytes());
     put_str(out, &q.account);
@@ -102,6 +126,58 @@ pub fn encode_queue_define(out: &mut Vec<u8>, q: &QueueDef) {
             put_str(out, s);
         }
     }
+    put_rules(out, &q.rules);
+}
+
+fn put_rules(out: &mut Vec<u8>, r: &LeaseRules) {
+    out.push(match r.counting {
+        DeliveryCounting::EveryLease => 0,
+        DeliveryCounting::FailedDeliveries => 1,
+    });
+    out.push(u8::from(r.lapsed_lease_settles));
+    out.extend_from_slice(&r.max_deliveries.unwrap_or(0).to_le_bytes());
+    out.push(match r.on_expiry {
+        OnExpiry::Delete => 0,
+        OnExpiry::DeadLetter => 1,
+    });
+}
+
+fn put_sub(out: &mut Vec<u8>, sub: SubQueue) {
+    out.push(match sub {
+        SubQueue::Main => 0,
+        SubQueue::DeadLetter => 1,
+    });
+}
+
+fn put_state(out: &mut Vec<u8>, state: MessageState) {
+    out.push(match state {
+        MessageState::Active => 0,
+        MessageState::Deferred => 1,
+        MessageState::DeadLettered => 2,
+        MessageState::Locked => 3,
+        MessageState::Scheduled => 4,
+    });
+}
+
+fn put_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        None => out.push(0),
+        Some(s) => {
+            out.push(1);
+            put_str(out, s);
+        }
+    }
+}
+
+fn put_dead_letter(out: &mut Vec<u8>, d: Option<&DeadLetterInfo>) {
+    match d {
+        None => out.push(0),
+        Some(d) => {
+            out.push(1);
+            put_opt_str(out, d.reason.as_deref());
+            put_opt_str(out, d.description.as_deref());
+        }
+    }
 }
 
 pub fn encode_queue_delete(out: &mut Vec<u8>, queue: u64) {
@@ -116,8 +192,20 @@ pub fn encode_queue_clear(out: &mut Vec<u8>, queue: u64) {
 
 /// Encodes a whole message; its body is taken from `body`, not from `m.body` (the index keeps
 /// messages without their bodies).
-pub fn encode_message(out: &mut Vec<u8>, queue: u64, m: &Message, body: &[u8]) {
-    out.push(MESSAGE);
+/// Encodes a whole message in sub-queue `sub`; its body is taken from `body`, not from
+/// `m.body` (the index keeps messages without their bodies). The body sits at
+/// [`MESSAGE_BODY_OFFSET`]; the sub-queue and dead-letter reason follow it.
+pub fn encode_message(out: &mut Vec<u8>, queue: u64, sub: SubQueue, m: &Message, body: &[u8]) {
+    out.push(MESSAGE_3);
+    put_message_fields(out, queue, m);
+    put_u32(out, body.len());
+    out.extend_from_slice(body);
+    put_sub(out, sub);
+    put_dead_letter(out, m.dead_letter.as_ref());
+}
+
+/// Everything of a message but its body (the fields of a format-2 message record).
+fn put_message_fields(out: &mut Vec<u8>, queue: u64, m: &Message) {
     out.extend_from_slice(&queue.to_le_bytes());
     out.extend_from_slice(&m.id.0.to_le_bytes());
     out.extend_from_slice(&m.sequence.to_le_bytes());
@@ -126,15 +214,22 @@ pub fn encode_message(out: &mut Vec<u8>, queue: u64, m: &Message, body: &[u8]) {
     out.extend_from_slice(&m.visible_at.as_millis().to_le_bytes());
     out.extend_from_slice(&m.dequeue_count.to_le_bytes());
     out.extend_from_slice(&m.receipt.0.to_le_bytes());
-    out.push(match m.state {
-        MessageState::Active => 0,
-        MessageState::Deferred => 1,
-        MessageState::DeadLettered => 2,
-        MessageState::Locked => 3,
-        MessageState::Scheduled => 4,
-    });
-    put_u32(out, body.len());
-    out.extend_from_slice(body);
+    put_state(out, m.state);
+}
+
+/// A message's whole lease state in sub-queue `sub` (its body stays where it was logged).
+pub fn encode_message_state(out: &mut Vec<u8>, queue: u64, sub: SubQueue, m: &Message) {
+    out.push(MESSAGE_STATE);
+    put_message_fields(out, queue, m);
+    put_sub(out, sub);
+    put_dead_letter(out, m.dead_letter.as_ref());
+}
+
+/// Marks the next `count` message records of `queue` as one batch.
+pub fn encode_batch(out: &mut Vec<u8>, queue: u64, count: u32) {
+    out.push(BATCH);
+    out.extend_from_slice(&queue.to_le_bytes());
+    out.extend_from_slice(&count.to_le_bytes());
 }
 
 pub fn encode_lease(out: &mut Vec<u8>, queue: u64, m: &Message) {
@@ -165,7 +260,7 @@ pub fn encode_document(out: &mut Vec<u8>, account: &str, key: &str, value: &[u8]
 pub fn decode(bytes: &[u8], with_body: bool) -> Result<Record, DecodeError> {
     let mut r = Reader(bytes);
     let record = match r.u8()? {
-        QUEUE_DEFINE => {
+        kind @ (QUEUE_DEFINE | QUEUE_DEFINE_3) => {
             let queue = r.u64()?;
             let next_sequence = r.u64()?;
             let account = r.string()?;
@@ -197,52 +292,58 @@ pub fn decode(bytes: &[u8], with_body: bool) -> Result<Record, DecodeError> {
                     permissions,
                 });
             }
+            let rules = if kind == QUEUE_DEFINE_3 {
+                r.rules()?
+            } else {
+                LeaseRules::AZURE_QUEUE
+            };
             Record::QueueDefine(QueueDef {
                 queue,
                 account,
                 name,
                 next_sequence,
                 metadata: Metadata(metadata),
+                rules,
                 policies,
             })
         }
         QUEUE_DELETE => Record::QueueDelete { queue: r.u64()? },
         QUEUE_CLEAR => Record::QueueClear { queue: r.u64()? },
-        MESSAGE => {
-            let queue = r.u64()?;
-            let id = MessageId(r.u128()?);
-            let sequence = r.u64()?;
-            let inserted_at = Timestamp::from_millis(r.i64()?);
-            let expires_at = Timestamp::from_millis(r.i64()?);
-            let visible_at = Timestamp::from_millis(r.i64()?);
-            let dequeue_count = r.u32()?;
-            let receipt = PopReceipt(r.u128()?);
-            let state = match r.u8()? {
-                0 => MessageState::Active,
-                1 => MessageState::Deferred,
-                2 => MessageState::DeadLettered,
-                3 => MessageState::Locked,
-                4 => MessageState::Scheduled,
-                _ => return Err(DecodeError("unknown message state")),
-            };
+        kind @ (MESSAGE | MESSAGE_3) => {
+            let (queue, mut message) = r.message_fields()?;
             let n = r.u32()? as usize;
             let body = r.take(n)?;
+            if with_body {
+                message.body = body.to_vec();
+            }
+            let sub = if kind == MESSAGE_3 {
+                let sub = r.sub()?;
+                message.dead_letter = r.dead_letter()?;
+                sub
+            } else {
+                SubQueue::Main
+            };
             Record::Message {
                 queue,
-                message: Message {
-                    id,
-                    sequence,
-                    body: if with_body { body.to_vec() } else { Vec::new() },
-                    inserted_at,
-                    expires_at,
-                    visible_at,
-                    dequeue_count,
-                    receipt,
-                    state,
-                    dead_letter: None,
-                },
+                sub,
+                message,
+                body_len: n as u32,
             }
         }
+        MESSAGE_STATE => {
+            let (queue, mut message) = r.message_fields()?;
+            let sub = r.sub()?;
+            message.dead_letter = r.dead_letter()?;
+            Record::MessageState {
+                queue,
+                sub,
+                message,
+            }
+        }
+        BATCH => Record::Batch {
+            queue: r.u64()?,
+            count: r.u32()?,
+        },
         LEASE => Record::Lease {
             queue: r.u64()?,
             sequence: r.u64()?,
@@ -311,6 +412,81 @@ impl<'a> Reader<'a> {
     fn u128(&mut self) -> Result<u128, DecodeError> {
         Ok(u128::from_le_bytes(self.array()?))
     }
+    /// The fields every message record starts with: its queue, and the message without body.
+    fn message_fields(&mut self) -> Result<(u64, Message), DecodeError> {
+        let queue = self.u64()?;
+        let message = Message {
+            id: MessageId(self.u128()?),
+            sequence: self.u64()?,
+            body: Vec::new(),
+            inserted_at: Timestamp::from_millis(self.i64()?),
+            expires_at: Timestamp::from_millis(self.i64()?),
+            visible_at: Timestamp::from_millis(self.i64()?),
+            dequeue_count: self.u32()?,
+            receipt: PopReceipt(self.u128()?),
+            state: self.state()?,
+            dead_letter: None,
+        };
+        Ok((queue, message))
+    }
+    fn state(&mut self) -> Result<MessageState, DecodeError> {
+        Ok(match self.u8()? {
+            0 => MessageState::Active,
+            1 => MessageState::Deferred,
+            2 => MessageState::DeadLettered,
+            3 => MessageState::Locked,
+            4 => MessageState::Scheduled,
+            _ => return Err(DecodeError("unknown message state")),
+        })
+    }
+    fn sub(&mut self) -> Result<SubQueue, DecodeError> {
+        match self.u8()? {
+            0 => Ok(SubQueue::Main),
+            1 => Ok(SubQueue::DeadLetter),
+            _ => Err(DecodeError("unknown sub-queue")),
+        }
+    }
+    fn opt_string(&mut self) -> Result<Option<String>, DecodeError> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => self.string().map(Some),
+            _ => Err(DecodeError("bad option flag")),
+        }
+    }
+    fn dead_letter(&mut self) -> Result<Option<DeadLetterInfo>, DecodeError> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(DeadLetterInfo {
+                reason: self.opt_string()?,
+                description: self.opt_string()?,
+            })),
+            _ => Err(DecodeError("bad option flag")),
+        }
+    }
+    fn rules(&mut self) -> Result<LeaseRules, DecodeError> {
+        let counting = match self.u8()? {
+            0 => DeliveryCounting::EveryLease,
+            1 => DeliveryCounting::FailedDeliveries,
+            _ => return Err(DecodeError("unknown delivery counting")),
+        };
+        let lapsed_lease_settles = match self.u8()? {
+            0 => false,
+            1 => true,
+            _ => return Err(DecodeError("bad flag")),
+        };
+        let max = self.u32()?;
+        let on_expiry = match self.u8()? {
+            0 => OnExpiry::Delete,
+            1 => OnExpiry::DeadLetter,
+            _ => return Err(DecodeError("unknown expiry action")),
+        };
+        Ok(LeaseRules {
+            counting,
+            lapsed_lease_settles,
+            max_deliveries: (max > 0).then_some(max),
+            on_expiry,
+        })
+    }
     fn string(&mut self) -> Result<String, DecodeError> {
         let n = self.u32()? as usize;
         let bytes = self.take(n)?;
@@ -358,13 +534,39 @@ mod tests {
     fn message_round_trip_body_offset_and_corruption() {
         let m = message();
         let mut out = Vec::new();
-        encode_message(&mut out, 7, &m, &m.body);
-        assert_eq!(&out[MESSAGE_BODY_OFFSET..], b"hello");
+        encode_message(&mut out, 7, SubQueue::Main, &m, &m.body);
+        assert_eq!(&out[MESSAGE_BODY_OFFSET..MESSAGE_BODY_OFFSET + 5], b"hello");
         round_trip(
             &out,
             &Record::Message {
                 queue: 7,
-                message: m,
+                sub: SubQueue::Main,
+                message: m.clone(),
+                body_len: 5,
+            },
+        );
+        // In a dead-letter sub-queue, with its reason: still the same body offset.
+        let dead = Message {
+            state: MessageState::DeadLettered,
+            dead_letter: Some(DeadLetterInfo {
+                reason: Some("MaxDeliveryCountExceeded".into()),
+                description: None,
+            }),
+            ..m.clone()
+        };
+        let mut out2 = Vec::new();
+        encode_message(&mut out2, 7, SubQueue::DeadLetter, &dead, &m.body);
+        assert_eq!(
+            &out2[MESSAGE_BODY_OFFSET..MESSAGE_BODY_OFFSET + 5],
+            b"hello"
+        );
+        round_trip(
+            &out2,
+            &Record::Message {
+                queue: 7,
+                sub: SubQueue::DeadLetter,
+                message: dead,
+                body_len: 5,
             },
         );
         let Ok(Record::Message { message, .. }) = decode(&out, false) else {
@@ -401,10 +603,30 @@ mod tests {
                     permissions: None,
                 },
             ],
+            rules: LeaseRules::service_bus(7, true),
         };
         let mut out = Vec::new();
         encode_queue_define(&mut out, &q);
         round_trip(&out, &Record::QueueDefine(q));
+
+        let locked = Message {
+            state: MessageState::Locked,
+            body: Vec::new(),
+            ..message()
+        };
+        let mut out = Vec::new();
+        encode_message_state(&mut out, 5, SubQueue::Main, &locked);
+        round_trip(
+            &out,
+            &Record::MessageState {
+                queue: 5,
+                sub: SubQueue::Main,
+                message: locked,
+            },
+        );
+        let mut out = Vec::new();
+        encode_batch(&mut out, 5, 3);
+        round_trip(&out, &Record::Batch { queue: 5, count: 3 });
 
         let m = message();
         let mut out = Vec::new();

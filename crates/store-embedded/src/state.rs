@@ -14,11 +14,15 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
 
-use hematite_engine::index::{LeaseGrant, MessageUpdate, QueueMessages};
+use hematite_engine::index::{Changes, Entity};
 use hematite_engine::model::NewMessage;
-use hematite_engine::store::{CreateOutcome, ReceiptOutcome};
+use hematite_engine::store::{
+    CreateOutcome, Enqueue, LeaseGrant, LeaseRules, MessageUpdate, OnExpiry, ReceiptOutcome,
+    SettleError, Settled, Settlement, SubQueue,
+};
 use hematite_engine::{
-    AccessPolicy, Message, MessageId, Metadata, PopReceipt, QueueInfo, QueueSummary, Timestamp,
+    AccessPolicy, Message, MessageId, Metadata, PopReceipt, QueueInfo, QueueRef, QueueSummary,
+    Timestamp,
 };
 
 use crate::log::{Log, Pos, FRAME_HEADER};
@@ -46,8 +50,10 @@ struct QueueEntry {
     def_segment: u32,
     /// False while replay has seen records of this queue but not yet its definition.
     defined: bool,
-    messages: QueueMessages,
-    /// Body positions by sequence; a B-tree for the same reason as `QueueMessages`' maps.
+    /// The queue's messages (without bodies) and its dead-letter sub-queue.
+    entity: Entity,
+    /// Body positions by sequence, in either sub-queue (a message keeps its sequence number
+    /// when it is dead-lettered); a B-tree for the same reason as the index's maps.
     locs: BTreeMap<u64, Loc>,
 }
 
@@ -57,9 +63,10 @@ impl QueueEntry {
             queue,
             account: self.account.clone(),
             name: self.name.clone(),
-            next_sequence: self.messages.next_sequence(),
+            next_sequence: self.entity.main.next_sequence(),
             metadata: self.metadata.clone(),
             policies: self.policies.clone(),
+            rules: self.entity.main.rules(),
         }
     }
 }
@@ -138,7 +145,8 @@ impl Live {
             self.release_message(loc);
         }
         e.locs.clear();
-        e.messages.clear();
+        e.entity.main.clear();
+        e.entity.dead_letter.clear();
     }
 }
 
@@ -158,6 +166,36 @@ pub struct State {
     /// Segments handed to [`State::start_compaction`] (for stats).
     compaction_reads: u64,
     dead_since: HashMap<u32, u64>,
+    /// During replay: the batch whose message records are being read.
+    batch: PendingBatch,
+}
+
+/// A batch being replayed: its queue, how many records are still to come, and the sequence
+/// numbers read so far.
+#[derive(Default)]
+struct PendingBatch(Option<(u64, u32, Vec<u64>)>);
+
+impl PendingBatch {
+    fn begin(&mut self, queue: u64, count: u32) {
+        self.0 = (count > 0).then(|| (queue, count, Vec::new()));
+    }
+
+    /// A message record was replayed: it counts toward the batch of its queue.
+    fn note(&mut self, queue: u64, sequence: u64) {
+        if let Some((q, left, seqs)) = &mut self.0 {
+            if *q == queue {
+                seqs.push(sequence);
+                *left -= 1;
+                if *left == 0 {
+                    self.0 = None;
+                }
+            }
+        }
+    }
+
+    fn incomplete(&mut self) -> Option<(u64, Vec<u64>)> {
+        self.0.take().map(|(q, _, seqs)| (q, seqs))
+    }
 }
 
 /// Counts for tests and reports.
@@ -228,7 +266,7 @@ impl State {
             policies: Vec::new(),
             def_segment: 0,
             defined: false,
-            messages: QueueMessages::new(),
+            entity: Entity::default(),
             locs: BTreeMap::new(),
         })
     }
@@ -236,6 +274,15 @@ impl State {
     /// Ends a replay: drops records of queues whose definition never came (none should remain,
     /// since a queue's definition is retired only with the queue or after being carried forward).
     pub fn finish_replay(&mut self) {
+        // A batch the log ends in the middle of was never acknowledged: none of it stays.
+        if let Some((queue, sequences)) = self.batch.incomplete() {
+            if let Some(e) = self.queues.get_mut(&queue) {
+                for seq in sequences {
+                    e.entity.remove(seq);
+                    self.live.forget_message(e, seq);
+                }
+            }
+        }
         let orphans: Vec<u64> = self
             .queues
             .iter()
@@ -251,8 +298,13 @@ impl State {
         }
     }
 
+    /// Drops expired messages that simply go. Where expiry dead-letters, the move is logged
+    /// by [`State::housekeep`] instead, so nothing is dropped here.
     fn purge(live: &mut Live, e: &mut QueueEntry, now: Timestamp) {
-        for m in e.messages.purge_expired(now) {
+        if e.entity.main.rules().on_expiry == OnExpiry::DeadLetter {
+            return;
+        }
+        for m in e.entity.main.purge_expired(now) {
             live.forget_message(e, m.sequence);
         }
     }
@@ -289,7 +341,7 @@ impl State {
                             e.def_segment = pos.segment;
                             e.metadata = def.metadata;
                             e.policies = def.policies;
-                            e.messages.raise_next_sequence(def.next_sequence);
+                            e.entity.main.raise_next_sequence(def.next_sequence);
                         }
                     }
                     other => {
@@ -305,7 +357,8 @@ impl State {
                                 e.name = def.name.clone();
                                 e.metadata = def.metadata;
                                 e.policies = def.policies;
-                                e.messages.raise_next_sequence(def.next_sequence);
+                                e.entity.set_rules(def.rules);
+                                e.entity.main.raise_next_sequence(def.next_sequence);
                                 self.live.hold(pos.segment);
                                 self.names
                                     .entry(def.account)
@@ -322,14 +375,17 @@ impl State {
                 let e = Self::replay_entry(&mut self.queues, &mut self.next_queue, queue);
                 self.live.forget_all_messages(e);
             }
-            Record::Message { queue, message } => {
+            Record::Message {
+                queue,
+                sub,
+                message,
+                body_len,
+            } => {
                 let e = Self::replay_entry(&mut self.queues, &mut self.next_queue, queue);
-                let loc = Loc {
-                    pos,
-                    body_len: (payload.len() - MESSAGE_BODY_OFFSET) as u32,
-                };
+                let loc = Loc { pos, body_len };
                 self.live.place_message(e, message.sequence, loc);
-                e.messages.restore(message);
+                self.batch.note(queue, message.sequence);
+                e.entity.place(sub, message);
             }
             Record::Lease {
                 queue,
@@ -339,19 +395,32 @@ impl State {
                 receipt,
             } => {
                 let e = Self::replay_entry(&mut self.queues, &mut self.next_queue, queue);
-                if let Some(m) = e.messages.get_by_sequence(sequence) {
+                if let Some(m) = e.entity.main.get_by_sequence(sequence) {
                     let mut m = m.clone();
                     m.visible_at = visible_at;
                     m.dequeue_count = dequeue_count;
                     m.receipt = receipt;
-                    e.messages.restore(m);
+                    e.entity.main.restore(m);
+                }
+            }
+            Record::MessageState {
+                queue,
+                sub,
+                message,
+            } => {
+                let e = Self::replay_entry(&mut self.queues, &mut self.next_queue, queue);
+                // A state for a message the replay does not know: it died and its record's
+                // segment was reclaimed.
+                if e.entity.find(message.sequence).is_some() {
+                    e.entity.place(sub, message);
                 }
             }
             Record::MessageDelete { queue, sequence } => {
                 let e = Self::replay_entry(&mut self.queues, &mut self.next_queue, queue);
-                e.messages.remove(sequence);
+                e.entity.remove(sequence);
                 self.live.forget_message(e, sequence);
             }
+            Record::Batch { queue, count } => self.batch.begin(queue, count),
             Record::Document {
                 account,
                 key,
@@ -362,8 +431,8 @@ impl State {
     }
 
     fn insert_queue(&mut self, def: QueueDef, segment: u32) {
-        let mut messages = QueueMessages::new();
-        messages.raise_next_sequence(def.next_sequence);
+        let mut entity = Entity::new(def.rules);
+        entity.main.raise_next_sequence(def.next_sequence);
         self.live.hold(segment);
         self.names
             .entry(def.account.clone())
@@ -378,7 +447,7 @@ impl State {
                 policies: def.policies,
                 def_segment: segment,
                 defined: true,
-                messages,
+                entity,
                 locs: BTreeMap::new(),
             },
         );
@@ -392,6 +461,7 @@ impl State {
         account: &str,
         name: &str,
         metadata: &Metadata,
+        rules: LeaseRules,
     ) -> io::Result<CreateOutcome> {
         if let Some((_, e)) = Self::entry(&self.names, &mut self.queues, account, name) {
             return Ok(CreateOutcome::Existing(e.metadata.clone()));
@@ -404,6 +474,7 @@ impl State {
             next_sequence: 0,
             metadata: metadata.clone(),
             policies: Vec::new(),
+            rules,
         };
         self.next_queue += 1;
         let pos = log.append(|out| record::encode_queue_define(out, &def))?;
@@ -452,7 +523,7 @@ impl State {
         Self::purge(&mut self.live, e, now);
         Some(QueueInfo {
             metadata: e.metadata.clone(),
-            message_count: e.messages.len() as u64,
+            message_count: e.entity.main.len() as u64,
         })
     }
 
@@ -523,8 +594,8 @@ impl State {
             return Ok(None);
         };
         let body = std::mem::take(&mut message.body);
-        let mut m = e.messages.insert(message);
-        Self::write_message(&mut self.live, log, id, e, &mut m, body)?;
+        let mut m = e.entity.main.insert(message);
+        Self::write_message(&mut self.live, log, id, e, SubQueue::Main, &mut m, body)?;
         Ok(Some(m))
     }
 
@@ -535,10 +606,11 @@ impl State {
         log: &mut Log,
         id: u64,
         e: &mut QueueEntry,
+        sub: SubQueue,
         m: &mut Message,
         body: Vec<u8>,
     ) -> io::Result<()> {
-        let pos = log.append(|out| record::encode_message(out, id, m, &body))?;
+        let pos = log.append(|out| record::encode_message(out, id, sub, m, &body))?;
         let loc = Loc {
             pos,
             body_len: body.len() as u32,
@@ -560,7 +632,7 @@ impl State {
             return Ok(None);
         };
         Self::purge(&mut self.live, e, now);
-        let got = e.messages.receive(now, grant);
+        let got = e.entity.main.receive(now, grant);
         for m in &got {
             log.append(|out| record::encode_lease(out, id, m))?;
         }
@@ -579,7 +651,7 @@ impl State {
             return Ok(None);
         };
         Self::purge(&mut self.live, e, now);
-        let got = e.messages.peek(now, max);
+        let got = e.entity.main.peek(now, max);
         Self::with_bodies(log, e, got).map(Some)
     }
 
@@ -595,7 +667,7 @@ impl State {
         let Some((id, e)) = Self::entry(&self.names, &mut self.queues, account, name) else {
             return Ok(ReceiptOutcome::QueueNotFound);
         };
-        match e.messages.delete(message, receipt, now) {
+        match e.entity.main.delete(message, receipt, now) {
             Ok(m) => {
                 log.append(|out| record::encode_message_delete(out, id, m.sequence))?;
                 self.live.forget_message(e, m.sequence);
@@ -620,12 +692,14 @@ impl State {
             return Ok(ReceiptOutcome::QueueNotFound);
         };
         let new_body = update.body.take();
-        let mut m = match e.messages.update(message, receipt, now, update) {
+        let mut m = match e.entity.main.update(message, receipt, now, update) {
             Ok(m) => m,
             Err(r) => return Ok(ReceiptOutcome::Rejected(r)),
         };
         match new_body {
-            Some(body) => Self::write_message(&mut self.live, log, id, e, &mut m, body)?,
+            Some(body) => {
+                Self::write_message(&mut self.live, log, id, e, SubQueue::Main, &mut m, body)?
+            }
             None => {
                 log.append(|out| record::encode_lease(out, id, &m))?;
                 let loc = e
@@ -645,6 +719,190 @@ impl State {
         log.append(|out| record::encode_queue_clear(out, id))?;
         self.live.forget_all_messages(e);
         Ok(true)
+    }
+
+    // ---- Service Bus: locks, settlement, sub-queues --------------------------------------------
+
+    /// Logs what an entity operation changed: a message's new state (including a move between
+    /// sub-queues, whose body stays where it was logged), or its deletion.
+    fn log_changes(
+        live: &mut Live,
+        log: &mut Log,
+        id: u64,
+        e: &mut QueueEntry,
+        changes: Changes,
+    ) -> io::Result<()> {
+        for (sub, m) in &changes.upserted {
+            log.append(|out| record::encode_message_state(out, id, *sub, m))?;
+        }
+        for (_, seq) in changes.removed {
+            if changes.upserted.iter().any(|(_, m)| m.sequence == seq) {
+                continue; // moved, not gone
+            }
+            log.append(|out| record::encode_message_delete(out, id, seq))?;
+            live.forget_message(e, seq);
+        }
+        Ok(())
+    }
+
+    /// Appends `batch` to queue `account/name`: one record per message, after a batch marker
+    /// so that recovery keeps all of them or none.
+    pub fn enqueue(
+        &mut self,
+        log: &mut Log,
+        q: QueueRef<'_>,
+        batch: Vec<Enqueue>,
+    ) -> io::Result<Option<Vec<Message>>> {
+        let Some((id, e)) = Self::entry(&self.names, &mut self.queues, q.account, q.queue) else {
+            return Ok(None);
+        };
+        if batch.len() > 1 {
+            let n = u32::try_from(batch.len()).unwrap_or(u32::MAX);
+            log.append(|out| record::encode_batch(out, id, n))?;
+        }
+        let mut out = Vec::with_capacity(batch.len());
+        for Enqueue {
+            mut message,
+            scheduled,
+        } in batch
+        {
+            let body = std::mem::take(&mut message.body);
+            let mut m = if scheduled {
+                let at = message.visible_at;
+                e.entity.main.insert_scheduled(message, at)
+            } else {
+                e.entity.main.insert(message)
+            };
+            Self::write_message(&mut self.live, log, id, e, SubQueue::Main, &mut m, body)?;
+            out.push(m);
+        }
+        Ok(Some(out))
+    }
+
+    pub fn lock(
+        &mut self,
+        log: &mut Log,
+        q: QueueRef<'_>,
+        sub: SubQueue,
+        now: Timestamp,
+        grant: &LeaseGrant,
+    ) -> io::Result<Option<Vec<Message>>> {
+        let Some((id, e)) = Self::entry(&self.names, &mut self.queues, q.account, q.queue) else {
+            return Ok(None);
+        };
+        let (got, changes) = e.entity.lock(sub, now, grant);
+        Self::log_changes(&mut self.live, log, id, e, changes)?;
+        Self::with_bodies(log, e, got).map(Some)
+    }
+
+    pub fn take(
+        &mut self,
+        log: &mut Log,
+        q: QueueRef<'_>,
+        sub: SubQueue,
+        now: Timestamp,
+        max: usize,
+    ) -> io::Result<Option<Vec<Message>>> {
+        let Some((id, e)) = Self::entry(&self.names, &mut self.queues, q.account, q.queue) else {
+            return Ok(None);
+        };
+        let (got, changes) = e.entity.take(sub, now, max);
+        // Bodies first: logging the removals forgets where they are.
+        let got = Self::with_bodies(log, e, got)?;
+        Self::log_changes(&mut self.live, log, id, e, changes)?;
+        Ok(Some(got))
+    }
+
+    pub fn settle(
+        &mut self,
+        log: &mut Log,
+        q: QueueRef<'_>,
+        sub: SubQueue,
+        token: PopReceipt,
+        now: Timestamp,
+        how: Settlement,
+    ) -> io::Result<Option<Result<Settled, SettleError>>> {
+        let Some((id, e)) = Self::entry(&self.names, &mut self.queues, q.account, q.queue) else {
+            return Ok(None);
+        };
+        match e.entity.settle(sub, token, now, how) {
+            Ok((settled, changes)) => {
+                Self::log_changes(&mut self.live, log, id, e, changes)?;
+                Ok(Some(Ok(settled)))
+            }
+            Err(err) => Ok(Some(Err(err))),
+        }
+    }
+
+    pub fn browse(
+        &mut self,
+        log: &Log,
+        q: QueueRef<'_>,
+        sub: SubQueue,
+        from: u64,
+        max: usize,
+        now: Timestamp,
+    ) -> io::Result<Option<Vec<Message>>> {
+        let Some((_, e)) = Self::entry(&self.names, &mut self.queues, q.account, q.queue) else {
+            return Ok(None);
+        };
+        let got = e.entity.queue(sub).browse(from, max, now);
+        Self::with_bodies(log, e, got).map(Some)
+    }
+
+    pub fn lock_deferred(
+        &mut self,
+        log: &mut Log,
+        q: QueueRef<'_>,
+        sub: SubQueue,
+        sequences: &[u64],
+        now: Timestamp,
+        grant: &LeaseGrant,
+    ) -> io::Result<Option<Vec<Message>>> {
+        let Some((id, e)) = Self::entry(&self.names, &mut self.queues, q.account, q.queue) else {
+            return Ok(None);
+        };
+        let got = e.entity.queue_mut(sub).lock_deferred(sequences, now, grant);
+        let changes = Changes {
+            upserted: got.iter().map(|m| (sub, m.clone())).collect(),
+            removed: Vec::new(),
+        };
+        Self::log_changes(&mut self.live, log, id, e, changes)?;
+        Self::with_bodies(log, e, got).map(Some)
+    }
+
+    pub fn cancel_scheduled(
+        &mut self,
+        log: &mut Log,
+        q: QueueRef<'_>,
+        sequences: &[u64],
+        now: Timestamp,
+    ) -> io::Result<Option<Vec<u64>>> {
+        let Some((id, e)) = Self::entry(&self.names, &mut self.queues, q.account, q.queue) else {
+            return Ok(None);
+        };
+        let gone: Vec<u64> = sequences
+            .iter()
+            .copied()
+            .filter(|seq| e.entity.main.cancel_scheduled(*seq, now).is_some())
+            .collect();
+        let changes = Changes {
+            upserted: Vec::new(),
+            removed: gone.iter().map(|seq| (SubQueue::Main, *seq)).collect(),
+        };
+        Self::log_changes(&mut self.live, log, id, e, changes)?;
+        Ok(Some(gone))
+    }
+
+    /// Lapsed locks and expiry in every queue, logged; returns how many messages changed.
+    pub fn housekeep(&mut self, log: &mut Log, now: Timestamp, budget: usize) -> io::Result<usize> {
+        let mut changed = 0;
+        for (&id, e) in self.queues.iter_mut() {
+            let changes = e.entity.housekeep(now, budget);
+            changed += changes.upserted.len() + changes.removed.len();
+            Self::log_changes(&mut self.live, log, id, e, changes)?;
+        }
+        Ok(changed)
     }
 
     pub fn document(&self, account: &str, key: &str) -> Option<Vec<u8>> {
@@ -689,7 +947,11 @@ impl State {
     pub fn stats(&self, log: &Log) -> Stats {
         Stats {
             queues: self.queues.len() as u64,
-            messages: self.queues.values().map(|e| e.messages.len() as u64).sum(),
+            messages: self
+                .queues
+                .values()
+                .map(|e| (e.entity.main.len() + e.entity.dead_letter.len()) as u64)
+                .sum(),
             segments: log.segment_numbers().count() as u64,
             live_message_bytes: self.live.message_bytes,
             compaction_reads: self.compaction_reads,
@@ -823,7 +1085,12 @@ impl State {
                     }
                 }
             }
-            Record::Message { queue, message } => {
+            Record::Message {
+                queue,
+                message,
+                body_len,
+                ..
+            } => {
                 let Some(e) = self.queues.get_mut(&queue) else {
                     return Ok(());
                 };
@@ -833,11 +1100,12 @@ impl State {
                 if loc.pos != pos {
                     return Ok(());
                 }
-                let Some(current) = e.messages.get_by_sequence(message.sequence) else {
+                let Some((sub, current)) = e.entity.find(message.sequence) else {
                     return Ok(());
                 };
-                let body = &payload[MESSAGE_BODY_OFFSET..];
-                let new = log.append(|out| record::encode_message(out, queue, current, body))?;
+                let body = &payload[MESSAGE_BODY_OFFSET..MESSAGE_BODY_OFFSET + body_len as usize];
+                let new =
+                    log.append(|out| record::encode_message(out, queue, sub, current, body))?;
                 let moved = Loc {
                     pos: new,
                     body_len: loc.body_len,
@@ -856,6 +1124,8 @@ impl State {
             Record::QueueDelete { .. }
             | Record::QueueClear { .. }
             | Record::Lease { .. }
+            | Record::MessageState { .. }
+            | Record::Batch { .. }
             | Record::MessageDelete { .. } => {}
         }
         Ok(())

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hematite_engine::index::{LeaseGrant, MessageUpdate};
 use hematite_engine::model::NewMessage;
+use hematite_engine::store::{LeaseGrant, MessageUpdate, QueueSettings};
 use hematite_engine::{
     ManualClock, MemoryStore, Message, MessageId, Metadata, PopReceipt, QueueRef, Store, Timestamp,
 };
@@ -287,10 +287,14 @@ impl Run {
                 let md = Metadata(vec![("gen".into(), self.next().to_string())]);
                 let a = self
                     .real()
-                    .create_queue(qref(q), &md)
+                    .create_queue(qref(q), &md, QueueSettings::default())
                     .await
                     .expect("create");
-                let b = self.model.create_queue(qref(q), &md).await.expect("create");
+                let b = self
+                    .model
+                    .create_queue(qref(q), &md, QueueSettings::default())
+                    .await
+                    .expect("create");
                 assert_eq!(a, b, "create");
                 self.leased[q].clear();
             }
@@ -356,8 +360,8 @@ proptest! {
             let model = MemoryStore::new();
             for i in 0..2 {
                 let md = Metadata::default();
-                real.create_queue(qref(i), &md).await.expect("create");
-                model.create_queue(qref(i), &md).await.expect("create");
+                real.create_queue(qref(i), &md, QueueSettings::default()).await.expect("create");
+                model.create_queue(qref(i), &md, QueueSettings::default()).await.expect("create");
             }
             let mut run = Run { dir, clock, real: Some(real), model, leased: [Vec::new(), Vec::new()], counter: 0 };
             for op in &ops {
