@@ -12,6 +12,7 @@
 //! - [`store`]: the `Store` trait and the outcomes it reports.
 //! - [`memory`]: the in-memory store, which is also the executable specification.
 //! - [`service`]: the `Engine`, where outcomes become domain errors.
+//! - [`waiters`]: receivers waiting for a queue to have messages.
 //! - `conformance` (feature `conformance`): the suite every store must pass.
 
 #![forbid(unsafe_code)]
@@ -24,6 +25,7 @@ pub mod model;
 pub mod service;
 pub mod store;
 pub mod time;
+pub mod waiters;
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;

@@ -19,6 +19,7 @@ use crate::store::{
     Settled, Settlement, SubQueue,
 };
 use crate::time::Timestamp;
+use crate::waiters::Waiters;
 
 /// How long a message lives.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -53,11 +54,16 @@ pub enum Created {
 pub struct Engine {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    waiters: Arc<Waiters>,
 }
 
 impl Engine {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
-        Engine { store, clock }
+        Engine {
+            store,
+            clock,
+            waiters: Arc::new(Waiters::default()),
+        }
     }
 
     pub fn now(&self) -> Timestamp {
@@ -290,10 +296,19 @@ impl Engine {
                 },
             })
             .collect();
-        self.store
+        let stored = self
+            .store
             .enqueue(q, batch)
             .await?
-            .ok_or(Error::QueueNotFound)
+            .ok_or(Error::QueueNotFound)?;
+        self.waiters.wake(q);
+        Ok(stored)
+    }
+
+    /// A signal woken whenever a message of `q` may have become available through this
+    /// engine; a waiting receiver also looks again periodically for what comes due by time.
+    pub fn watch(&self, q: QueueRef<'_>) -> Arc<tokio::sync::Notify> {
+        self.waiters.watch(q)
     }
 
     fn grant(&self, n: usize, lock: Duration) -> (Timestamp, LeaseGrant) {
@@ -344,9 +359,15 @@ impl Engine {
         token: PopReceipt,
         how: Settlement,
     ) -> Result<Settled, Error> {
+        let frees = matches!(how, Settlement::Abandon | Settlement::Release);
         match self.store.settle(q, sub, token, self.now(), how).await? {
             None => Err(Error::QueueNotFound),
-            Some(Ok(s)) => Ok(s),
+            Some(Ok(s)) => {
+                if frees {
+                    self.waiters.wake(q);
+                }
+                Ok(s)
+            }
             Some(Err(SettleError::LockLost)) => Err(Error::LockLost),
         }
     }
@@ -413,7 +434,11 @@ impl Engine {
     /// One round of housekeeping over every queue (lapsed locks, expiry), at most `budget`
     /// messages per queue and kind; returns how many changed. The binary runs it periodically.
     pub async fn housekeep(&self, budget: usize) -> Result<usize, Error> {
-        Ok(self.store.housekeep(self.now(), budget).await?)
+        let changed = self.store.housekeep(self.now(), budget).await?;
+        if changed > 0 {
+            self.waiters.wake_all();
+        }
+        Ok(changed)
     }
 }
 

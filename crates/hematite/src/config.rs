@@ -17,6 +17,7 @@ use hematite_net::system;
 use hematite_queue_api::accounts::Accounts;
 use hematite_queue_api::oauth::{Mode, OAuth};
 use hematite_queue_api::Options;
+use hematite_servicebus::namespace::Namespace;
 use hematite_store_embedded::Durability;
 
 #[derive(Args, Debug)]
@@ -109,6 +110,35 @@ pub struct ServeArgs {
     /// sixteenth of memory, between 64 MiB and 1 GiB.
     #[arg(long, env = "HEMATITE_RESPONSE_MEMORY_MB", value_parser = clap::value_parser!(u64).range(1..))]
     response_memory_mb: Option<u64>,
+    /// Where Service Bus clients connect over AMQP. Default 127.0.0.1:5672; when that default
+    /// is taken, Service Bus is not served and the banner says so.
+    #[arg(long, env = "HEMATITE_AMQP_LISTEN", value_name = "ADDR")]
+    amqp_listen: Option<SocketAddr>,
+    /// The Service Bus HTTP port (`GET /health`). Default 127.0.0.1:5300, skipped like
+    /// --amqp-listen's default when taken.
+    #[arg(long, env = "HEMATITE_SB_ADMIN_LISTEN", value_name = "ADDR")]
+    sb_admin_listen: Option<SocketAddr>,
+    /// The Service Bus emulator's config.json: the namespace's queues and their properties.
+    /// Without it: the emulator's default, one queue named queue.1.
+    #[arg(long, env = "HEMATITE_SB_CONFIG", value_name = "FILE")]
+    sb_config: Option<PathBuf>,
+    /// Serve the Queue REST API only.
+    #[arg(long, env = "HEMATITE_NO_SERVICEBUS")]
+    no_servicebus: bool,
+}
+
+/// Default Service Bus ports, as the emulator's.
+const DEFAULT_AMQP: &str = "127.0.0.1:5672";
+const DEFAULT_SB_ADMIN: &str = "127.0.0.1:5300";
+
+/// Where Service Bus is served, and over which namespace.
+pub struct ServiceBusConfig {
+    pub amqp: SocketAddr,
+    /// The address was given: failing to bind it is an error, not a skip.
+    pub amqp_explicit: bool,
+    pub admin: SocketAddr,
+    pub admin_explicit: bool,
+    pub namespace: Namespace,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -140,6 +170,7 @@ pub struct Config {
     pub net: NetConfig,
     /// The listener's connections, which the response budget may shed.
     pub registry: Arc<Registry>,
+    pub servicebus: Option<ServiceBusConfig>,
 }
 
 /// How the listener faces clients.
@@ -153,6 +184,11 @@ pub struct NetConfig {
 
 impl ServeArgs {
     pub fn resolve(self) -> anyhow::Result<Config> {
+        let servicebus = if self.no_servicebus {
+            None
+        } else {
+            Some(self.servicebus()?)
+        };
         let mut accounts = Accounts::default();
         if let Some(list) = &self.azurite_accounts {
             accounts
@@ -202,6 +238,7 @@ impl ServeArgs {
             );
         }
         Ok(Config {
+            servicebus,
             listen: self.listen,
             store: if self.in_memory {
                 StoreChoice::Memory
@@ -228,6 +265,30 @@ impl ServeArgs {
             },
             net,
             registry,
+        })
+    }
+}
+
+impl ServeArgs {
+    fn servicebus(&self) -> anyhow::Result<ServiceBusConfig> {
+        let namespace = match &self.sb_config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                Namespace::from_emulator_config(&text)
+                    .with_context(|| format!("reading {}", path.display()))?
+            }
+            None => Namespace::default(),
+        };
+        let default = |s: &str| s.parse::<SocketAddr>().context("a default address");
+        Ok(ServiceBusConfig {
+            amqp: self.amqp_listen.map_or_else(|| default(DEFAULT_AMQP), Ok)?,
+            amqp_explicit: self.amqp_listen.is_some(),
+            admin: self
+                .sb_admin_listen
+                .map_or_else(|| default(DEFAULT_SB_ADMIN), Ok)?,
+            admin_explicit: self.sb_admin_listen.is_some(),
+            namespace,
         })
     }
 }

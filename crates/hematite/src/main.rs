@@ -7,6 +7,7 @@
 mod bench;
 mod cli;
 mod config;
+mod servicebus;
 
 use std::sync::Arc;
 
@@ -29,7 +30,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[command(
     name = "hematite",
     version,
-    about = "An Azure Queue Storage compatible message-queue server"
+    about = "A message-queue server that speaks Azure Queue Storage and Azure Service Bus"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -38,7 +39,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the Azure Queue REST API.
+    /// Serve the Azure Queue REST API and Azure Service Bus (AMQP).
     Serve(ServeArgs),
     /// Generate load against a Queue endpoint and report throughput and latency.
     Bench(bench::BenchArgs),
@@ -77,7 +78,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
-    let config = args.resolve()?;
+    let mut config = args.resolve()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store: Arc<dyn Store> = match &config.store {
         StoreChoice::Memory => Arc::new(MemoryStore::new()),
@@ -97,7 +98,26 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
-    say(&config.banner(addr));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let mut banner = config.banner(addr);
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(housekeeping(engine.clone(), stopped()));
+    if let Some(sb) = config.servicebus.take() {
+        let setup = Setup {
+            registry: config.registry.clone(),
+            tls: None,
+            handshake_timeout: config.net.limits.head,
+        };
+        banner.push('\n');
+        banner.push_str(&servicebus::start(sb, engine.clone(), setup, &mut tasks, &stopped).await?);
+    }
+    say(&banner);
     let setup = Setup {
         registry: config.registry.clone(),
         tls,
@@ -106,8 +126,28 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let limits = config.net.limits.clone();
     let api = Arc::new(QueueApi::new(engine, config.accounts, config.options));
     serve_with(listener, api, setup, limits, shutdown_signal()).await;
+    let _ = stop_tx.send(true);
+    while tasks.join_next().await.is_some() {}
     say("Hematite stopped.");
     Ok(())
+}
+
+/// Lapsed locks and expired messages are dealt with every second, whether or not anyone
+/// looks at their queue.
+async fn housekeeping(engine: Engine, stop: impl std::future::Future<Output = ()>) {
+    tokio::pin!(stop);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tick.tick() => {
+                if let Err(e) = engine.housekeep(10_000).await {
+                    tracing::warn!(error = %e, "housekeeping failed; retrying");
+                }
+            }
+        }
+    }
 }
 
 /// Prints a line to stdout, ignoring a closed pipe: `hematite serve | head -1` must not kill the
