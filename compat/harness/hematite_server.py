@@ -40,6 +40,16 @@ class Server:
     proc: Optional[subprocess.Popen] = field(default=None, repr=False)
     log_path: Optional[str] = None
     data_dir: Optional[str] = None
+    amqp_port: Optional[int] = None
+    sb_admin_port: Optional[int] = None
+
+    def sb_connection_string(self, *, key: str = "SAS_KEY_VALUE") -> str:
+        """The emulator's connection string, pointed at this server's AMQP port."""
+        return (
+            f"Endpoint=sb://localhost:{self.amqp_port};"
+            "SharedAccessKeyName=RootManageSharedAccessKey;"
+            f"SharedAccessKey={key};UseDevelopmentEmulator=true;"
+        )
 
     @property
     def host(self) -> str:
@@ -104,9 +114,14 @@ def dev_cert(out_dir: str) -> dict:
 
 
 def start(
-    data_dir: Optional[str] = None, extra_args: Sequence[str] = (), https: bool = False
+    data_dir: Optional[str] = None,
+    extra_args: Sequence[str] = (),
+    https: bool = False,
+    servicebus: bool = False,
 ) -> Server:
-    """Starts a server; ``https`` says ``extra_args`` make it serve TLS."""
+    """Starts a server; ``https`` says ``extra_args`` make it serve TLS. Service Bus is
+    served, on free ports, only when ``servicebus`` asks for it (``sb_config``: a path
+    to an emulator ``config.json`` passed in ``extra_args``)."""
     url = os.environ.get("HEMATITE_URL", "").strip()
     if url:
         return Server(base_url=url.rstrip("/"))
@@ -129,8 +144,27 @@ def start(
     else:
         data_dir = data_dir or tempfile.mkdtemp(prefix="hematite-compat-data-")
         store_args = ["--data-dir", data_dir]
+    amqp_port = sb_admin_port = None
+    if servicebus:
+        amqp_port, sb_admin_port = _free_port(), _free_port()
+        sb_args = [
+            "--amqp-listen",
+            f"127.0.0.1:{amqp_port}",
+            "--sb-admin-listen",
+            f"127.0.0.1:{sb_admin_port}",
+        ]
+    else:
+        sb_args = ["--no-servicebus"]
     proc = subprocess.Popen(
-        [str(exe), "serve", "--listen", f"127.0.0.1:{port}", *store_args, *extra_args],
+        [
+            str(exe),
+            "serve",
+            "--listen",
+            f"127.0.0.1:{port}",
+            *store_args,
+            *sb_args,
+            *extra_args,
+        ],
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -142,6 +176,8 @@ def start(
         proc=proc,
         log_path=log.name,
         data_dir=None if keep_dir else data_dir,
+        amqp_port=amqp_port,
+        sb_admin_port=sb_admin_port,
     )
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -150,7 +186,7 @@ def start(
                 f"hematite exited with code {proc.returncode} before accepting connections.\n"
                 f"--- server log ---\n{server.log_tail()}"
             )
-        if _port_accepts(port):
+        if _port_accepts(port) and (amqp_port is None or _port_accepts(amqp_port)):
             return server
         time.sleep(0.05)
     stop(server)

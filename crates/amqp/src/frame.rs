@@ -7,11 +7,12 @@
 //! anything is buffered for them, so a peer cannot make the server hold more than one frame
 //! of its choosing.
 
+use fe2o3_amqp_types::messaging::DeliveryState;
 use fe2o3_amqp_types::performatives::Performative;
 use fe2o3_amqp_types::sasl::{SaslInit, SaslMechanisms, SaslOutcome};
 use serde::Serialize;
 
-use crate::codec::{descriptor_code, value_len};
+use crate::codec::{descriptor_code, value_len, Malformed};
 
 /// The protocol header of an AMQP connection, and of its SASL layer (part 5, §5.3.1).
 pub const AMQP_HEADER: [u8; 8] = *b"AMQP\x00\x01\x00\x00";
@@ -137,57 +138,93 @@ fn write<T: Serialize>(
 }
 
 /// Appends an AMQP frame on `channel`. The performatives a connection, session or link starts
-/// and ends with carry every field, trailing nulls included: older pyamqp releases read
-/// open, begin and attach fields by position (`servicebus-protocol.md` in the project notes,
-/// §2.1), and serde_amqp leaves trailing nulls out.
+/// and ends with carry every field, trailing nulls included, and so does every error and
+/// `rejected` outcome inside a frame: pyamqp reads their fields by position
+/// (`error[0][2]` for a rejected send's info, `frame[0][2]` for a close's), and serde_amqp
+/// leaves trailing nulls out (`servicebus-protocol.md` in the project notes, §2.1).
 pub fn write_amqp(out: &mut Vec<u8>, channel: u16, performative: &Performative, payload: &[u8]) {
-    let fields = match performative {
-        Performative::Open(_) => 10,
-        Performative::Begin(_) => 8,
-        Performative::Attach(_) => 14,
-        Performative::Detach(_) => 3,
-        Performative::End(_) | Performative::Close(_) => 1,
-        Performative::Flow(_) | Performative::Transfer(_) | Performative::Disposition(_) => 0,
+    let rewrite = match performative {
+        Performative::Open(_)
+        | Performative::Begin(_)
+        | Performative::Attach(_)
+        | Performative::Detach(_)
+        | Performative::End(_)
+        | Performative::Close(_) => true,
+        Performative::Disposition(d) => matches!(d.state, Some(DeliveryState::Rejected(_))),
+        Performative::Flow(_) | Performative::Transfer(_) => false,
     };
     let start = out.len();
-    write(out, TYPE_AMQP, channel, performative, &[]);
-    if fields > 0 {
-        pad_list(out, start + HEADER_LEN, fields);
+    if rewrite {
+        let mut plain = Vec::with_capacity(64);
+        write(&mut plain, TYPE_AMQP, channel, performative, &[]);
+        out.extend_from_slice(&plain[..HEADER_LEN]);
+        if copy_full_length(&plain[HEADER_LEN..], out).is_err() {
+            // Our own encoding always parses; keep it as it is if it somehow did not.
+            out.truncate(start);
+            out.extend_from_slice(&plain);
+        }
+    } else {
+        write(out, TYPE_AMQP, channel, performative, &[]);
     }
     out.extend_from_slice(payload);
     let size = (out.len() - start) as u32;
     out[start..start + 4].copy_from_slice(&size.to_be_bytes());
 }
 
-/// Extends the described list encoded at `at` (to the end of `out`) with nulls up to `fields`.
-fn pad_list(out: &mut Vec<u8>, at: usize, fields: u32) {
-    let Ok(descriptor) = value_len(&out[at + 1..]) else {
-        return;
-    };
-    let list = at + 1 + descriptor;
-    let (count, items) = match out.get(list) {
-        Some(0x45) => (0, list + 1),
-        Some(0xc0) => (u32::from(out[list + 2]), list + 3),
-        Some(0xd0) => (
-            u32::from_be_bytes([out[list + 5], out[list + 6], out[list + 7], out[list + 8]]),
-            list + 9,
-        ),
-        _ => return,
-    };
-    if count >= fields {
-        return;
+/// How many fields a described list is written with at least, for the types written at full
+/// length and those holding them.
+fn full_fields(code: u64) -> Option<u32> {
+    match code {
+        0x10 => Some(10),       // open
+        0x11 => Some(8),        // begin
+        0x12 => Some(14),       // attach
+        0x16 => Some(3),        // detach
+        0x17 | 0x18 => Some(1), // end, close
+        0x1d => Some(3),        // error
+        0x25 => Some(1),        // rejected
+        0x15 => Some(0),        // disposition: as written, but its state's error padded
+        _ => None,
     }
-    let mut body = out.split_off(items);
-    body.resize(body.len() + (fields - count) as usize, 0x40);
-    out.truncate(list);
-    if body.len() < 255 {
-        out.extend_from_slice(&[0xc0, (body.len() + 1) as u8, fields as u8]);
+}
+
+/// Copies the value at the start of `input` to `out`, padding the described lists
+/// [`full_fields`] names with nulls, at any depth inside them. Returns the bytes read.
+fn copy_full_length(input: &[u8], out: &mut Vec<u8>) -> Result<usize, Malformed> {
+    let len = value_len(input)?;
+    let Some(fields) = descriptor_code(input).and_then(full_fields) else {
+        out.extend_from_slice(&input[..len]);
+        return Ok(len);
+    };
+    let descriptor = 1 + value_len(&input[1..])?;
+    let list = &input[descriptor..len];
+    let (count, mut at) = match list.first() {
+        Some(0x45) => (0, 1),
+        Some(0xc0) => (u32::from(*list.get(2).ok_or(Malformed)?), 3),
+        Some(0xd0) => {
+            let c = list.get(5..9).ok_or(Malformed)?;
+            (u32::from_be_bytes([c[0], c[1], c[2], c[3]]), 9)
+        }
+        _ => {
+            out.extend_from_slice(&input[..len]);
+            return Ok(len);
+        }
+    };
+    let mut items = Vec::with_capacity(list.len() + fields as usize);
+    for _ in 0..count {
+        at += copy_full_length(list.get(at..).ok_or(Malformed)?, &mut items)?;
+    }
+    let total = count.max(fields);
+    items.resize(items.len() + (total - count) as usize, 0x40);
+    out.extend_from_slice(&input[..descriptor]);
+    if items.len() < 255 && total < 256 {
+        out.extend_from_slice(&[0xc0, (items.len() + 1) as u8, total as u8]);
     } else {
         out.push(0xd0);
-        out.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
-        out.extend_from_slice(&fields.to_be_bytes());
+        out.extend_from_slice(&((items.len() + 4) as u32).to_be_bytes());
+        out.extend_from_slice(&total.to_be_bytes());
     }
-    out.extend_from_slice(&body);
+    out.extend_from_slice(&items);
+    Ok(len)
 }
 
 /// The size of the frame `performative` makes with no payload.
@@ -286,6 +323,54 @@ mod tests {
         assert!(decode_performative(&[0x00, 0x53, 0x99, 0x45]).is_err());
         assert!(decode_performative(&[0xa1, 1, b'x']).is_err());
         assert!(decode_performative(&[]).is_err());
+    }
+
+    /// pyamqp reads a rejected send's error as `error[0][2]`, so an error whose info (or
+    /// description) is absent must still carry three fields, inside a close, a detach or
+    /// a disposition's `rejected` alike; the padded frames still decode to what was written.
+    #[test]
+    fn errors_inside_frames_carry_every_field() {
+        use fe2o3_amqp_types::definitions::{AmqpError, Error, Role};
+        use fe2o3_amqp_types::messaging::Rejected;
+        use fe2o3_amqp_types::performatives::{Detach, Disposition};
+        let error = || Error::new(AmqpError::DecodeError, None, None);
+        let frames = [
+            Performative::Close(Close {
+                error: Some(error()),
+            }),
+            Performative::Detach(Detach {
+                handle: 1.into(),
+                closed: true,
+                error: Some(error()),
+            }),
+            Performative::Disposition(Disposition {
+                role: Role::Receiver,
+                first: 4,
+                last: None,
+                settled: true,
+                state: Some(DeliveryState::Rejected(Rejected {
+                    error: Some(error()),
+                })),
+                batchable: false,
+            }),
+        ];
+        for p in frames {
+            let mut out = Vec::new();
+            write_amqp(&mut out, 0, &p, &[]);
+            // The error's descriptor, then a list8 of 3 fields whose last two are null.
+            let at = out
+                .windows(3)
+                .position(|w| w == [0x00, 0x53, 0x1d])
+                .expect("an error");
+            let list = &out[at + 3..];
+            assert_eq!(list[0], 0xc0, "{p:?}");
+            assert_eq!(list[2], 3, "{p:?}");
+            assert_eq!(&list[list[1] as usize..list[1] as usize + 2], [0x40, 0x40]);
+            let (frame, _) = next_frame(&out, 1 << 20).expect("valid").expect("whole");
+            assert_eq!(frame.body.len() + 8, out.len());
+            let (decoded, _) = decode_performative(frame.body).expect("decodes");
+            assert_eq!(decoded, p);
+        }
     }
 
     #[test]

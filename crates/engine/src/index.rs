@@ -61,13 +61,15 @@ pub struct QueueMessages {
 
 impl QueueMessages {
     pub fn new() -> Self {
-        Self::default()
+        Self::with_rules(LeaseRules::default())
     }
 
-    /// An empty queue whose leases follow `rules`.
+    /// An empty queue whose leases follow `rules`. Sequence numbers start at 1, as Service
+    /// Bus's do (clients treat 0 as "none").
     pub fn with_rules(rules: LeaseRules) -> Self {
         QueueMessages {
             rules,
+            next_sequence: 1,
             ..Self::default()
         }
     }
@@ -379,10 +381,13 @@ impl QueueMessages {
             }
             m.dequeue_count
         })?;
-        if self.rules.max_deliveries.is_some_and(|max| count >= max) {
+        if let Some(max) = self.rules.max_deliveries.filter(|max| count >= *max) {
+            // The description Service Bus gives, with the entity's MaxDeliveryCount.
+            let description =
+                format!("Message could not be consumed after {max} delivery attempts.");
             return self
                 .remove(seq)
-                .map(|m| dead_lettered(m, MAX_DELIVERY_COUNT_EXCEEDED, None));
+                .map(|m| dead_lettered(m, MAX_DELIVERY_COUNT_EXCEEDED, Some(description)));
         }
         None
     }
@@ -663,7 +668,13 @@ impl Entity {
         if sub == SubQueue::Main && self.main.rules().on_expiry == OnExpiry::DeadLetter {
             let expired = expired
                 .into_iter()
-                .map(|m| dead_lettered(m, TTL_EXPIRED, None))
+                .map(|m| {
+                    dead_lettered(
+                        m,
+                        TTL_EXPIRED,
+                        Some("The message expired and was dead lettered.".to_owned()),
+                    )
+                })
                 .collect();
             self.bury(sub, expired, now, changes);
         } else {
@@ -932,7 +943,7 @@ mod tests {
             Timestamp::NEVER,
             "nothing expires in the DLQ"
         );
-        assert_eq!(changes.removed, [(SubQueue::Main, 0)]);
+        assert_eq!(changes.removed, [(SubQueue::Main, 1)]);
         let mut drop = sb(10, false, at(60));
         drop.housekeep(at(61), 100);
         assert_eq!((drop.main.len(), drop.dead_letter.len()), (0, 0));
@@ -981,7 +992,11 @@ mod tests {
             ]
         );
         assert_eq!(all[0].id, locked.id);
-        assert_eq!(e.main.browse(3, 10, at(2)).len(), 2);
+        assert_eq!(
+            e.main.browse(4, 10, at(2)).len(),
+            2,
+            "sequence numbers start at 1"
+        );
         assert_eq!(e.main.browse(0, 2, at(2)).len(), 2);
     }
 

@@ -31,7 +31,13 @@ impl Server {
 
 fn serve() -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hematite"))
-        .args(["serve", "--in-memory", "--listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--in-memory",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-servicebus",
+        ])
         .env_remove("AZURITE_ACCOUNTS")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

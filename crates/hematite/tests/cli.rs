@@ -20,7 +20,13 @@ struct Server {
 impl Server {
     fn start() -> Self {
         let mut child = StdCommand::new(env!("CARGO_BIN_EXE_hematite"))
-            .args(["serve", "--in-memory", "--listen", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--in-memory",
+                "--listen",
+                "127.0.0.1:0",
+                "--no-servicebus",
+            ])
             .env_remove("AZURITE_ACCOUNTS")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

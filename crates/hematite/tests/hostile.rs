@@ -44,11 +44,17 @@ fn spawn(env: &[(&str, &str)]) -> Server {
     let bin =
         std::env::var("HEMATITE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_hematite").into());
     let mut cmd = Command::new(bin);
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .env_remove("AZURITE_ACCOUNTS");
+    cmd.args([
+        "serve",
+        "--no-servicebus",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+    ])
+    .arg(&dir)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .env_remove("AZURITE_ACCOUNTS");
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -8,7 +8,14 @@ use std::time::{Duration, Instant};
 /// Starts `hematite serve` and reads its banner up to the `accounts`-th connection string.
 fn spawn(args: &[&str], env: &[(&str, &str)], accounts: usize) -> (Child, Vec<String>) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hematite"));
+    // Service Bus on ports of its own, so parallel tests never meet on 5672.
     cmd.arg("serve")
+        .args([
+            "--amqp-listen",
+            "127.0.0.1:0",
+            "--sb-admin-listen",
+            "127.0.0.1:0",
+        ])
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
@@ -190,4 +197,78 @@ fn dev_cert_makes_a_certificate_to_serve_https_with_and_keeps_its_ca() {
     sigterm(&child);
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Service Bus starts beside Queue REST by default: its banner gives the AMQP address, the
+/// health URL and the emulator's connection string, and `/health` answers as the emulator's.
+#[test]
+fn serves_service_bus_beside_queue_rest_with_its_connection_string_and_health() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hematite"))
+        .args(["serve", "--in-memory", "--listen", "127.0.0.1:0"])
+        .args([
+            "--amqp-listen",
+            "127.0.0.1:0",
+            "--sb-admin-listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("AZURITE_ACCOUNTS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn hematite");
+    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut lines = Vec::new();
+    while !lines.iter().any(|l: &String| l.contains("Endpoint=sb://")) {
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).expect("read banner") > 0,
+            "banner ended early: {lines:?}"
+        );
+        lines.push(line.trim_end().to_owned());
+    }
+    let sb = lines
+        .iter()
+        .find(|l| l.starts_with("Service Bus listening on amqp://"))
+        .expect("service bus line");
+    let health = sb
+        .split("health: ")
+        .nth(1)
+        .and_then(|h| h.strip_suffix(')'))
+        .expect("health url");
+    let conn = lines.last().expect("connection string").trim();
+    assert!(
+        conn.ends_with(
+            ";SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true;"
+        ),
+        "{conn}"
+    );
+    let amqp_port = sb
+        .trim_start_matches("Service Bus listening on amqp://127.0.0.1:")
+        .split(' ')
+        .next()
+        .expect("port");
+    assert!(
+        conn.starts_with(&format!("Endpoint=sb://localhost:{amqp_port};")),
+        "{conn}"
+    );
+
+    let addr = health
+        .trim_start_matches("http://")
+        .trim_end_matches("/health");
+    let mut s = TcpStream::connect(addr).expect("connect health");
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("read");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with(r#"{"status":"healthy"}"#), "{answer}");
+
+    // The AMQP port answers an AMQP header with SASL's.
+    let mut a = TcpStream::connect(format!("127.0.0.1:{amqp_port}")).expect("connect amqp");
+    a.write_all(b"AMQP\x03\x01\x00\x00").expect("write");
+    let mut proto = [0u8; 8];
+    a.read_exact(&mut proto).expect("read");
+    assert_eq!(&proto, b"AMQP\x03\x01\x00\x00");
+    child.kill().expect("kill");
+    child.wait().expect("wait");
 }

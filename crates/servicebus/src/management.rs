@@ -130,13 +130,12 @@ fn map(entries: Vec<(&str, Value)>) -> Value {
     Value::Map(m)
 }
 
-fn encoded(sb: &ServiceBus, name: &str, sub: SubQueue, m: &Message, locked: bool) -> Value {
+fn encoded(name: &str, sub: SubQueue, m: &Message, locked: bool) -> Value {
     let source = (sub == SubQueue::DeadLetter).then_some(name);
     let stamp = Stamp {
         locked_until: locked.then_some(m.visible_at),
         dead_letter_source: source.filter(|_| m.state == MessageState::DeadLettered),
     };
-    let _ = sb;
     Value::Binary(ByteBuf::from(deliver(m, &stamp)))
 }
 
@@ -164,7 +163,7 @@ async fn peek(sb: &ServiceBus, name: &str, sub: SubQueue, req: &Request) -> Outc
     }
     let list = messages
         .iter()
-        .map(|m| map(vec![("message", encoded(sb, name, sub, m, false))]))
+        .map(|m| map(vec![("message", encoded(name, sub, m, false))]))
         .collect();
     Ok(Response::ok(map(vec![("messages", Value::List(list))])))
 }
@@ -254,7 +253,13 @@ async fn deferred(
     }
     let mut list = Vec::new();
     for m in &got {
-        let bytes = encoded(sb, name, sub, m, peek_lock);
+        // A message received by sequence number is still a deferred one (state 1): its
+        // lock is the engine's, its state as Service Bus reports it.
+        let shown = Message {
+            state: MessageState::Deferred,
+            ..m.clone()
+        };
+        let bytes = encoded(name, sub, &shown, peek_lock);
         if !peek_lock {
             sb.engine
                 .settle(q, sub, m.receipt, Settlement::Complete)

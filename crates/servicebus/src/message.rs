@@ -152,19 +152,33 @@ pub fn deliver(m: &Message, stamp: &Stamp<'_>) -> Vec<u8> {
     out
 }
 
+/// The header, written out whole: every field explicit, since a `delivery-count` of 0 left to
+/// its default reads as "unknown" in the Python SDK (`delivery_count` is then `None`, where
+/// Azure's first delivery shows 0).
 fn write_header(out: &mut Vec<u8>, original: Option<&[u8]>, m: &Message) {
-    let mut header: Header = original
+    let header: Header = original
         .and_then(|h| serde_amqp::from_slice(h).ok())
         .unwrap_or_default();
-    header.delivery_count = m.dequeue_count;
     // The TTL that applies: the message's, capped by the entity's default.
     let lifetime = m.expires_at.as_millis() - m.inserted_at.as_millis();
-    header.ttl = (m.expires_at != Timestamp::NEVER && lifetime >= 0)
+    let ttl = (m.expires_at != Timestamp::NEVER && lifetime >= 0)
         .then(|| u32::try_from(lifetime).ok())
         .flatten();
-    if let Ok(bytes) = serde_amqp::to_vec(&header) {
-        out.extend_from_slice(&bytes);
+    let mut fields = Vec::with_capacity(16);
+    fields.push(if header.durable { 0x41 } else { 0x42 });
+    fields.extend_from_slice(&[0x50, header.priority.0]);
+    match ttl {
+        Some(ms) => {
+            fields.push(0x70);
+            fields.extend_from_slice(&ms.to_be_bytes());
+        }
+        None => fields.push(0x40),
     }
+    fields.push(if header.first_acquirer { 0x41 } else { 0x42 });
+    fields.push(0x70);
+    fields.extend_from_slice(&m.dequeue_count.to_be_bytes());
+    out.extend_from_slice(&[0x00, 0x53, 0x70, 0xc0, fields.len() as u8 + 1, 5]);
+    out.extend_from_slice(&fields);
 }
 
 fn write_annotations(out: &mut Vec<u8>, original: Option<&[u8]>, m: &Message, stamp: &Stamp<'_>) {
