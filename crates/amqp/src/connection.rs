@@ -381,7 +381,17 @@ impl Running {
     ) {
         let (mut reader, mut writer) = tokio::io::split(io);
         tokio::pin!(stop);
+        // Frames that came in with the open (a client may write begin and attach before it
+        // has our open) are handled before anything else is read: nothing more may come.
+        let mut buffered = true;
         let ending: Option<Error> = loop {
+            if std::mem::take(&mut buffered) {
+                match self.frames() {
+                    Ok(()) => {}
+                    Err(Fatal::PeerClosed) => break None,
+                    Err(Fatal::Error(e)) => break Some(e),
+                }
+            }
             for attaching in self.endpoint.attaches.drain(..) {
                 service.attach(&connection, attaching);
             }

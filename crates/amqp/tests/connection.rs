@@ -1,0 +1,214 @@
+//! A connection served over an in-memory pipe, driven byte by byte as a client would: the
+//! handshake when a client pipelines it, and how malformed input ends a connection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hematite_amqp::frame::{decode_performative, next_frame, write_amqp, FrameKind};
+use hematite_amqp::types::definitions::{AmqpError, ConnectionError, ErrorCondition};
+use hematite_amqp::types::performatives::{Begin, Open, Performative};
+use hematite_amqp::types::sasl::SaslInit;
+use hematite_amqp::{serve, Attaching, Config, Peer, Service};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+struct Accepting;
+
+impl Service for Accepting {
+    type Connection = ();
+
+    fn authenticate(&self, _: &SaslInit) -> bool {
+        true
+    }
+
+    fn connect(&self, _: &Peer) -> Result<Arc<()>, hematite_amqp::types::definitions::Error> {
+        Ok(Arc::new(()))
+    }
+
+    fn attach(&self, _: &Arc<()>, link: Attaching) {
+        drop(link);
+    }
+}
+
+const SASL_HEADER: &[u8] = b"AMQP\x03\x01\x00\x00";
+const AMQP_HEADER: &[u8] = b"AMQP\x00\x01\x00\x00";
+
+fn sasl_init() -> Vec<u8> {
+    let init = SaslInit {
+        mechanism: "ANONYMOUS".into(),
+        initial_response: None,
+        hostname: None,
+    };
+    let body = hematite_amqp::serde_amqp::to_vec(&init).expect("encodes");
+    let mut out = ((body.len() + 8) as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(&[2, 1, 0, 0]);
+    out.extend_from_slice(&body);
+    out
+}
+
+fn open() -> Vec<u8> {
+    let mut out = Vec::new();
+    let open = Open {
+        container_id: "test".into(),
+        hostname: None,
+        max_frame_size: 65536.into(),
+        channel_max: 255.into(),
+        idle_time_out: None,
+        outgoing_locales: None,
+        incoming_locales: None,
+        offered_capabilities: None,
+        desired_capabilities: None,
+        properties: None,
+    };
+    write_amqp(&mut out, 0, &Performative::Open(open), &[]);
+    out
+}
+
+fn begin() -> Vec<u8> {
+    let mut out = Vec::new();
+    let begin = Begin {
+        remote_channel: None,
+        next_outgoing_id: 0,
+        incoming_window: 100,
+        outgoing_window: 100,
+        handle_max: 255.into(),
+        offered_capabilities: None,
+        desired_capabilities: None,
+        properties: None,
+    };
+    write_amqp(&mut out, 0, &Performative::Begin(begin), &[]);
+    out
+}
+
+fn start() -> DuplexStream {
+    let (client, server) = tokio::io::duplex(1 << 20);
+    let addr: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+    tokio::spawn(serve(
+        server,
+        addr,
+        Arc::new(Accepting),
+        Arc::new(Config::default()),
+        std::future::pending(),
+    ));
+    client
+}
+
+/// Reads until `want` AMQP frames (after the two headers and the SASL frames) have come, or
+/// the server closes the pipe; returns the performatives.
+async fn read_performatives(client: &mut DuplexStream, want: usize) -> Vec<Performative> {
+    let mut buf = Vec::new();
+    let mut got = Vec::new();
+    let mut at = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while got.len() < want {
+        loop {
+            if buf[at..].starts_with(b"AMQP") && buf.len() >= at + 8 {
+                at += 8;
+                continue;
+            }
+            match next_frame(&buf[at..], 1 << 20).expect("valid frame") {
+                Some((frame, used)) => {
+                    if frame.kind == FrameKind::Amqp && !frame.body.is_empty() {
+                        got.push(decode_performative(frame.body).expect("decodes").0);
+                    }
+                    at += used;
+                }
+                None => break,
+            }
+        }
+        if got.len() >= want {
+            break;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout_at(deadline, client.read(&mut chunk))
+            .await
+            .unwrap_or_else(|_| panic!("timed out with {got:?}"))
+            .expect("read");
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    got
+}
+
+/// The async Python SDK writes header, open, begin and attach before the server's open has
+/// come back; the begin arrived in the same read as the open and sat in the buffer unanswered
+/// until the client wrote again, which it never did.
+#[tokio::test]
+async fn frames_pipelined_behind_the_open_are_answered() {
+    let mut client = start();
+    let mut hello = SASL_HEADER.to_vec();
+    hello.extend(sasl_init());
+    hello.extend_from_slice(AMQP_HEADER);
+    hello.extend(open());
+    hello.extend(begin());
+    client.write_all(&hello).await.expect("write");
+    let got = read_performatives(&mut client, 2).await;
+    assert!(matches!(got[0], Performative::Open(_)), "{got:?}");
+    match &got[1] {
+        Performative::Begin(b) => assert_eq!(b.remote_channel, Some(0)),
+        other => panic!("expected begin, got {other:?}"),
+    }
+}
+
+async fn opened() -> DuplexStream {
+    let mut client = start();
+    let mut hello = SASL_HEADER.to_vec();
+    hello.extend(sasl_init());
+    hello.extend_from_slice(AMQP_HEADER);
+    hello.extend(open());
+    client.write_all(&hello).await.expect("write");
+    let got = read_performatives(&mut client, 1).await;
+    assert!(matches!(got[0], Performative::Open(_)));
+    client
+}
+
+fn close_condition(got: &[Performative]) -> Option<ErrorCondition> {
+    match got.last() {
+        Some(Performative::Close(c)) => c.error.as_ref().map(|e| e.condition.clone()),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn a_frame_that_is_no_performative_closes_with_decode_error() {
+    for body in [
+        &[0x00, 0x53, 0x10][..],               // an open's descriptor with no list
+        &[0x00, 0x53, 0x99, 0x45],             // an unknown descriptor
+        &[0xa1, 0x03, b'a', b'b', b'c'],       // not described at all
+        &[0x00, 0x53, 0x13, 0xc0, 0xff, 0x01], // a flow whose list runs past the frame
+    ] {
+        let mut client = opened().await;
+        let mut frame = ((body.len() + 8) as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&[2, 0, 0, 0]);
+        frame.extend_from_slice(body);
+        client.write_all(&frame).await.expect("write");
+        let got = read_performatives(&mut client, 1).await;
+        assert_eq!(
+            close_condition(&got),
+            Some(ErrorCondition::AmqpError(AmqpError::DecodeError)),
+            "{body:02x?}: {got:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_bad_frame_header_closes_with_framing_error() {
+    for header in [
+        [0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0], // larger than the max frame size
+        [0, 0, 0, 8, 1, 0, 0, 0],             // data offset below the header
+        [0, 0, 0, 8, 2, 7, 0, 0],             // an unknown frame type
+    ] {
+        let mut client = opened().await;
+        client.write_all(&header).await.expect("write");
+        let got = read_performatives(&mut client, 1).await;
+        assert_eq!(
+            close_condition(&got),
+            Some(ErrorCondition::ConnectionError(
+                ConnectionError::FramingError
+            )),
+            "{header:02x?}: {got:?}"
+        );
+    }
+}
