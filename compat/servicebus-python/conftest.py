@@ -26,6 +26,7 @@ KINDS = {
     "ttl_to_dlq": (6, {"DefaultMessageTimeToLive": "PT2S", "DeadLetteringOnMessageExpiration": True}),
     "ttl": (6, {"DefaultMessageTimeToLive": "PT2S"}),
     "small_messages": (6, {"MaxMessageSizeInKilobytes": 1}),
+    "crash": (1, {"LockDuration": "PT5S"}),
 }
 
 _counters = {kind: itertools.count() for kind in KINDS}
