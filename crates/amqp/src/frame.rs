@@ -12,7 +12,7 @@ use fe2o3_amqp_types::performatives::Performative;
 use fe2o3_amqp_types::sasl::{SaslInit, SaslMechanisms, SaslOutcome};
 use serde::Serialize;
 
-use crate::codec::{descriptor_code, value_len, Malformed};
+use crate::codec::{check, descriptor_code, value_len, Malformed};
 
 /// The protocol header of an AMQP connection, and of its SASL layer (part 5, §5.3.1).
 pub const AMQP_HEADER: [u8; 8] = *b"AMQP\x00\x01\x00\x00";
@@ -87,7 +87,7 @@ fn decode_error(e: impl std::fmt::Display) -> FrameError {
 
 /// The performative of an AMQP frame body and the payload after it.
 pub fn decode_performative(body: &[u8]) -> Result<(Performative, &[u8]), FrameError> {
-    let len = value_len(body).map_err(decode_error)?;
+    let len = check(body).map_err(decode_error)?;
     let performative = serde_amqp::from_slice(&body[..len]).map_err(decode_error)?;
     Ok((performative, &body[len..]))
 }
@@ -102,7 +102,7 @@ pub enum SaslFrame {
 
 /// Decodes a SASL frame body sent by a client.
 pub fn decode_sasl(body: &[u8]) -> Result<SaslFrame, FrameError> {
-    let len = value_len(body).map_err(decode_error)?;
+    let len = check(body).map_err(decode_error)?;
     match descriptor_code(body) {
         Some(0x41) => Ok(SaslFrame::Init(
             serde_amqp::from_slice(&body[..len]).map_err(decode_error)?,

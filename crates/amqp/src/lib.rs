@@ -14,6 +14,7 @@ pub mod codec;
 mod connection;
 mod endpoint;
 pub mod frame;
+pub mod fuzzing;
 mod link;
 
 pub use connection::{serve, Config, Peer, Service};

@@ -112,7 +112,7 @@ pub fn read_sent(bytes: &[u8]) -> Result<Sent, Malformed> {
     let s = split(bytes)?;
     let header: Option<Header> = s
         .header
-        .map(serde_amqp::from_slice)
+        .map(hematite_amqp::codec::decode)
         .transpose()
         .map_err(|_| Malformed)?;
     let ttl = header
@@ -157,7 +157,7 @@ pub fn deliver(m: &Message, stamp: &Stamp<'_>) -> Vec<u8> {
 /// Azure's first delivery shows 0).
 fn write_header(out: &mut Vec<u8>, original: Option<&[u8]>, m: &Message) {
     let header: Header = original
-        .and_then(|h| serde_amqp::from_slice(h).ok())
+        .and_then(|h| hematite_amqp::codec::decode(h).ok())
         .unwrap_or_default();
     // The TTL that applies: the message's, capped by the entity's default.
     let lifetime = m.expires_at.as_millis() - m.inserted_at.as_millis();
@@ -217,7 +217,7 @@ fn write_annotations(out: &mut Vec<u8>, original: Option<&[u8]>, m: &Message, st
 }
 
 fn write_properties(out: &mut Vec<u8>, original: Option<&[u8]>, m: &Message) {
-    let decoded: Option<Properties> = original.and_then(|p| serde_amqp::from_slice(p).ok());
+    let decoded: Option<Properties> = original.and_then(|p| hematite_amqp::codec::decode(p).ok());
     match decoded {
         Some(p) if p.message_id.is_some() => out.extend_from_slice(original.unwrap_or_default()),
         other => {

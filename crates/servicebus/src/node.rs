@@ -39,18 +39,22 @@ impl Request {
     pub fn parse(bytes: &[u8]) -> Option<Request> {
         let s = split(bytes).ok()?;
         let props: Properties = match s.properties {
-            Some(p) => serde_amqp::from_slice(p).ok()?,
+            Some(p) => hematite_amqp::codec::decode(p).ok()?,
             None => Properties::default(),
         };
         let app: OrderedMap<String, SimpleValue> = match s.application_properties {
-            Some(a) => serde_amqp::from_slice::<ApplicationProperties>(a).ok()?.0,
+            Some(a) => {
+                hematite_amqp::codec::decode::<ApplicationProperties>(a)
+                    .ok()?
+                    .0
+            }
             None => OrderedMap::new(),
         };
         let body = if s.rest.is_empty() {
             Value::Null
         } else {
             let len = hematite_amqp::codec::value_len(s.rest).ok()?;
-            serde_amqp::from_slice::<AmqpValue<Value>>(&s.rest[..len])
+            hematite_amqp::codec::decode::<AmqpValue<Value>>(&s.rest[..len])
                 .ok()?
                 .0
         };
