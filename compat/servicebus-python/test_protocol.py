@@ -172,3 +172,68 @@ def test_receive_and_delete_links_get_settled_transfers(conn, server):
     again = conn.create_receiver(queue, credit=1)
     with pytest.raises(Exception):
         again.receive(timeout=1.5)
+
+
+def sas_token(resource: str, expiry: int, key: str = "SAS_KEY_VALUE") -> str:
+    """A token as the SDKs make one: HMAC-SHA256 over the encoded resource and the expiry."""
+    import base64
+    import hashlib
+    import hmac
+    from urllib.parse import quote
+
+    encoded = quote(resource, safe="-_.!~*'()")
+    digest = hmac.new(key.encode(), f"{encoded}\n{expiry}".encode(), hashlib.sha256).digest()
+    sig = quote(base64.b64encode(digest).decode(), safe="")
+    return f"SharedAccessSignature sr={encoded}&sig={sig}&se={expiry}&skn=RootManageSharedAccessKey"
+
+
+def put_token(conn, audience: str, expiry: int) -> int:
+    """Puts a token on $cbs; returns the status code of the answer."""
+    replies = conn.create_receiver("$cbs", name=f"cbs-reply-{expiry}-{audience}")
+    request = Message(
+        body=sas_token(audience, expiry),
+        id=f"put-{expiry}",
+        reply_to=f"cbs-reply-{expiry}-{audience}",
+        properties={"operation": "put-token", "type": "servicebus.windows.net:sastoken", "name": audience},
+    )
+    sender = conn.create_sender("$cbs")
+    sender.send(request)
+    answer = replies.receive(timeout=5)  # pre-settled: nothing to accept
+    sender.close()
+    replies.close()
+    return answer.properties["status-code"]
+
+
+def test_a_link_is_detached_when_its_token_lapses_unrenewed(server):
+    from proton import Endpoint
+
+    queue = take()
+    c = connect(server, mechanism="ANONYMOUS")
+    try:
+        assert put_token(c, f"sb://localhost/{queue}", int(time.time()) + 3) == 202
+        sender = c.create_sender(queue)
+        attached = time.monotonic()
+        with pytest.raises(LinkDetached) as e:
+            c.wait(lambda: sender.link.state & Endpoint.REMOTE_CLOSED, timeout=8, msg="no detach")
+        assert e.value.condition == "amqp:unauthorized-access"
+        assert time.monotonic() - attached > 1.5, "detached before the token lapsed"
+    finally:
+        c.close()
+
+
+def test_a_renewed_token_keeps_the_link(server):
+    from proton import Endpoint
+
+    queue = take()
+    c = connect(server, mechanism="ANONYMOUS")
+    try:
+        assert put_token(c, f"sb://localhost/{queue}", int(time.time()) + 2) == 202
+        receiver = c.create_receiver(queue)
+        assert put_token(c, f"sb://localhost/{queue}", int(time.time()) + 60) == 202
+        deadline = time.time() + 4
+        while time.time() < deadline:
+            c.container.process()
+            time.sleep(0.05)
+        assert not (receiver.link.state & Endpoint.REMOTE_CLOSED)
+    finally:
+        c.close()

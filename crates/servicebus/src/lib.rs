@@ -27,7 +27,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use hematite_amqp::types::definitions::{AmqpError, Error as AmqpErr, Role};
 use hematite_amqp::types::sasl::SaslInit;
-use hematite_amqp::{Attaching, Peer, Service};
+use hematite_amqp::{Attaching, LinkHandle, Peer, Service};
 use hematite_engine::{Engine, LeaseRules, Metadata, QueueRef, QueueSettings};
 
 use crate::address::Node;
@@ -63,6 +63,66 @@ impl Connection {
         grants.retain(|g| g.expires_at_secs > now);
         grants.iter().any(|g| g.covers(path, now))
     }
+}
+
+impl Connection {
+    /// The latest expiry among the tokens that cover `path`: `None` for a connection that
+    /// proved the namespace key, whose right does not lapse.
+    fn authorized_until(&self, path: &str) -> Option<i64> {
+        if self.root {
+            return None;
+        }
+        let now = now_secs();
+        let grants = self.grants.lock().unwrap_or_else(|e| e.into_inner());
+        Some(
+            grants
+                .iter()
+                .filter(|g| g.covers(path, now))
+                .map(|g| g.expires_at_secs)
+                .max()
+                .unwrap_or(now),
+        )
+    }
+}
+
+/// Stops its watcher when the link's task ends.
+pub(crate) struct Watch(tokio::task::AbortHandle);
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Detaches the link with `amqp:unauthorized-access` when the tokens covering `path` have
+/// all expired and none was put in their place, as Service Bus does; the SDKs renew theirs
+/// before then. Nothing to watch on a connection that proved the namespace key.
+pub(crate) fn detach_when_token_lapses(
+    conn: &Arc<Connection>,
+    path: &str,
+    handle: LinkHandle,
+) -> Option<Watch> {
+    conn.authorized_until(path)?;
+    let conn = conn.clone();
+    let path = path.to_owned();
+    let task = tokio::spawn(async move {
+        loop {
+            let until = conn.authorized_until(&path).unwrap_or(i64::MAX);
+            let now = now_secs();
+            if until <= now {
+                let e = amqp_error(
+                    "amqp:unauthorized-access",
+                    format!(
+                        "The token for '{path}' has expired: put a new one on $cbs before it does."
+                    ),
+                );
+                handle.detach(Some(e)).await;
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs((until - now) as u64)).await;
+        }
+    });
+    Some(Watch(task.abort_handle()))
 }
 
 fn now_secs() -> i64 {

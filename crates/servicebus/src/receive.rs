@@ -23,7 +23,7 @@ use serde_amqp::Value;
 
 use crate::message::{deliver, Stamp};
 use crate::namespace::QueueProperties;
-use crate::{amqp_error, not_implemented, token, Connection, ServiceBus};
+use crate::{amqp_error, detach_when_token_lapses, not_implemented, token, Connection, ServiceBus};
 
 /// How often an idle receiver looks again for what came due by time (scheduled messages,
 /// lapsed locks) without being woken.
@@ -97,6 +97,7 @@ pub(crate) async fn run(
     let Some(link) = link.accept(reply).await else {
         return;
     };
+    let _watch = detach_when_token_lapses(&conn, &path, link.handle.clone());
     let r = Receiver {
         sb,
         name,
