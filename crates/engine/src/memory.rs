@@ -13,8 +13,8 @@ use crate::model::{
     QueueSummary,
 };
 use crate::store::{
-    CreateOutcome, Enqueue, LeaseGrant, MessageUpdate, QueueSettings, ReceiptOutcome, SettleError,
-    Settled, Settlement, Store, StoreFuture, SubQueue,
+    CreateOutcome, Enqueue, LeaseGrant, MessageUpdate, OnExpiry, QueueSettings, ReceiptOutcome,
+    SettleError, Settled, Settlement, Store, StoreFuture, SubQueue,
 };
 use crate::time::Timestamp;
 
@@ -131,7 +131,10 @@ impl Store for MemoryStore {
     ) -> StoreFuture<'a, Option<QueueInfo>> {
         Box::pin(async move {
             Ok(self.with_queue(q, |e| {
-                e.entity.main.purge_expired(now);
+                // Expiry that dead-letters is housekeeping's: purging here would delete.
+                if e.entity.main.rules().on_expiry != OnExpiry::DeadLetter {
+                    e.entity.main.purge_expired(now);
+                }
                 QueueInfo {
                     metadata: e.metadata.clone(),
                     message_count: e.entity.main.len() as u64,
