@@ -327,6 +327,11 @@ def test_deferred_messages_are_received_only_by_sequence_number(client, queue):
         [d] = receiver.receive_deferred_messages([m.sequence_number])
         assert str(d) == "deferred"
         assert d.state == ServiceBusMessageState.DEFERRED
+        # Abandoned, it stays deferred: only a receive by sequence number gets it.
+        receiver.abandon_message(d)
+        assert receiver.receive_messages(max_message_count=1, max_wait_time=1) == []
+        [d] = receiver.receive_deferred_messages([m.sequence_number])
+        assert d.delivery_count == 1
         receiver.complete_message(d)
         with pytest.raises(ServiceBusError):
             receiver.receive_deferred_messages([m.sequence_number])

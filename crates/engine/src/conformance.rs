@@ -1134,8 +1134,35 @@ pub async fn sb_deferred_messages_by_sequence_number(store: Arc<dyn Store>) {
         .await
         .expect("receive deferred");
     assert_eq!(bodies(&got), ["deferred"]);
-    assert_eq!(got[0].state, MessageState::Locked);
-    settle(&f, "q", MAIN, &got[0], Settlement::Complete).await;
+    assert_eq!(got[0].state, MessageState::DeferredLocked);
+    // Abandoned, and later lapsed, it is deferred again (as in Service Bus), never active:
+    // a plain receive does not see it, a receive by sequence number does.
+    settle(&f, "q", MAIN, &got[0], Settlement::Abandon).await;
+    let again = f
+        .engine
+        .lock_deferred(f.q("q"), MAIN, vec![m.sequence], secs(5))
+        .await
+        .expect("receive deferred");
+    assert_eq!(again.len(), 1, "abandoned, it is still deferred");
+    assert_eq!(again[0].dequeue_count, 1, "the abandon counted");
+    f.clock.advance(secs(6));
+    f.engine.housekeep(100).await.expect("housekeep");
+    let plain = f
+        .engine
+        .lock(f.q("q"), MAIN, 10, secs(30))
+        .await
+        .expect("lock");
+    assert!(
+        plain.is_empty(),
+        "a lapsed deferred lock leaves it deferred"
+    );
+    let last = f
+        .engine
+        .lock_deferred(f.q("q"), MAIN, vec![m.sequence], secs(30))
+        .await
+        .expect("receive deferred");
+    assert_eq!(last[0].dequeue_count, 2, "the lapse counted");
+    settle(&f, "q", MAIN, &last[0], Settlement::Complete).await;
 }
 
 pub async fn sb_browse_sees_every_state(store: Arc<dyn Store>) {

@@ -85,7 +85,7 @@ impl QueueMessages {
         let locked: Vec<Message> = self
             .by_sequence
             .values()
-            .filter(|m| m.state == MessageState::Locked)
+            .filter(|m| m.state.is_locked())
             .cloned()
             .collect();
         for m in locked {
@@ -266,7 +266,7 @@ impl QueueMessages {
         if m.state != MessageState::Deferred {
             self.visibility.insert((m.visible_at, m.sequence));
         }
-        if m.state == MessageState::Locked && self.rules.locks() {
+        if m.state.is_locked() && self.rules.locks() {
             self.by_token.insert(m.receipt, m.sequence);
         }
         self.expiry.insert((m.expires_at, m.sequence));
@@ -276,7 +276,7 @@ impl QueueMessages {
         self.by_id.remove(&m.id);
         self.visibility.remove(&(m.visible_at, m.sequence));
         self.expiry.remove(&(m.expires_at, m.sequence));
-        if m.state == MessageState::Locked {
+        if m.state.is_locked() {
             self.by_token.remove(&m.receipt);
         }
     }
@@ -354,9 +354,17 @@ impl QueueMessages {
             if out.messages.iter().any(|m| m.sequence == seq) {
                 continue;
             }
-            if self.by_sequence.get(&seq).map(|m| m.state) == Some(MessageState::Locked) {
+            if self
+                .by_sequence
+                .get(&seq)
+                .is_some_and(|m| m.state.is_locked())
+            {
                 if let Some(gone) = self.fail_delivery(seq, now) {
                     out.dead_lettered.push(gone);
+                    continue;
+                }
+                // A deferred message whose lock lapsed is deferred again: not for this walk.
+                if self.by_sequence.get(&seq).map(|m| m.state) == Some(MessageState::Deferred) {
                     continue;
                 }
             }
@@ -374,7 +382,7 @@ impl QueueMessages {
     fn fail_delivery(&mut self, seq: u64, now: Timestamp) -> Option<Message> {
         let counts = self.rules.counting == DeliveryCounting::FailedDeliveries;
         let count = self.modify(seq, |m| {
-            m.state = MessageState::Active;
+            m.state = m.state.unlocked();
             m.visible_at = m.visible_at.min(now);
             if counts {
                 m.dequeue_count = m.dequeue_count.saturating_add(1);
@@ -401,7 +409,7 @@ impl QueueMessages {
     ) -> Result<Settled, SettleError> {
         let seq = *self.by_token.get(&token).ok_or(SettleError::LockLost)?;
         let m = self.by_sequence.get(&seq).ok_or(SettleError::LockLost)?;
-        if m.state != MessageState::Locked || m.visible_at <= now || m.is_expired(now) {
+        if !m.state.is_locked() || m.visible_at <= now || m.is_expired(now) {
             return Err(SettleError::LockLost);
         }
         let settled = match how {
@@ -414,7 +422,7 @@ impl QueueMessages {
             },
             Settlement::Release => Settled::Kept(
                 self.modify(seq, |m| {
-                    m.state = MessageState::Active;
+                    m.state = m.state.unlocked();
                     m.visible_at = now;
                     m.clone()
                 })
@@ -481,7 +489,7 @@ impl QueueMessages {
                 .is_some_and(|m| m.state == MessageState::Deferred && !m.is_expired(now));
             if deferred {
                 out.extend(self.modify(seq, |m| {
-                    m.state = MessageState::Locked;
+                    m.state = MessageState::DeferredLocked;
                     m.visible_at = grant.visible_until;
                     m.receipt = token;
                     m.clone()
@@ -961,7 +969,7 @@ mod tests {
             .main
             .lock_deferred(&[m.sequence, 99], at(3), &grant(2, at(33)));
         assert_eq!(got.len(), 1);
-        assert_eq!(got[0].state, MessageState::Locked);
+        assert_eq!(got[0].state, MessageState::DeferredLocked);
         e.settle(SubQueue::Main, got[0].receipt, at(4), Settlement::Complete)
             .expect("complete");
     }

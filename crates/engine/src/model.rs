@@ -109,6 +109,24 @@ pub enum MessageState {
     Locked,
     /// Enqueued for later: becomes `Active` at `visible_at` (Service Bus scheduled messages).
     Scheduled,
+    /// A deferred message locked by a receive by sequence number: when its lock ends without
+    /// completion (abandon, release, lapse) it is deferred again, not active.
+    DeferredLocked,
+}
+
+impl MessageState {
+    /// Whether a receiver holds the message's lock (until `visible_at`).
+    pub fn is_locked(self) -> bool {
+        matches!(self, MessageState::Locked | MessageState::DeferredLocked)
+    }
+
+    /// The state a locked message returns to when its lock ends unsettled.
+    pub fn unlocked(self) -> MessageState {
+        match self {
+            MessageState::DeferredLocked => MessageState::Deferred,
+            _ => MessageState::Active,
+        }
+    }
 }
 
 /// Why a message was dead-lettered, as Service Bus reports it.

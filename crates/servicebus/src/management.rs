@@ -253,13 +253,7 @@ async fn deferred(
     }
     let mut list = Vec::new();
     for m in &got {
-        // A message received by sequence number is still a deferred one (state 1): its
-        // lock is the engine's, its state as Service Bus reports it.
-        let shown = Message {
-            state: MessageState::Deferred,
-            ..m.clone()
-        };
-        let bytes = encoded(name, sub, &shown, peek_lock);
+        let bytes = encoded(name, sub, m, peek_lock);
         if !peek_lock {
             sb.engine
                 .settle(q, sub, m.receipt, Settlement::Complete)

@@ -194,7 +194,7 @@ fn write_annotations(out: &mut Vec<u8>, original: Option<&[u8]>, m: &Message, st
         count += 1;
     }
     let state = match m.state {
-        MessageState::Deferred => 1,
+        MessageState::Deferred | MessageState::DeferredLocked => 1,
         MessageState::Scheduled => 2,
         MessageState::Active | MessageState::Locked | MessageState::DeadLettered => 0,
     };

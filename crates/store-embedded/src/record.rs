@@ -156,6 +156,7 @@ fn put_state(out: &mut Vec<u8>, state: MessageState) {
         MessageState::DeadLettered => 2,
         MessageState::Locked => 3,
         MessageState::Scheduled => 4,
+        MessageState::DeferredLocked => 5,
     });
 }
 
@@ -436,6 +437,7 @@ impl<'a> Reader<'a> {
             2 => MessageState::DeadLettered,
             3 => MessageState::Locked,
             4 => MessageState::Scheduled,
+            5 => MessageState::DeferredLocked,
             _ => return Err(DecodeError("unknown message state")),
         })
     }
