@@ -23,13 +23,14 @@ use fe2o3_amqp_types::sasl::{SaslCode, SaslInit, SaslMechanisms, SaslOutcome};
 use serde_amqp::primitives::{Array, Symbol};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
-use tokio::time::{sleep_until, timeout, Instant};
+use tokio::time::{sleep, sleep_until, timeout, Instant};
 
 use crate::endpoint::{error, Endpoint, Fatal, Limits};
 use crate::frame::{
     decode_performative, decode_sasl, next_frame, write_amqp, write_heartbeat, write_mechanisms,
     write_outcome, FrameKind, SaslFrame, AMQP_HEADER, MIN_MAX_FRAME_SIZE, SASL_HEADER,
 };
+use crate::inbound::{InboundBudget, Meter};
 use crate::link::{Attaching, Command};
 
 /// What this side announces and enforces on every connection.
@@ -47,6 +48,11 @@ pub struct Config {
     pub limits: Limits,
     /// Stop reading while this many bytes wait to be written.
     pub max_pending_output: usize,
+    /// Stop reading while the peer's messages hold this many bytes in memory (being assembled,
+    /// or handed to the service and not yet dropped by it).
+    pub max_inbound_per_connection: usize,
+    /// The same, across every connection sharing this budget.
+    pub inbound: Arc<InboundBudget>,
 }
 
 impl Default for Config {
@@ -64,6 +70,8 @@ impl Default for Config {
                 max_links: 1024,
             },
             max_pending_output: 4 << 20,
+            max_inbound_per_connection: 32 << 20,
+            inbound: InboundBudget::new(1 << 30),
         }
     }
 }
@@ -336,6 +344,8 @@ fn our_open(config: &Config, peer: &Open) -> Performative {
 
 /// Commands taken per turn of the loop before it looks at the socket again.
 const COMMAND_BATCH: usize = 256;
+/// How often a connection that stopped reading for its inbound limit looks again.
+const INBOUND_POLL: Duration = Duration::from_millis(20);
 
 /// The connection after the open.
 struct Running {
@@ -360,7 +370,8 @@ impl Running {
         Running {
             config: config.clone(),
             input,
-            endpoint: Endpoint::new(limits, peer_max, tx),
+            endpoint: Endpoint::new(limits, peer_max, tx)
+                .with_meter(Meter::new(config.inbound.clone())),
             commands: rx,
             written: 0,
             heartbeat: peer
@@ -398,9 +409,15 @@ impl Running {
             self.endpoint.flush();
             let out_len = self.endpoint.out.len();
             let room = out_len - self.written < self.config.max_pending_output;
+            // While the peer's messages hold too much, nothing more is read; the service
+            // frees bytes as it stores them, which no frame from the peer is needed for.
+            let may_read = self
+                .endpoint
+                .meter
+                .may_read(self.config.max_inbound_per_connection);
             let deadline = self.next_deadline();
             tokio::select! {
-                read = reader.read_buf(&mut self.input.buf), if room => match read {
+                read = reader.read_buf(&mut self.input.buf), if room && may_read => match read {
                     Ok(0) | Err(_) => {
                         self.endpoint.detach_all(None);
                         return;
@@ -441,6 +458,7 @@ impl Running {
                         }
                     }
                 },
+                _ = sleep(INBOUND_POLL), if !may_read => {}
                 _ = sleep_until(deadline) => {
                     let now = Instant::now();
                     if now >= self.last_read + self.config.idle_timeout {

@@ -27,6 +27,7 @@ use fe2o3_amqp_types::performatives::{
 use tokio::sync::mpsc;
 
 use crate::frame::write_amqp;
+use crate::inbound::{Held, HeldBytes, Meter};
 use crate::link::{
     AttachReply, Attaching, Command, Delivery, LinkEvent, LinkId, Outgoing, SessionId,
 };
@@ -67,6 +68,8 @@ struct Partial {
     first: Delivery,
     buf: BytesMut,
     oversized: bool,
+    /// `buf`'s bytes, counted against the connection and the process.
+    held: Held,
 }
 
 /// One link's protocol state.
@@ -150,6 +153,8 @@ pub struct Endpoint {
     pub out: Vec<u8>,
     /// Attaches for the service to answer.
     pub attaches: Vec<Attaching>,
+    /// What the peer's messages hold in memory (`inbound.rs`).
+    pub(crate) meter: Meter,
 }
 
 impl Endpoint {
@@ -165,7 +170,14 @@ impl Endpoint {
             commands,
             out: Vec::new(),
             attaches: Vec::new(),
+            meter: Meter::unbounded(),
         }
+    }
+
+    /// Counts inbound bytes with `meter` (the connection's and the process's).
+    pub(crate) fn with_meter(mut self, meter: Meter) -> Self {
+        self.meter = meter;
+        self
     }
 
     /// Links open now (attached or waiting for an answer).
@@ -501,7 +513,7 @@ impl Endpoint {
         let received = if link.detaching {
             Received::Nothing
         } else {
-            receive_frame(link, t, payload)
+            receive_frame(link, t, payload, &self.meter)
         };
         let refilled = matches!(received, Received::Oversized { .. }) && refill(link);
         if session.incoming_window < self.limits.session_window / 2 {
@@ -961,7 +973,7 @@ enum Received {
 
 /// One transfer frame on a receiving link: a delivery's frames are assembled, up to the
 /// link's max-message-size; past it the bytes are dropped as they come.
-fn receive_frame(link: &mut LinkState, t: Transfer, payload: &[u8]) -> Received {
+fn receive_frame(link: &mut LinkState, t: Transfer, payload: &[u8], meter: &Meter) -> Received {
     if link.partial.is_none() {
         if link.credit == 0 {
             return Received::Detach(error(
@@ -987,9 +999,11 @@ fn receive_frame(link: &mut LinkState, t: Transfer, payload: &[u8]) -> Received 
                 format: t.message_format.unwrap_or(0),
                 settled: false,
                 payload: Bytes::new(),
+                held: HeldBytes::default(),
             },
             buf: BytesMut::new(),
             oversized: false,
+            held: meter.hold(0),
         });
     }
     let Some(partial) = link.partial.as_mut() else {
@@ -1008,6 +1022,7 @@ fn receive_frame(link: &mut LinkState, t: Transfer, payload: &[u8]) -> Received 
     } else if !partial.oversized {
         partial.buf.extend_from_slice(payload);
     }
+    partial.held.set(partial.buf.len());
     if t.more {
         return Received::Nothing;
     }
@@ -1015,6 +1030,7 @@ fn receive_frame(link: &mut LinkState, t: Transfer, payload: &[u8]) -> Received 
         mut first,
         buf,
         oversized,
+        held,
     }) = link.partial.take()
     else {
         return Received::Nothing;
@@ -1026,6 +1042,7 @@ fn receive_frame(link: &mut LinkState, t: Transfer, payload: &[u8]) -> Received 
         };
     }
     first.payload = buf.freeze();
+    first.held = HeldBytes(Some(std::sync::Arc::new(held)));
     if !first.settled {
         link.awaiting_outcome.insert(first.id);
     }

@@ -15,10 +15,12 @@ mod connection;
 mod endpoint;
 pub mod frame;
 pub mod fuzzing;
+mod inbound;
 mod link;
 
 pub use connection::{serve, Config, Peer, Service};
 pub use endpoint::Limits;
+pub use inbound::{HeldBytes, InboundBudget};
 pub use link::{AttachReply, Attaching, Delivery, Link, LinkEvent, LinkHandle, LinkId, SessionId};
 
 /// The codec's types, for services that build attach replies and dispositions.

@@ -8,6 +8,7 @@
 //! bounded by the protocol: transfers by the credit the driver granted, dispositions by the
 //! deliveries the link sent, credit and drain by what the link has not used yet.
 
+use crate::inbound::HeldBytes;
 use bytes::Bytes;
 use fe2o3_amqp_types::definitions::{Error, Fields, ReceiverSettleMode, Role, SenderSettleMode};
 use fe2o3_amqp_types::messaging::{DeliveryState, Source, TargetArchetype};
@@ -32,6 +33,9 @@ pub struct Delivery {
     /// The peer settled it on sending: it wants no outcome.
     pub settled: bool,
     pub payload: Bytes,
+    /// The payload's bytes stay counted against the connection's inbound limit until the
+    /// delivery is dropped.
+    pub held: HeldBytes,
 }
 
 /// What happened on a link, as its task sees it.

@@ -81,13 +81,17 @@ fn begin() -> Vec<u8> {
 }
 
 fn start() -> DuplexStream {
+    start_with(Arc::new(Accepting), Config::default())
+}
+
+fn start_with<S: Service>(service: Arc<S>, config: Config) -> DuplexStream {
     let (client, server) = tokio::io::duplex(1 << 20);
     let addr: SocketAddr = "127.0.0.1:1".parse().expect("addr");
     tokio::spawn(serve(
         server,
         addr,
-        Arc::new(Accepting),
-        Arc::new(Config::default()),
+        service,
+        Arc::new(config),
         std::future::pending(),
     ));
     client
@@ -153,7 +157,10 @@ async fn frames_pipelined_behind_the_open_are_answered() {
 }
 
 async fn opened() -> DuplexStream {
-    let mut client = start();
+    opened_on(start()).await
+}
+
+async fn opened_on(mut client: DuplexStream) -> DuplexStream {
     let mut hello = SASL_HEADER.to_vec();
     hello.extend(sasl_init());
     hello.extend_from_slice(AMQP_HEADER);
@@ -211,4 +218,112 @@ async fn a_bad_frame_header_closes_with_framing_error() {
             "{header:02x?}: {got:?}"
         );
     }
+}
+
+/// Keeps every delivery it is given until told to let them go.
+#[derive(Default)]
+struct Hoarding {
+    kept: Arc<std::sync::Mutex<Vec<hematite_amqp::Delivery>>>,
+}
+
+impl Service for Hoarding {
+    type Connection = ();
+
+    fn authenticate(&self, _: &SaslInit) -> bool {
+        true
+    }
+
+    fn connect(&self, _: &Peer) -> Result<Arc<()>, hematite_amqp::types::definitions::Error> {
+        Ok(Arc::new(()))
+    }
+
+    fn attach(&self, _: &Arc<()>, link: Attaching) {
+        let kept = self.kept.clone();
+        tokio::spawn(async move {
+            let reply = hematite_amqp::AttachReply {
+                credit: 100,
+                max_message_size: Some(1 << 20),
+                ..Default::default()
+            };
+            let Some(mut link) = link.accept(reply).await else {
+                return;
+            };
+            while let Some(event) = link.events.recv().await {
+                if let hematite_amqp::LinkEvent::Transfer(d) = event {
+                    kept.lock().expect("lock").push(d);
+                }
+            }
+        });
+    }
+}
+
+/// Link credit bounds one link, not a connection of many links nor a process of many
+/// connections: the bytes of messages the service still holds are counted, and past the
+/// connection's limit nothing more is read until the service lets some go.
+#[tokio::test]
+async fn reading_stops_while_the_peers_messages_hold_too_much() {
+    use hematite_amqp::types::definitions::{ReceiverSettleMode, Role, SenderSettleMode};
+    use hematite_amqp::types::messaging::Target;
+    use hematite_amqp::types::performatives::{Attach, Transfer};
+
+    let service = Arc::new(Hoarding::default());
+    let config = Config {
+        max_inbound_per_connection: 64 * 1024,
+        ..Config::default()
+    };
+    let mut client = opened_on(start_with(service.clone(), config)).await;
+    let mut out = begin();
+    let attach = Attach {
+        name: "s".into(),
+        handle: 0.into(),
+        role: Role::Sender,
+        snd_settle_mode: SenderSettleMode::Unsettled,
+        rcv_settle_mode: ReceiverSettleMode::First,
+        source: None,
+        target: Some(Box::new(Target::builder().address("q").build().into())),
+        unsettled: None,
+        incomplete_unsettled: false,
+        initial_delivery_count: Some(0),
+        max_message_size: None,
+        offered_capabilities: None,
+        desired_capabilities: None,
+        properties: None,
+    };
+    write_amqp(&mut out, 0, &Performative::Attach(attach), &[]);
+    client.write_all(&out).await.expect("write");
+    // Begin, attach and the flow granting credit.
+    read_performatives(&mut client, 3).await;
+    let body = vec![0x42u8; 30 * 1024];
+    let sent = tokio::spawn(async move {
+        for id in 0..10u32 {
+            let t = Transfer {
+                handle: 0.into(),
+                delivery_id: Some(id),
+                delivery_tag: Some(serde_bytes::ByteBuf::from(id.to_be_bytes().to_vec())),
+                message_format: Some(0),
+                settled: Some(false),
+                more: false,
+                rcv_settle_mode: None,
+                state: None,
+                resume: false,
+                aborted: false,
+                batchable: false,
+            };
+            let mut frame = Vec::new();
+            write_amqp(&mut frame, 0, &Performative::Transfer(t), &body);
+            client.write_all(&frame).await.expect("write");
+        }
+        client
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let held = service.kept.lock().expect("lock").len();
+    assert!(
+        (2..10).contains(&held),
+        "reading should stop at the limit (64 KiB = 2-3 messages): {held} taken"
+    );
+    service.kept.lock().expect("lock").clear();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let more = service.kept.lock().expect("lock").len();
+    assert!(more >= 1, "released bytes let reading go on: {more}");
+    drop(sent);
 }

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use hematite_engine::Engine;
 use hematite_net::listener::Setup;
-use hematite_servicebus::{admin, AmqpConfig, ServiceBus};
+use hematite_servicebus::{admin, AmqpConfig, InboundBudget, ServiceBus};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
@@ -56,7 +56,7 @@ where
         amqp,
         sb.clone(),
         setup.clone(),
-        AmqpConfig::default(),
+        amqp_config(),
         stopped(),
     ));
     match bind(config.admin, config.admin_explicit, "Service Bus HTTP").await? {
@@ -77,4 +77,15 @@ where
         sb.connection_string(&host)
     ));
     Ok(lines)
+}
+
+/// The AMQP settings, with the process-wide bound on what peers' messages may hold in memory
+/// set from the machine's memory (an eighth of it, at least 64 MiB).
+fn amqp_config() -> AmqpConfig {
+    let memory = hematite_net::system::total_memory().unwrap_or(8 << 30);
+    let limit = (memory / 8).max(64 << 20);
+    AmqpConfig {
+        inbound: InboundBudget::new(usize::try_from(limit).unwrap_or(usize::MAX)),
+        ..AmqpConfig::default()
+    }
 }

@@ -34,7 +34,7 @@ use crate::address::Node;
 use crate::namespace::{Namespace, QueueProperties};
 use crate::sas::Grant;
 
-pub use hematite_amqp::Config as AmqpConfig;
+pub use hematite_amqp::{Config as AmqpConfig, InboundBudget};
 pub use listen::serve;
 
 /// The Service Bus front over one namespace.
