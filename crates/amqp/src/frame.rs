@@ -88,8 +88,81 @@ fn decode_error(e: impl std::fmt::Display) -> FrameError {
 /// The performative of an AMQP frame body and the payload after it.
 pub fn decode_performative(body: &[u8]) -> Result<(Performative, &[u8]), FrameError> {
     let len = check(body).map_err(decode_error)?;
-    let performative = serde_amqp::from_slice(&body[..len]).map_err(decode_error)?;
+    let encoded = &body[..len];
+    let performative = if encoded.windows(3).any(|w| w == [0x00, 0x53, 0x1d]) {
+        let mut owned = encoded.to_vec();
+        symbol_keys_in_error_info(&mut owned, 0);
+        serde_amqp::from_slice(&owned)
+    } else {
+        serde_amqp::from_slice(encoded)
+    }
+    .map_err(decode_error)?;
     Ok((performative, &body[len..]))
+}
+
+/// Rewrites the string keys of every error's `info` map (an error is a described list,
+/// code 0x1d, whose third field is the map) as symbols, in place: str8/str32 and sym8/sym32
+/// have the same layout. The codec's `info` is a map of symbols, as the spec has it, but rhea
+/// (the JS SDK) writes string keys, so its dead-letter disposition, whose reason and
+/// description travel in `info`, failed to decode and closed the connection. Called on bytes
+/// `check` has passed; walks described lists only, where errors are.
+fn symbol_keys_in_error_info(buf: &mut [u8], depth: usize) {
+    if depth > 8 || buf.first() != Some(&0x00) {
+        return;
+    }
+    let Ok(descriptor) = value_len(&buf[1..]) else {
+        return;
+    };
+    let code = descriptor_code(buf);
+    let list = 1 + descriptor;
+    let (count, mut at) = match buf.get(list) {
+        Some(0xc0) => (
+            usize::from(buf.get(list + 2).copied().unwrap_or(0)),
+            list + 3,
+        ),
+        Some(0xd0) => match buf.get(list + 5..list + 9) {
+            Some(c) => (
+                u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize,
+                list + 9,
+            ),
+            None => return,
+        },
+        _ => return,
+    };
+    for field in 0..count {
+        let Ok(n) = value_len(&buf[at..]) else {
+            return;
+        };
+        if code == Some(0x1d) && field == 2 {
+            symbol_keys(&mut buf[at..at + n]);
+        } else {
+            symbol_keys_in_error_info(&mut buf[at..at + n], depth + 1);
+        }
+        at += n;
+    }
+}
+
+/// The keys of the map encoded in `map`, strings made symbols.
+fn symbol_keys(map: &mut [u8]) {
+    let (count, mut at) = match map.first() {
+        Some(0xc1) => (usize::from(map.get(2).copied().unwrap_or(0)), 3),
+        Some(0xd1) => match map.get(5..9) {
+            Some(c) => (u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize, 9),
+            None => return,
+        },
+        _ => return,
+    };
+    for i in 0..count {
+        match map.get(at) {
+            Some(0xa1) if i % 2 == 0 => map[at] = 0xa3,
+            Some(0xb1) if i % 2 == 0 => map[at] = 0xb3,
+            _ => {}
+        }
+        let Ok(n) = value_len(&map[at..]) else {
+            return;
+        };
+        at += n;
+    }
 }
 
 /// What a client sends in the SASL layer; a server never receives mechanisms or an outcome.
@@ -371,6 +444,47 @@ mod tests {
             let (decoded, _) = decode_performative(frame.body).expect("decodes");
             assert_eq!(decoded, p);
         }
+    }
+
+    /// rhea writes an error's info with string keys (its dead-letter disposition carries
+    /// DeadLetterReason there); the frame must decode, keys as symbols, values untouched.
+    #[test]
+    fn string_keys_in_error_info_decode_as_symbols() {
+        // disposition(receiver, first 7, settled, rejected(error(dead-letter, null,
+        // {"DeadLetterReason": "Validation"})))
+        let mut info = vec![0xc1, 0, 2];
+        for s in ["DeadLetterReason", "Validation"] {
+            info.push(0xa1);
+            info.push(s.len() as u8);
+            info.extend_from_slice(s.as_bytes());
+        }
+        info[1] = (info.len() - 2) as u8;
+        let condition = b"com.microsoft:dead-letter";
+        let mut error = vec![0xa3, condition.len() as u8];
+        error.extend_from_slice(condition);
+        error.push(0x40);
+        error.extend_from_slice(&info);
+        let mut error_list = vec![0x00, 0x53, 0x1d, 0xc0, (error.len() + 1) as u8, 3];
+        error_list.extend_from_slice(&error);
+        let mut rejected = vec![0x00, 0x53, 0x25, 0xc0, (error_list.len() + 1) as u8, 1];
+        rejected.extend_from_slice(&error_list);
+        let mut fields = vec![0x41, 0x52, 7, 0x40, 0x41];
+        fields.extend_from_slice(&rejected);
+        let mut body = vec![0x00, 0x53, 0x15, 0xc0, (fields.len() + 1) as u8, 5];
+        body.extend_from_slice(&fields);
+        let (p, rest) = decode_performative(&body).expect("decodes");
+        assert!(rest.is_empty());
+        let Performative::Disposition(d) = p else {
+            panic!("{p:?}")
+        };
+        let Some(DeliveryState::Rejected(r)) = d.state else {
+            panic!("{d:?}")
+        };
+        let info = r.error.and_then(|e| e.info).expect("info");
+        let value = info
+            .get(&serde_amqp::primitives::Symbol::from("DeadLetterReason"))
+            .expect("key");
+        assert_eq!(value, &serde_amqp::Value::String("Validation".into()));
     }
 
     #[test]
