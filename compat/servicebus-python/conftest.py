@@ -27,6 +27,7 @@ KINDS = {
     "ttl": (6, {"DefaultMessageTimeToLive": "PT2S"}),
     "small_messages": (6, {"MaxMessageSizeInKilobytes": 1}),
     "crash": (1, {"LockDuration": "PT5S"}),
+    "one_megabyte": (2, {"MaxSizeInMegabytes": 1}),
 }
 
 _counters = {kind: itertools.count() for kind in KINDS}

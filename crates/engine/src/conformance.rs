@@ -39,7 +39,8 @@ macro_rules! store_conformance_tests {
             sb_dead_letters_at_max_deliveries_and_on_request,
             sb_expiry_dead_letters_when_asked, sb_scheduled_messages_and_cancellation,
             sb_deferred_messages_by_sequence_number, sb_browse_sees_every_state,
-            sb_batches_and_receive_and_delete, sb_racing_lockers_never_share_a_message);
+            sb_batches_and_receive_and_delete, sb_racing_lockers_never_share_a_message,
+            sb_entity_size_counts_both_sub_queues);
     };
     (@cases [async #[$attr:meta]] $make:expr; $($case:ident),* $(,)?) => {
         $(
@@ -1201,6 +1202,42 @@ pub async fn sb_browse_sees_every_state(store: Arc<dyn Store>) {
             .len(),
         1
     );
+}
+
+/// Service Bus refuses sends at MaxSizeInMegabytes, so every store reports an entity's
+/// size: the bodies held in the queue and its dead-letter sub-queue, whatever their state.
+pub async fn sb_entity_size_counts_both_sub_queues(store: Arc<dyn Store>) {
+    let f = fixture(store);
+    sb_queue(&f, "q", 10, false, &["aaaa", "bb", "c"]).await;
+    assert_eq!(size_of(&f, "q").await, 7);
+    let m = lock_one(&f, "q", MAIN).await;
+    assert_eq!(size_of(&f, "q").await, 7, "a lock changes nothing");
+    settle(
+        &f,
+        "q",
+        MAIN,
+        &m,
+        Settlement::DeadLetter(crate::DeadLetterInfo::default()),
+    )
+    .await;
+    assert_eq!(
+        size_of(&f, "q").await,
+        7,
+        "the dead-letter sub-queue counts"
+    );
+    let dead = lock_one(&f, "q", DLQ).await;
+    settle(&f, "q", DLQ, &dead, Settlement::Complete).await;
+    assert_eq!(size_of(&f, "q").await, 3);
+    f.engine.take(f.q("q"), MAIN, 10).await.expect("take");
+    assert_eq!(size_of(&f, "q").await, 0);
+}
+
+async fn size_of(f: &Fixture, name: &str) -> u64 {
+    f.engine
+        .queue_info(f.q(name))
+        .await
+        .expect("info")
+        .size_bytes
 }
 
 pub async fn sb_batches_and_receive_and_delete(store: Arc<dyn Store>) {

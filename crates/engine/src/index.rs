@@ -57,6 +57,8 @@ pub struct QueueMessages {
     expiry: BTreeSet<(Timestamp, u64)>,
     /// Locked messages by lock token, where a token alone settles (Service Bus).
     by_token: BTreeMap<PopReceipt, u64>,
+    /// The sum of the messages' sizes.
+    bytes: u64,
 }
 
 impl QueueMessages {
@@ -100,6 +102,16 @@ impl QueueMessages {
 
     pub fn is_empty(&self) -> bool {
         self.by_sequence.is_empty()
+    }
+
+    /// The sum of the sizes of the messages held.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Records a message's size (a store that keeps its body elsewhere).
+    pub fn resize(&mut self, seq: u64, size: u32) {
+        self.modify(seq, |m| m.size = size);
     }
 
     /// The sequence number the next insert will get.
@@ -220,6 +232,9 @@ impl QueueMessages {
         m.visible_at = update.visible_at;
         m.receipt = update.receipt;
         if let Some(body) = update.body {
+            let size = u32::try_from(body.len()).unwrap_or(u32::MAX);
+            self.bytes = self.bytes.saturating_sub(u64::from(m.size)) + u64::from(size);
+            m.size = size;
             m.body = body;
         }
         Ok(m.clone())
@@ -262,6 +277,7 @@ impl QueueMessages {
     }
 
     fn index(&mut self, m: &Message) {
+        self.bytes += u64::from(m.size);
         self.by_id.insert(m.id, m.sequence);
         if m.state != MessageState::Deferred {
             self.visibility.insert((m.visible_at, m.sequence));
@@ -273,6 +289,7 @@ impl QueueMessages {
     }
 
     fn unindex(&mut self, m: &Message) {
+        self.bytes = self.bytes.saturating_sub(u64::from(m.size));
         self.by_id.remove(&m.id);
         self.visibility.remove(&(m.visible_at, m.sequence));
         self.expiry.remove(&(m.expires_at, m.sequence));
@@ -577,6 +594,11 @@ pub struct Changes {
 }
 
 impl Entity {
+    /// The bytes held by the queue and its dead-letter sub-queue.
+    pub fn bytes(&self) -> u64 {
+        self.main.bytes() + self.dead_letter.bytes()
+    }
+
     /// An empty entity whose queue follows `rules` (its dead-letter sub-queue follows
     /// [`LeaseRules::DEAD_LETTER`]).
     pub fn new(rules: LeaseRules) -> Self {

@@ -138,6 +138,7 @@ impl Store for MemoryStore {
                 QueueInfo {
                     metadata: e.metadata.clone(),
                     message_count: e.entity.main.len() as u64,
+                    size_bytes: e.entity.bytes(),
                 }
             }))
         })

@@ -143,6 +143,9 @@ pub struct Message {
     /// Monotonically increasing per queue, assigned by the store.
     pub sequence: u64,
     pub body: Vec<u8>,
+    /// The body's length as stored: a store that keeps bodies out of its index (the embedded
+    /// store) still knows each message's size, so an entity's size is known without reading.
+    pub size: u32,
     pub inserted_at: Timestamp,
     pub expires_at: Timestamp,
     /// Before this instant the message is invisible (leased, or put with a visibility delay).
@@ -196,6 +199,7 @@ impl NewMessage {
         Message {
             id: self.id,
             sequence,
+            size: u32::try_from(self.body.len()).unwrap_or(u32::MAX),
             body: self.body,
             inserted_at: self.inserted_at,
             expires_at: self.expires_at,
@@ -256,6 +260,9 @@ pub struct QueueInfo {
     pub metadata: Metadata,
     /// Messages not yet expired, visible or not.
     pub message_count: u64,
+    /// The bytes of every message body held, the dead-letter sub-queue's included (Service
+    /// Bus counts an entity's size against MaxSizeInMegabytes so).
+    pub size_bytes: u64,
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use serde_amqp::Value;
 use serde_bytes::ByteBuf;
 
 use crate::message::{deliver, read_sent, Stamp};
+use crate::namespace::QueueProperties;
 use crate::node::{Request, Response};
 use crate::{token, ServiceBus};
 
@@ -35,7 +36,7 @@ pub(crate) async fn handle(sb: &ServiceBus, name: &str, sub: SubQueue, req: &Req
         "com.microsoft:receive-by-sequence-number" => {
             deferred(sb, name, sub, req, props.lock_duration).await
         }
-        "com.microsoft:schedule-message" => schedule(sb, name, req, props.default_ttl).await,
+        "com.microsoft:schedule-message" => schedule(sb, name, req, props).await,
         "com.microsoft:cancel-scheduled-message" => cancel(sb, name, req).await,
         other => Err(Response::error(
             400,
@@ -268,12 +269,8 @@ async fn deferred(
     Ok(Response::ok(map(vec![("messages", Value::List(list))])))
 }
 
-async fn schedule(
-    sb: &ServiceBus,
-    name: &str,
-    req: &Request,
-    default_ttl: Option<Duration>,
-) -> Outcome {
+async fn schedule(sb: &ServiceBus, name: &str, req: &Request, props: &QueueProperties) -> Outcome {
+    let default_ttl = props.default_ttl;
     let entries = field(&req.body, "messages")
         .and_then(items)
         .ok_or_else(|| bad("messages is required"))?;
@@ -292,6 +289,14 @@ async fn schedule(
             ttl: effective_ttl(sent.ttl, default_ttl),
             scheduled_at: Some(scheduled),
         });
+    }
+    if let Some(full) = crate::send::quota_reached(sb, name, props).await {
+        let description = full.description.unwrap_or_default();
+        return Err(Response::error(
+            403,
+            "amqp:resource-limit-exceeded",
+            description,
+        ));
     }
     let stored = sb
         .engine

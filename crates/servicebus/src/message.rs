@@ -424,6 +424,7 @@ mod tests {
         Message {
             id: MessageId(0xabc),
             sequence: 42,
+            size: body.len() as u32,
             body,
             inserted_at: Timestamp::from_millis(1_000),
             expires_at: Timestamp::from_millis(61_000),
@@ -544,6 +545,7 @@ mod tests {
 
     fn stored_from(body: Vec<u8>, like: &Message) -> Message {
         Message {
+            size: body.len() as u32,
             body,
             ..like.clone()
         }

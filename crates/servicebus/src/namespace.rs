@@ -227,6 +227,12 @@ fn queue(q: &QueueConfig, skipped: &mut Vec<String>) -> Result<QueueProperties, 
     }
     props.dead_letter_on_expiry = p.dead_lettering_on_message_expiration.unwrap_or(false);
     if let Some(mb) = p.max_size_in_megabytes {
+        if mb == 0 {
+            return Err(ConfigError::Invalid(format!(
+                "queue {}: MaxSizeInMegabytes must be at least 1",
+                q.name
+            )));
+        }
         props.max_size_mb = mb;
     }
     if let Some(kb) = p.max_message_size_in_kilobytes {

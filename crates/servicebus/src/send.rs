@@ -149,19 +149,46 @@ async fn enqueue(
             Err(e) => outcomes.push(Some(rejected(e))),
         }
     }
-    let stored = if batch.is_empty() {
-        Ok(Vec::new())
+    let fill = if batch.is_empty() {
+        DeliveryState::Accepted(Accepted {})
+    } else if let Some(full) = quota_reached(sb, name, props).await {
+        rejected(full)
     } else {
-        sb.engine.enqueue(sb.queue_ref(name), batch).await
-    };
-    let fill = match stored {
-        Ok(_) => DeliveryState::Accepted(Accepted {}),
-        Err(e) => rejected(send_error(e, name)),
+        match sb.engine.enqueue(sb.queue_ref(name), batch).await {
+            Ok(_) => DeliveryState::Accepted(Accepted {}),
+            Err(e) => rejected(send_error(e, name)),
+        }
     };
     outcomes
         .into_iter()
         .map(|o| o.unwrap_or_else(|| fill.clone()))
         .collect()
+}
+
+/// Service Bus refuses sends once an entity (with its dead-letter sub-queue) holds
+/// MaxSizeInMegabytes; what arrives together may overshoot it, as on Azure, where the check
+/// is also made before the write.
+pub(crate) async fn quota_reached(
+    sb: &ServiceBus,
+    name: &str,
+    props: &QueueProperties,
+) -> Option<AmqpErr> {
+    let max = props.max_size_mb.saturating_mul(1024 * 1024);
+    let size = sb
+        .engine
+        .queue_info(sb.queue_ref(name))
+        .await
+        .ok()?
+        .size_bytes;
+    (size >= max).then(|| {
+        amqp_error(
+            "amqp:resource-limit-exceeded",
+            format!(
+                "The maximum entity size has been reached or exceeded for Queue: '{}:Queue:{name}'. Size of entity in bytes:{size}, Max entity size in bytes: {max}.",
+                sb.namespace.name
+            ),
+        )
+    })
 }
 
 /// The rejection an engine error gives a send; every variant is mapped.

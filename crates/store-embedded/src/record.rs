@@ -324,6 +324,7 @@ pub fn decode(bytes: &[u8], with_body: bool) -> Result<Record, DecodeError> {
             } else {
                 SubQueue::Main
             };
+            message.size = n as u32;
             Record::Message {
                 queue,
                 sub,
@@ -420,6 +421,8 @@ impl<'a> Reader<'a> {
             id: MessageId(self.u128()?),
             sequence: self.u64()?,
             body: Vec::new(),
+            // A message record sets it from its body; a state record has none.
+            size: 0,
             inserted_at: Timestamp::from_millis(self.i64()?),
             expires_at: Timestamp::from_millis(self.i64()?),
             visible_at: Timestamp::from_millis(self.i64()?),
@@ -512,6 +515,7 @@ mod tests {
             id: MessageId(0x1234_5678_9abc_def0_1122_3344_5566_7788),
             sequence: 9,
             body: b"hello".to_vec(),
+            size: 5,
             inserted_at: Timestamp::from_millis(1_000),
             expires_at: Timestamp::NEVER,
             visible_at: Timestamp::from_millis(-5),
@@ -614,6 +618,7 @@ mod tests {
         let locked = Message {
             state: MessageState::Locked,
             body: Vec::new(),
+            size: 0,
             ..message()
         };
         let mut out = Vec::new();

@@ -378,10 +378,11 @@ impl State {
             Record::Message {
                 queue,
                 sub,
-                message,
+                mut message,
                 body_len,
             } => {
                 let e = Self::replay_entry(&mut self.queues, &mut self.next_queue, queue);
+                message.size = body_len;
                 let loc = Loc { pos, body_len };
                 self.live.place_message(e, message.sequence, loc);
                 self.batch.note(queue, message.sequence);
@@ -406,12 +407,14 @@ impl State {
             Record::MessageState {
                 queue,
                 sub,
-                message,
+                mut message,
             } => {
                 let e = Self::replay_entry(&mut self.queues, &mut self.next_queue, queue);
                 // A state for a message the replay does not know: it died and its record's
                 // segment was reclaimed.
                 if e.entity.find(message.sequence).is_some() {
+                    // The state record carries no body; the size is the body record's.
+                    message.size = e.locs.get(&message.sequence).map_or(0, |l| l.body_len);
                     e.entity.place(sub, message);
                 }
             }
@@ -524,6 +527,7 @@ impl State {
         Some(QueueInfo {
             metadata: e.metadata.clone(),
             message_count: e.entity.main.len() as u64,
+            size_bytes: e.entity.bytes(),
         })
     }
 
@@ -616,6 +620,9 @@ impl State {
             body_len: body.len() as u32,
         };
         live.place_message(e, m.sequence, loc);
+        // The index keeps no body, but knows its size.
+        m.size = loc.body_len;
+        e.entity.queue_mut(sub).resize(m.sequence, loc.body_len);
         m.body = body;
         Ok(())
     }
