@@ -1274,6 +1274,61 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Messages cut into frames at any points arrive whole and in order, and a message
+        /// over the link's limit is rejected however it is cut, without reaching the service.
+        #[test]
+        fn messages_cut_anywhere_arrive_whole(
+            messages in proptest::collection::vec(
+                (proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+                 proptest::collection::vec(1usize..64, 1..6)),
+                1..6,
+            ),
+        ) {
+            let mut p = peer(65536);
+            let reply = AttachReply {
+                credit: 10,
+                max_message_size: Some(200),
+                ..Default::default()
+            };
+            let mut link = attached(&mut p, 0, Role::Sender, reply);
+            let mut expected = Vec::new();
+            for (i, (body, cuts)) in messages.iter().enumerate() {
+                let id = i as u32;
+                let mut at = 0;
+                let mut first = true;
+                let mut c = 0;
+                loop {
+                    let n = cuts[c % cuts.len()].min(body.len() - at);
+                    c += 1;
+                    let last = at + n == body.len();
+                    let t = transfer(0, first.then_some(id), !last, false);
+                    p.endpoint.on_frame(5, t, &body[at..at + n]).expect("frame");
+                    // Keep the session window open, as a peer's flow would.
+                    if let Some(s) = p.endpoint.sessions.values_mut().next() {
+                        s.incoming_window = WINDOW;
+                    }
+                    at += n;
+                    first = false;
+                    if last {
+                        break;
+                    }
+                }
+                if body.len() <= 200 {
+                    expected.push((id, body.clone()));
+                }
+            }
+            let got: Vec<(u32, Vec<u8>)> = events(&mut link)
+                .into_iter()
+                .filter_map(|e| match e {
+                    LinkEvent::Transfer(d) => Some((d.id, d.payload.to_vec())),
+                    _ => None,
+                })
+                .collect();
+            proptest::prop_assert_eq!(got, expected);
+        }
+    }
+
     #[test]
     fn credit_is_refilled_only_as_the_service_settles() {
         let mut p = peer(65536);
