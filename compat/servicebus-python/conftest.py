@@ -62,9 +62,18 @@ def config_path():
     return str(p)
 
 
+# The emulator's key, plus one key per single right (tests of what each claim allows).
+KEYS = [
+    "RootManageSharedAccessKey:SAS_KEY_VALUE",
+    "listener:LISTEN_KEY:Listen",
+    "sender:SEND_KEY:Send",
+]
+
+
 def start_server(config_path: str, data_dir=None):
+    keys = [arg for k in KEYS for arg in ("--sb-key", k)]
     return hematite_server.start(
-        data_dir=data_dir, extra_args=["--sb-config", config_path], servicebus=True
+        data_dir=data_dir, extra_args=["--sb-config", config_path, *keys], servicebus=True
     )
 
 

@@ -18,6 +18,7 @@ from azure.servicebus import (
 )
 from azure.servicebus.exceptions import (
     MessageLockLostError,
+    ServiceBusAuthorizationError,
     ServiceBusQuotaExceededError,
     MessageSizeExceededError,
     MessagingEntityNotFoundError,
@@ -409,3 +410,27 @@ def test_a_full_queue_refuses_sends_until_messages_leave(client):
             for m in got:
                 receiver.complete_message(m)
         sender.send_messages(ServiceBusMessage(body))
+
+
+def test_each_key_allows_only_its_rights(server, queue):
+    # A key's token is valid (CBS accepts it); the claim it lacks refuses the link, as Azure
+    # does, which the SDK reports as an authorization error, not an authentication one.
+    def connection(name, key):
+        return server.sb_connection_string(key=key).replace(
+            "SharedAccessKeyName=RootManageSharedAccessKey", f"SharedAccessKeyName={name}"
+        )
+
+    with ServiceBusClient.from_connection_string(connection("sender", "SEND_KEY"), retry_total=0) as c:
+        with c.get_queue_sender(queue) as sender:
+            sender.send_messages(ServiceBusMessage("from the sender key"))
+        with pytest.raises(ServiceBusAuthorizationError):
+            with c.get_queue_receiver(queue) as receiver:
+                receiver.receive_messages(max_message_count=1, max_wait_time=2)
+    with ServiceBusClient.from_connection_string(connection("listener", "LISTEN_KEY"), retry_total=0) as c:
+        with c.get_queue_receiver(queue) as receiver:
+            [m] = receive(receiver, 1)
+            assert str(m) == "from the sender key"
+            receiver.complete_message(m)
+        with pytest.raises(ServiceBusAuthorizationError):
+            with c.get_queue_sender(queue) as sender:
+                sender.send_messages(ServiceBusMessage("refused"))

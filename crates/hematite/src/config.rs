@@ -18,6 +18,7 @@ use hematite_queue_api::accounts::Accounts;
 use hematite_queue_api::oauth::{Mode, OAuth};
 use hematite_queue_api::Options;
 use hematite_servicebus::namespace::Namespace;
+use hematite_servicebus::sas::{Key, Rights};
 use hematite_store_embedded::Durability;
 
 #[derive(Args, Debug)]
@@ -122,6 +123,11 @@ pub struct ServeArgs {
     /// Without it: the emulator's default, one queue named queue.1.
     #[arg(long, env = "HEMATITE_SB_CONFIG", value_name = "FILE")]
     sb_config: Option<PathBuf>,
+    /// A Service Bus namespace key, NAME:KEY[:RIGHTS] with RIGHTS a comma list of Send,
+    /// Listen and Manage (default Manage, which includes both). Repeatable; given, the keys
+    /// replace the emulator's RootManageSharedAccessKey=SAS_KEY_VALUE.
+    #[arg(long = "sb-key", value_name = "NAME:KEY[:RIGHTS]")]
+    sb_keys: Vec<String>,
     /// Serve the Queue REST API only.
     #[arg(long, env = "HEMATITE_NO_SERVICEBUS")]
     no_servicebus: bool,
@@ -269,6 +275,27 @@ impl ServeArgs {
     }
 }
 
+/// `NAME:KEY[:RIGHTS]`. The key is any text (Service Bus keys are base64, but the emulator's
+/// is `SAS_KEY_VALUE`), so a key holding `:` needs RIGHTS given after it.
+fn sb_key(spec: &str) -> anyhow::Result<Key> {
+    let (name, rest) = spec
+        .split_once(':')
+        .with_context(|| format!("--sb-key {spec:?}: expected NAME:KEY[:RIGHTS]"))?;
+    let (value, rights) = match rest.rsplit_once(':') {
+        Some((value, rights)) if Rights::parse(rights).is_some() => (value, Rights::parse(rights)),
+        _ => (rest, Some(Rights::ALL)),
+    };
+    anyhow::ensure!(
+        !name.is_empty() && !value.is_empty(),
+        "--sb-key {spec:?}: the name and the key must not be empty"
+    );
+    Ok(Key {
+        name: name.to_owned(),
+        value: value.to_owned(),
+        rights: rights.unwrap_or(Rights::ALL),
+    })
+}
+
 impl ServeArgs {
     fn servicebus(&self) -> anyhow::Result<ServiceBusConfig> {
         let namespace = match &self.sb_config {
@@ -280,6 +307,14 @@ impl ServeArgs {
             }
             None => Namespace::default(),
         };
+        let mut namespace = namespace;
+        if !self.sb_keys.is_empty() {
+            namespace.keys = self
+                .sb_keys
+                .iter()
+                .map(|spec| sb_key(spec))
+                .collect::<anyhow::Result<_>>()?;
+        }
         let default = |s: &str| s.parse::<SocketAddr>().context("a default address");
         Ok(ServiceBusConfig {
             amqp: self.amqp_listen.map_or_else(|| default(DEFAULT_AMQP), Ok)?,
@@ -337,5 +372,24 @@ impl Config {
             ));
         }
         out.trim_end().to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_bus_keys_take_rights_or_default_to_manage() {
+        let k = sb_key("listener:abc=:Listen").expect("parses");
+        assert_eq!((k.name.as_str(), k.value.as_str()), ("listener", "abc="));
+        assert_eq!(k.rights, Rights::parse("Listen").expect("rights"));
+        let root = sb_key("RootManageSharedAccessKey:SAS_KEY_VALUE").expect("parses");
+        assert_eq!(root.rights, Rights::ALL);
+        // A key holding ':' keeps it when what follows the last ':' is not rights.
+        assert_eq!(sb_key("k:a:b").expect("parses").value, "a:b");
+        for bad in ["nokey", ":v", "k:"] {
+            assert!(sb_key(bad).is_err(), "{bad}");
+        }
     }
 }

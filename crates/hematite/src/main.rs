@@ -40,7 +40,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the Azure Queue REST API and Azure Service Bus (AMQP).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Generate load against a Queue endpoint and report throughput and latency.
     Bench(bench::BenchArgs),
     /// Manage queues: list, create, delete, show, metadata.
@@ -68,7 +68,7 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     match cli.command {
-        Command::Serve(args) => runtime.block_on(run_serve(args)),
+        Command::Serve(args) => runtime.block_on(run_serve(*args)),
         Command::Bench(args) => runtime.block_on(bench::run(args)),
         Command::Queue(args) => cli::finish(runtime.block_on(cli::queue::run(args))),
         Command::Message(args) => cli::finish(runtime.block_on(cli::message::run(args))),

@@ -32,7 +32,7 @@ use hematite_engine::{Engine, LeaseRules, Metadata, QueueRef, QueueSettings};
 
 use crate::address::Node;
 use crate::namespace::{Namespace, QueueProperties};
-use crate::sas::Grant;
+use crate::sas::{Grant, Right, Rights};
 
 pub use hematite_amqp::{Config as AmqpConfig, InboundBudget};
 pub use listen::serve;
@@ -48,28 +48,32 @@ pub struct ServiceBus {
 /// What one connection has proved: a valid key over PLAIN, or tokens put on `$cbs`.
 pub struct Connection {
     peer: Peer,
-    root: bool,
+    /// The rights of the namespace key a PLAIN connection proved, for every entity.
+    root: Option<Rights>,
     grants: Mutex<Vec<Grant>>,
     replies: node::Replies,
 }
 
 impl Connection {
-    fn authorized(&self, path: &str) -> bool {
-        if self.root {
-            return true;
+    /// Whether the connection may use `path` for what `right` allows.
+    pub(crate) fn authorized(&self, path: &str, right: Right) -> bool {
+        if let Some(rights) = self.root {
+            return rights.allow(right);
         }
         let now = now_secs();
         let mut grants = self.grants.lock().unwrap_or_else(|e| e.into_inner());
         grants.retain(|g| g.expires_at_secs > now);
-        grants.iter().any(|g| g.covers(path, now))
+        grants
+            .iter()
+            .any(|g| g.covers(path, now) && g.rights.allow(right))
     }
 }
 
 impl Connection {
     /// The latest expiry among the tokens that cover `path`: `None` for a connection that
     /// proved the namespace key, whose right does not lapse.
-    fn authorized_until(&self, path: &str) -> Option<i64> {
-        if self.root {
+    fn authorized_until(&self, path: &str, right: Right) -> Option<i64> {
+        if self.root.is_some() {
             return None;
         }
         let now = now_secs();
@@ -77,7 +81,7 @@ impl Connection {
         Some(
             grants
                 .iter()
-                .filter(|g| g.covers(path, now))
+                .filter(|g| g.covers(path, now) && g.rights.allow(right))
                 .map(|g| g.expires_at_secs)
                 .max()
                 .unwrap_or(now),
@@ -100,14 +104,15 @@ impl Drop for Watch {
 pub(crate) fn detach_when_token_lapses(
     conn: &Arc<Connection>,
     path: &str,
+    right: Right,
     handle: LinkHandle,
 ) -> Option<Watch> {
-    conn.authorized_until(path)?;
+    conn.authorized_until(path, right)?;
     let conn = conn.clone();
     let path = path.to_owned();
     let task = tokio::spawn(async move {
         loop {
-            let until = conn.authorized_until(&path).unwrap_or(i64::MAX);
+            let until = conn.authorized_until(&path, right).unwrap_or(i64::MAX);
             let now = now_secs();
             if until <= now {
                 let e = amqp_error(
@@ -242,12 +247,10 @@ impl ServiceBus {
         conn: &Connection,
         name: &str,
         path: &str,
+        right: Right,
     ) -> Result<&QueueProperties, AmqpErr> {
-        if !conn.authorized(path) {
-            return Err(amqp_error(
-                "amqp:unauthorized-access",
-                format!("Unauthorized access to '{path}': put a valid token on $cbs first."),
-            ));
+        if !conn.authorized(path, right) {
+            return Err(self.unauthorized(conn, path, right));
         }
         self.namespace.queue(name).ok_or_else(|| {
             amqp_error(
@@ -262,6 +265,27 @@ impl ServiceBus {
 }
 
 impl ServiceBus {
+    /// Azure's refusal for a claim the connection lacks.
+    pub(crate) fn unauthorized(&self, conn: &Connection, path: &str, right: Right) -> AmqpErr {
+        amqp_error(
+            "amqp:unauthorized-access",
+            format!(
+                "Unauthorized access. '{}' claim(s) are required to perform this operation. Resource: 'sb://{}/{path}'.",
+                right.name(),
+                conn.peer.hostname.as_deref().unwrap_or("localhost")
+            ),
+        )
+    }
+
+    /// The rights of the namespace key PLAIN's user and password name, if they match one.
+    fn plain_rights(&self, user: &str, pass: &str) -> Option<Rights> {
+        self.namespace
+            .keys
+            .iter()
+            .find(|k| k.name == user && k.value == pass)
+            .map(|k| k.rights)
+    }
+
     fn authenticate(&self, init: &SaslInit) -> bool {
         match init.mechanism.as_str() {
             // Tokens come later, over $cbs.
@@ -270,12 +294,7 @@ impl ServiceBus {
                 .initial_response
                 .as_deref()
                 .and_then(|r| plain_key(r))
-                .is_some_and(|(user, pass)| {
-                    self.namespace
-                        .keys
-                        .iter()
-                        .any(|k| k.name == user && k.value == pass)
-                }),
+                .is_some_and(|(user, pass)| self.plain_rights(&user, &pass).is_some()),
             _ => false,
         }
     }
@@ -304,7 +323,10 @@ impl Service for Front {
     fn connect(&self, peer: &Peer) -> Result<Arc<Connection>, AmqpErr> {
         Ok(Arc::new(Connection {
             // Only PLAIN with a namespace key gets this far with credentials.
-            root: peer.plain.is_some(),
+            root: peer
+                .plain
+                .as_ref()
+                .and_then(|(user, pass)| self.0.plain_rights(user, pass)),
             peer: peer.clone(),
             grants: Mutex::new(Vec::new()),
             replies: node::Replies::default(),

@@ -17,10 +17,17 @@ use serde_bytes::ByteBuf;
 use crate::message::{deliver, read_sent, Stamp};
 use crate::namespace::QueueProperties;
 use crate::node::{Request, Response};
-use crate::{token, ServiceBus};
+use crate::sas::Right;
+use crate::{token, Connection, ServiceBus};
 
 /// Answers one management request on entity `name`'s `sub` queue.
-pub(crate) async fn handle(sb: &ServiceBus, name: &str, sub: SubQueue, req: &Request) -> Response {
+pub(crate) async fn handle(
+    sb: &ServiceBus,
+    conn: &Connection,
+    name: &str,
+    sub: SubQueue,
+    req: &Request,
+) -> Response {
     let Some(props) = sb.namespace.queue(name) else {
         return Response::error(
             404,
@@ -29,6 +36,23 @@ pub(crate) async fn handle(sb: &ServiceBus, name: &str, sub: SubQueue, req: &Req
         );
     };
     let op = req.string("operation").unwrap_or_default();
+    // Scheduling sends; everything else here acts on received messages.
+    let right = match op {
+        "com.microsoft:schedule-message" | "com.microsoft:cancel-scheduled-message" => Right::Send,
+        _ => Right::Listen,
+    };
+    let path = match sub {
+        SubQueue::Main => name.to_owned(),
+        SubQueue::DeadLetter => format!("{name}/$deadletterqueue"),
+    };
+    if !conn.authorized(&path, right) {
+        let e = sb.unauthorized(conn, &path, right);
+        return Response::error(
+            401,
+            "amqp:unauthorized-access",
+            e.description.unwrap_or_default(),
+        );
+    }
     let result = match op {
         "com.microsoft:peek-message" => peek(sb, name, sub, req).await,
         "com.microsoft:renew-lock" => renew(sb, name, sub, req, props.lock_duration).await,

@@ -71,6 +71,7 @@ impl Default for Namespace {
             keys: vec![Key {
                 name: EMULATOR_KEY_NAME.to_owned(),
                 value: EMULATOR_KEY_VALUE.to_owned(),
+                rights: crate::sas::Rights::ALL,
             }],
             queues: BTreeMap::new(),
             skipped: Vec::new(),

@@ -251,7 +251,11 @@ pub(crate) async fn requests(
         Some((name, SubQueue::DeadLetter)) => format!("{name}/$deadletterqueue/$management"),
     };
     if let Some((name, _)) = &entity {
-        if let Err(e) = sb.entity(&conn, name, &node) {
+        // Either claim opens the node; each operation then needs its own (management.rs).
+        let open = sb
+            .entity(&conn, name, &node, crate::sas::Right::Listen)
+            .or_else(|_| sb.entity(&conn, name, &node, crate::sas::Right::Send));
+        if let Err(e) = open {
             link.refuse(e).await;
             return;
         }
@@ -279,7 +283,7 @@ pub(crate) async fn requests(
             Some(request) => {
                 let response = match &entity {
                     None => put_token(&sb, &conn, &request),
-                    Some((name, sub)) => management::handle(&sb, name, *sub, &request).await,
+                    Some((name, sub)) => management::handle(&sb, &conn, name, *sub, &request).await,
                 };
                 Some((
                     response.encode(&request, entity.is_none()),

@@ -23,6 +23,7 @@ use serde_amqp::Value;
 
 use crate::message::{deliver, Stamp};
 use crate::namespace::QueueProperties;
+use crate::sas::Right;
 use crate::{amqp_error, detach_when_token_lapses, not_implemented, token, Connection, ServiceBus};
 
 /// How often an idle receiver looks again for what came due by time (scheduled messages,
@@ -61,7 +62,7 @@ pub(crate) async fn run(
         SubQueue::Main => name.clone(),
         SubQueue::DeadLetter => format!("{name}/$deadletterqueue"),
     };
-    let props = match sb.entity(&conn, &name, &path) {
+    let props = match sb.entity(&conn, &name, &path, Right::Listen) {
         Ok(p) => p.clone(),
         Err(e) => return link.refuse(e).await,
     };
@@ -97,7 +98,7 @@ pub(crate) async fn run(
     let Some(link) = link.accept(reply).await else {
         return;
     };
-    let _watch = detach_when_token_lapses(&conn, &path, link.handle.clone());
+    let _watch = detach_when_token_lapses(&conn, &path, Right::Listen, link.handle.clone());
     let r = Receiver {
         sb,
         name,

@@ -15,18 +15,82 @@ use subtle::ConstantTimeEq;
 
 use crate::address;
 
-/// A namespace key: its name (`SharedAccessKeyName`) and value.
+/// A namespace key: its name (`SharedAccessKeyName`), value and rights.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Key {
     pub name: String,
     pub value: String,
+    pub rights: Rights,
+}
+
+/// A claim a shared access policy grants (Microsoft, "Service Bus access control with Shared
+/// Access Signatures": Send, Listen, Manage; Manage includes the other two).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Right {
+    Send,
+    Listen,
+    Manage,
+}
+
+impl Right {
+    pub fn name(self) -> &'static str {
+        match self {
+            Right::Send => "Send",
+            Right::Listen => "Listen",
+            Right::Manage => "Manage",
+        }
+    }
+}
+
+/// The rights of a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rights {
+    pub send: bool,
+    pub listen: bool,
+    pub manage: bool,
+}
+
+impl Rights {
+    pub const ALL: Rights = Rights {
+        send: true,
+        listen: true,
+        manage: true,
+    };
+
+    pub fn allow(self, right: Right) -> bool {
+        self.manage
+            || match right {
+                Right::Send => self.send,
+                Right::Listen => self.listen,
+                Right::Manage => false,
+            }
+    }
+
+    /// `Send`, `Listen`, `Manage`, comma-separated, any case. `None` for anything else.
+    pub fn parse(s: &str) -> Option<Rights> {
+        let mut r = Rights {
+            send: false,
+            listen: false,
+            manage: false,
+        };
+        for part in s.split(',') {
+            match part.trim().to_ascii_lowercase().as_str() {
+                "send" => r.send = true,
+                "listen" => r.listen = true,
+                "manage" => r.manage = true,
+                _ => return None,
+            }
+        }
+        Some(r)
+    }
 }
 
 /// What a valid token grants: the path it was signed for (empty for the whole namespace),
-/// until when.
+/// with its key's rights, until when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
     pub scope: String,
+    pub rights: Rights,
     pub expires_at_secs: i64,
 }
 
@@ -110,6 +174,7 @@ pub fn validate(token: &str, keys: &[Key], now_secs: i64) -> Result<Grant, Refus
     }
     Ok(Grant {
         scope: address::path(&resource),
+        rights: key.rights,
         expires_at_secs: expiry,
     })
 }
@@ -146,7 +211,18 @@ mod tests {
         Key {
             name: "RootManageSharedAccessKey".into(),
             value: "SAS_KEY_VALUE".into(),
+            rights: Rights::ALL,
         }
+    }
+
+    #[test]
+    fn rights_parse_and_manage_includes_the_others() {
+        let listen = Rights::parse("Listen").expect("parses");
+        assert!(listen.allow(Right::Listen) && !listen.allow(Right::Send));
+        let both = Rights::parse("send, LISTEN").expect("parses");
+        assert!(both.allow(Right::Send) && both.allow(Right::Listen) && !both.allow(Right::Manage));
+        assert!(Rights::parse("Manage").expect("parses").allow(Right::Send));
+        assert_eq!(Rights::parse("Write"), None);
     }
 
     #[test]

@@ -16,6 +16,7 @@ use hematite_engine::{Error, Outgoing, SubQueue};
 use crate::management::effective_ttl;
 use crate::message::{read_sent, unbatch, BATCH_FORMAT};
 use crate::namespace::QueueProperties;
+use crate::sas::Right;
 use crate::{amqp_error, detach_when_token_lapses, Connection, ServiceBus};
 
 /// Messages a sending client may have in flight on one link, bounded so that a link holds
@@ -32,7 +33,7 @@ pub(crate) async fn run(
     sub: SubQueue,
 ) {
     let path = link_path(&name, sub);
-    let props = match sb.entity(&conn, &name, &path) {
+    let props = match sb.entity(&conn, &name, &path, Right::Send) {
         Ok(p) => p.clone(),
         Err(e) => return link.refuse(e).await,
     };
@@ -57,7 +58,7 @@ pub(crate) async fn run(
     let Some(mut link) = link.accept(reply).await else {
         return;
     };
-    let _watch = detach_when_token_lapses(&conn, &path, link.handle.clone());
+    let _watch = detach_when_token_lapses(&conn, &path, Right::Send, link.handle.clone());
     let mut pending: Vec<Delivery> = Vec::new();
     loop {
         let Some(event) = link.events.recv().await else {
