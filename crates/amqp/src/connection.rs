@@ -411,10 +411,10 @@ impl Running {
             let room = out_len - self.written < self.config.max_pending_output;
             // While the peer's messages hold too much, nothing more is read; the service
             // frees bytes as it stores them, which no frame from the peer is needed for.
-            let may_read = self
+            let limit = self
                 .endpoint
-                .meter
-                .may_read(self.config.max_inbound_per_connection);
+                .inbound_limit(self.config.max_inbound_per_connection);
+            let may_read = self.endpoint.meter.may_read(limit);
             let deadline = self.next_deadline();
             tokio::select! {
                 read = reader.read_buf(&mut self.input.buf), if room && may_read => match read {

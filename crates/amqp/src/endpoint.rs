@@ -155,6 +155,9 @@ pub struct Endpoint {
     pub attaches: Vec<Attaching>,
     /// What the peer's messages hold in memory (`inbound.rs`).
     pub(crate) meter: Meter,
+    /// The largest max-message-size of a link the peer sends on: the inbound limit must let
+    /// one such message (and one waiting to be stored) through.
+    largest_message: u64,
 }
 
 impl Endpoint {
@@ -171,7 +174,14 @@ impl Endpoint {
             out: Vec::new(),
             attaches: Vec::new(),
             meter: Meter::unbounded(),
+            largest_message: 0,
         }
+    }
+
+    /// The connection's inbound limit: `configured`, or room for two of its largest messages.
+    pub(crate) fn inbound_limit(&self, configured: usize) -> usize {
+        let two = usize::try_from(self.largest_message.saturating_mul(2)).unwrap_or(usize::MAX);
+        configured.max(two)
     }
 
     /// Counts inbound bytes with `meter` (the connection's and the process's).
@@ -641,6 +651,7 @@ impl Endpoint {
     }
 
     fn accept(&mut self, id: LinkId, reply: AttachReply) {
+        let largest = reply.max_message_size.unwrap_or(u64::MAX);
         let Some((local, handle, link)) = self.link_mut(id) else {
             return;
         };
@@ -672,6 +683,7 @@ impl Endpoint {
         }
         write_amqp(&mut self.out, local, &Performative::Attach(attach), &[]);
         if role == Role::Receiver {
+            self.largest_message = self.largest_message.max(largest);
             self.write_link_flow(local, handle, false);
         } else {
             self.announce(local, handle);

@@ -224,6 +224,7 @@ async fn a_bad_frame_header_closes_with_framing_error() {
 #[derive(Default)]
 struct Hoarding {
     kept: Arc<std::sync::Mutex<Vec<hematite_amqp::Delivery>>>,
+    max_message_size: u64,
 }
 
 impl Service for Hoarding {
@@ -239,10 +240,11 @@ impl Service for Hoarding {
 
     fn attach(&self, _: &Arc<()>, link: Attaching) {
         let kept = self.kept.clone();
+        let max = self.max_message_size;
         tokio::spawn(async move {
             let reply = hematite_amqp::AttachReply {
                 credit: 100,
-                max_message_size: Some(1 << 20),
+                max_message_size: Some(max),
                 ..Default::default()
             };
             let Some(mut link) = link.accept(reply).await else {
@@ -262,16 +264,73 @@ impl Service for Hoarding {
 /// connection's limit nothing more is read until the service lets some go.
 #[tokio::test]
 async fn reading_stops_while_the_peers_messages_hold_too_much() {
-    use hematite_amqp::types::definitions::{ReceiverSettleMode, Role, SenderSettleMode};
-    use hematite_amqp::types::messaging::Target;
-    use hematite_amqp::types::performatives::{Attach, Transfer};
-
-    let service = Arc::new(Hoarding::default());
+    let service = Arc::new(Hoarding {
+        max_message_size: 32 * 1024,
+        ..Hoarding::default()
+    });
     let config = Config {
         max_inbound_per_connection: 64 * 1024,
         ..Config::default()
     };
     let mut client = opened_on(start_with(service.clone(), config)).await;
+    attach_sender(&mut client).await;
+    let body = vec![0x42u8; 30 * 1024];
+    let sent = tokio::spawn(async move {
+        for id in 0..10u32 {
+            client
+                .write_all(&transfer_frame(id, false, &body))
+                .await
+                .expect("write");
+        }
+        client
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let held = service.kept.lock().expect("lock").len();
+    assert!(
+        (2..10).contains(&held),
+        "reading should stop at the limit (64 KiB = 2-3 messages): {held} taken"
+    );
+    service.kept.lock().expect("lock").clear();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let more = service.kept.lock().expect("lock").len();
+    assert!(more >= 1, "released bytes let reading go on: {more}");
+    drop(sent);
+}
+
+/// The inbound limit must not stall a message the link allows: with links taking 1 MiB, a
+/// 300 KiB message arrives whole on a connection whose configured limit is 64 KiB.
+#[tokio::test]
+async fn a_message_larger_than_the_configured_limit_still_arrives_when_its_link_allows_it() {
+    let service = Arc::new(Hoarding {
+        max_message_size: 1 << 20,
+        ..Hoarding::default()
+    });
+    let config = Config {
+        max_inbound_per_connection: 64 * 1024,
+        ..Config::default()
+    };
+    let mut client = opened_on(start_with(service.clone(), config)).await;
+    attach_sender(&mut client).await;
+    let body = vec![7u8; 300 * 1024];
+    let chunks: Vec<&[u8]> = body.chunks(60 * 1024).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let more = i + 1 < chunks.len();
+        client
+            .write_all(&transfer_frame(0, more, chunk))
+            .await
+            .expect("write");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let kept = service.kept.lock().expect("lock");
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].payload.len(), 300 * 1024);
+}
+
+/// Begin and attach a link on which the client sends; waits for the answers and the credit.
+async fn attach_sender(client: &mut DuplexStream) {
+    use hematite_amqp::types::definitions::{ReceiverSettleMode, Role, SenderSettleMode};
+    use hematite_amqp::types::messaging::Target;
+    use hematite_amqp::types::performatives::Attach;
     let mut out = begin();
     let attach = Attach {
         name: "s".into(),
@@ -292,38 +351,26 @@ async fn reading_stops_while_the_peers_messages_hold_too_much() {
     write_amqp(&mut out, 0, &Performative::Attach(attach), &[]);
     client.write_all(&out).await.expect("write");
     // Begin, attach and the flow granting credit.
-    read_performatives(&mut client, 3).await;
-    let body = vec![0x42u8; 30 * 1024];
-    let sent = tokio::spawn(async move {
-        for id in 0..10u32 {
-            let t = Transfer {
-                handle: 0.into(),
-                delivery_id: Some(id),
-                delivery_tag: Some(serde_bytes::ByteBuf::from(id.to_be_bytes().to_vec())),
-                message_format: Some(0),
-                settled: Some(false),
-                more: false,
-                rcv_settle_mode: None,
-                state: None,
-                resume: false,
-                aborted: false,
-                batchable: false,
-            };
-            let mut frame = Vec::new();
-            write_amqp(&mut frame, 0, &Performative::Transfer(t), &body);
-            client.write_all(&frame).await.expect("write");
-        }
-        client
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let held = service.kept.lock().expect("lock").len();
-    assert!(
-        (2..10).contains(&held),
-        "reading should stop at the limit (64 KiB = 2-3 messages): {held} taken"
-    );
-    service.kept.lock().expect("lock").clear();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let more = service.kept.lock().expect("lock").len();
-    assert!(more >= 1, "released bytes let reading go on: {more}");
-    drop(sent);
+    read_performatives(client, 3).await;
+}
+
+/// One transfer frame of delivery `id` on handle 0.
+fn transfer_frame(id: u32, more: bool, payload: &[u8]) -> Vec<u8> {
+    use hematite_amqp::types::performatives::Transfer;
+    let t = Transfer {
+        handle: 0.into(),
+        delivery_id: Some(id),
+        delivery_tag: Some(serde_bytes::ByteBuf::from(id.to_be_bytes().to_vec())),
+        message_format: Some(0),
+        settled: Some(false),
+        more,
+        rcv_settle_mode: None,
+        state: None,
+        resume: false,
+        aborted: false,
+        batchable: false,
+    };
+    let mut frame = Vec::new();
+    write_amqp(&mut frame, 0, &Performative::Transfer(t), payload);
+    frame
 }

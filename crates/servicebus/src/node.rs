@@ -238,6 +238,16 @@ pub(crate) async fn replies(conn: Arc<Connection>, link: Attaching, node: String
     }
 }
 
+/// The largest request a node takes: a token for `$cbs`; for `$management`, room for a
+/// scheduled batch of the entity's largest messages. It bounds what a connection may hold
+/// (`amqp::inbound`), so it is not the protocol's maximum.
+fn request_limit(sb: &ServiceBus, entity: Option<&(String, SubQueue)>) -> u64 {
+    match entity.and_then(|(name, _)| sb.namespace.queue(name)) {
+        None => 64 * 1024,
+        Some(props) => props.max_message_bytes.max(1 << 20) * 4,
+    }
+}
+
 /// A sender link of a node: each request is answered, then accepted.
 pub(crate) async fn requests(
     sb: Arc<ServiceBus>,
@@ -265,7 +275,7 @@ pub(crate) async fn requests(
         target: link.attach.target.clone(),
         snd_settle_mode: link.attach.snd_settle_mode.clone(),
         rcv_settle_mode: ReceiverSettleMode::First,
-        max_message_size: Some(crate::namespace::LARGEST_MAX_MESSAGE_BYTES),
+        max_message_size: Some(request_limit(&sb, entity.as_ref())),
         credit: 64,
         ..Default::default()
     };
