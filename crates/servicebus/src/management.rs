@@ -41,9 +41,11 @@ pub(crate) async fn handle(
         "com.microsoft:schedule-message" | "com.microsoft:cancel-scheduled-message" => Right::Send,
         _ => Right::Listen,
     };
+    // The node's own path: a token for the entity covers it, and so does one for the node
+    // alone, which is what the JS SDK puts on $cbs for its management link.
     let path = match sub {
-        SubQueue::Main => name.to_owned(),
-        SubQueue::DeadLetter => format!("{name}/$deadletterqueue"),
+        SubQueue::Main => format!("{name}/$management"),
+        SubQueue::DeadLetter => format!("{name}/$deadletterqueue/$management"),
     };
     if !conn.authorized(&path, right) {
         let e = sb.unauthorized(conn, &path, right);
