@@ -40,7 +40,7 @@ macro_rules! store_conformance_tests {
             sb_expiry_dead_letters_when_asked, sb_scheduled_messages_and_cancellation,
             sb_deferred_messages_by_sequence_number, sb_browse_sees_every_state,
             sb_batches_and_receive_and_delete, sb_racing_lockers_never_share_a_message,
-            sb_entity_size_counts_both_sub_queues);
+            sb_entity_size_counts_both_sub_queues, sb_rules_change_with_the_configuration);
     };
     (@cases [async #[$attr:meta]] $make:expr; $($case:ident),* $(,)?) => {
         $(
@@ -1230,6 +1230,33 @@ pub async fn sb_entity_size_counts_both_sub_queues(store: Arc<dyn Store>) {
     assert_eq!(size_of(&f, "q").await, 3);
     f.engine.take(f.q("q"), MAIN, 10).await.expect("take");
     assert_eq!(size_of(&f, "q").await, 0);
+}
+
+/// A Service Bus entity's MaxDeliveryCount changed in its configuration takes effect on the
+/// queue as it is, and a lock held across the change still settles by its token.
+pub async fn sb_rules_change_with_the_configuration(store: Arc<dyn Store>) {
+    let f = fixture(store);
+    sb_queue(&f, "q", 10, false, &["held", "poison"]).await;
+    let held = lock_one(&f, "q", MAIN).await;
+    f.engine
+        .set_rules(f.q("q"), LeaseRules::service_bus(1, false))
+        .await
+        .expect("set rules");
+    settle(&f, "q", MAIN, &held, Settlement::Complete).await;
+    let poison = lock_one(&f, "q", MAIN).await;
+    settle(&f, "q", MAIN, &poison, Settlement::Abandon).await;
+    let dead = f.engine.browse(f.q("q"), DLQ, 0, 10).await.expect("browse");
+    assert_eq!(
+        bodies(&dead),
+        ["poison"],
+        "one failed delivery is now the maximum"
+    );
+    assert!(matches!(
+        f.engine
+            .set_rules(f.q("missing"), LeaseRules::service_bus(1, false))
+            .await,
+        Err(Error::QueueNotFound)
+    ));
 }
 
 async fn size_of(f: &Fixture, name: &str) -> u64 {

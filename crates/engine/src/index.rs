@@ -247,6 +247,7 @@ impl QueueMessages {
         self.visibility.clear();
         self.expiry.clear();
         self.by_token.clear();
+        self.bytes = 0;
     }
 
     /// Every message held, in sequence order (for snapshots and tests).

@@ -13,8 +13,8 @@ use crate::model::{
     QueueSummary,
 };
 use crate::store::{
-    CreateOutcome, Enqueue, LeaseGrant, MessageUpdate, OnExpiry, QueueSettings, ReceiptOutcome,
-    SettleError, Settled, Settlement, Store, StoreFuture, SubQueue,
+    CreateOutcome, Enqueue, LeaseGrant, LeaseRules, MessageUpdate, OnExpiry, QueueSettings,
+    ReceiptOutcome, SettleError, Settled, Settlement, Store, StoreFuture, SubQueue,
 };
 use crate::time::Timestamp;
 
@@ -146,6 +146,10 @@ impl Store for MemoryStore {
 
     fn set_metadata<'a>(&'a self, q: QueueRef<'a>, metadata: Metadata) -> StoreFuture<'a, bool> {
         Box::pin(async move { Ok(self.with_queue(q, |e| e.metadata = metadata).is_some()) })
+    }
+
+    fn set_rules<'a>(&'a self, q: QueueRef<'a>, rules: LeaseRules) -> StoreFuture<'a, bool> {
+        Box::pin(async move { Ok(self.with_queue(q, |e| e.entity.set_rules(rules)).is_some()) })
     }
 
     fn access_policies<'a>(

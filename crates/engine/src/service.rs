@@ -136,6 +136,11 @@ impl Engine {
         found(self.store.set_metadata(q, metadata).await?)
     }
 
+    /// Replaces a queue's lease rules (see [`Store::set_rules`]).
+    pub async fn set_rules(&self, q: QueueRef<'_>, rules: LeaseRules) -> Result<(), Error> {
+        found(self.store.set_rules(q, rules).await?)
+    }
+
     pub async fn access_policies(&self, q: QueueRef<'_>) -> Result<Vec<AccessPolicy>, Error> {
         self.store
             .access_policies(q)

@@ -273,6 +273,12 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces the metadata. `false` if the queue does not exist.
     fn set_metadata<'a>(&'a self, q: QueueRef<'a>, metadata: Metadata) -> StoreFuture<'a, bool>;
 
+    /// Replaces the queue's lease rules, durably (a Service Bus entity whose MaxDeliveryCount
+    /// or expiry behaviour changed in its configuration). Messages keep their state and
+    /// counts; the new rules apply from each message's next event, and locks held stay
+    /// settleable by token. `false` if the queue does not exist.
+    fn set_rules<'a>(&'a self, q: QueueRef<'a>, rules: LeaseRules) -> StoreFuture<'a, bool>;
+
     fn access_policies<'a>(&'a self, q: QueueRef<'a>)
         -> StoreFuture<'a, Option<Vec<AccessPolicy>>>;
 

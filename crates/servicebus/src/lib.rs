@@ -176,10 +176,15 @@ impl ServiceBus {
     ) -> Result<(), hematite_engine::Error> {
         let rules = LeaseRules::service_bus(props.max_delivery_count, props.dead_letter_on_expiry);
         let q = self.queue_ref(key);
-        self.engine
+        match self
+            .engine
             .create_queue_with(q, Metadata::default(), QueueSettings { rules })
-            .await
-            .map(|_| ())
+            .await?
+        {
+            hematite_engine::Created::New => Ok(()),
+            // Kept from an earlier start: the configuration may have changed since.
+            hematite_engine::Created::AlreadyIdentical => self.engine.set_rules(q, rules).await,
+        }
     }
 
     pub fn namespace(&self) -> &Namespace {

@@ -35,7 +35,8 @@ use std::time::Duration;
 use hematite_engine::model::NewMessage;
 use hematite_engine::store::{CreateOutcome, ReceiptOutcome, StoreFuture};
 use hematite_engine::store::{
-    Enqueue, LeaseGrant, MessageUpdate, QueueSettings, SettleError, Settled, Settlement, SubQueue,
+    Enqueue, LeaseGrant, LeaseRules, MessageUpdate, QueueSettings, SettleError, Settled,
+    Settlement, SubQueue,
 };
 use hematite_engine::{
     AccessPolicy, Clock, Message, MessageId, Metadata, PopReceipt, QueueInfo, QueueRef,
@@ -287,6 +288,10 @@ impl Store for EmbeddedStore {
 
     fn set_metadata<'a>(&'a self, q: QueueRef<'a>, metadata: Metadata) -> StoreFuture<'a, bool> {
         self.run(move |s, log| s.set_metadata(log, q.account, q.queue, metadata))
+    }
+
+    fn set_rules<'a>(&'a self, q: QueueRef<'a>, rules: LeaseRules) -> StoreFuture<'a, bool> {
+        self.run(move |s, log| s.set_rules(log, q.account, q.queue, rules))
     }
 
     fn access_policies<'a>(

@@ -341,6 +341,10 @@ impl State {
                             e.def_segment = pos.segment;
                             e.metadata = def.metadata;
                             e.policies = def.policies;
+                            // A later definition may carry changed rules (`set_rules`).
+                            if e.entity.main.rules() != def.rules {
+                                e.entity.set_rules(def.rules);
+                            }
                             e.entity.main.raise_next_sequence(def.next_sequence);
                         }
                     }
@@ -570,6 +574,22 @@ impl State {
         metadata: Metadata,
     ) -> io::Result<bool> {
         self.redefine(log, account, name, |e| e.metadata = metadata)
+    }
+
+    pub fn set_rules(
+        &mut self,
+        log: &mut Log,
+        account: &str,
+        name: &str,
+        rules: LeaseRules,
+    ) -> io::Result<bool> {
+        // Every start sets a Service Bus queue's rules: write only what changed.
+        if let Some(id) = self.queue_id(account, name) {
+            if self.queues.get(&id).map(|e| e.entity.main.rules()) == Some(rules) {
+                return Ok(true);
+            }
+        }
+        self.redefine(log, account, name, |e| e.entity.set_rules(rules))
     }
 
     pub fn access_policies(&self, account: &str, name: &str) -> Option<Vec<AccessPolicy>> {

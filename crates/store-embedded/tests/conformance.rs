@@ -1,20 +1,14 @@
 //! The engine's store conformance suite, run against the embedded store on a real file.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
+
 use std::sync::Arc;
 
 use hematite_engine::{ManualClock, Store, Timestamp};
 use hematite_store_embedded::{EmbeddedStore, Options};
 
 fn fresh() -> Arc<dyn Store> {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "conformance-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::scratch("conformance");
     // Background expiry runs on this clock; pinned at the epoch it never races the cases'
     // own manual clock, which drives expiry through the operations themselves.
     let clock = Arc::new(ManualClock::new(Timestamp::EPOCH));

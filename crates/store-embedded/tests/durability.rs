@@ -2,8 +2,10 @@
 //! power loss with torn writes, damaged files, and background reclaim. Each test opens with
 //! the bug it guards against.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,13 +19,7 @@ use hematite_store_embedded::faults::{Faults, FaultyDisk};
 use hematite_store_embedded::{Durability, EmbeddedStore, OpenError, Options};
 
 fn scratch(name: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "durability-{name}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::scratch(&format!("durability-{name}"));
     std::fs::create_dir_all(&dir).expect("mkdir");
     dir
 }
@@ -485,6 +481,39 @@ fn outgoing(body: &str, ttl: Ttl, scheduled_at: Option<Timestamp>) -> Outgoing {
         ttl,
         scheduled_at,
     }
+}
+
+/// Changed rules are written with the queue's definition: after a restart the new
+/// MaxDeliveryCount, not the one the queue was created with, decides.
+#[tokio::test]
+async fn changed_rules_survive_a_restart() {
+    let dir = scratch("sb-rules");
+    let clock = Arc::new(test_clock());
+    {
+        let store = open(&dir, &clock);
+        let e = engine(&store, &clock);
+        sb_queue(&e).await;
+        e.enqueue(Q, vec![outgoing("poison", Ttl::Never, None)])
+            .await
+            .expect("enqueue");
+        e.set_rules(Q, LeaseRules::service_bus(1, true))
+            .await
+            .expect("set rules");
+    }
+    let store = open(&dir, &clock);
+    let e = engine(&store, &clock);
+    let m = e
+        .lock(Q, SubQueue::Main, 1, Duration::from_secs(60))
+        .await
+        .expect("lock");
+    e.settle(Q, SubQueue::Main, m[0].receipt, Settlement::Abandon)
+        .await
+        .expect("abandon");
+    let dead = e
+        .browse(Q, SubQueue::DeadLetter, 0, 10)
+        .await
+        .expect("browse");
+    assert_eq!(dead.len(), 1, "MaxDeliveryCount 1 came back from the log");
 }
 
 #[tokio::test]

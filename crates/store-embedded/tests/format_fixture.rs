@@ -7,6 +7,8 @@
 //! 64 KiB segments, so it spans several files while staying small; `expected.json` says what
 //! it holds.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -192,9 +194,7 @@ async fn write_the_format_2_fixture() {
 
 /// Copies the committed fixture where the test may write (opening writes to the log).
 fn scratch_copy() -> PathBuf {
-    let to =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("format-2-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&to);
+    let to = common::scratch("format2");
     std::fs::create_dir_all(&to).expect("mkdir");
     for entry in std::fs::read_dir(fixture_dir().join("data")).expect("fixture data") {
         let path = entry.expect("entry").path();

@@ -6,8 +6,9 @@
 //! queue, a segment retired while something in it is still needed. Tiny segments and a 1 ms
 //! housekeeping interval make rotation, compaction and retirement happen constantly.
 
+mod common;
+
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -94,14 +95,7 @@ fn qref(i: usize) -> QueueRef<'static> {
 }
 
 fn scratch() -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "model-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    common::scratch("model")
 }
 
 fn options() -> Options {
