@@ -344,6 +344,8 @@ fn our_open(config: &Config, peer: &Open) -> Performative {
 
 /// Commands taken per turn of the loop before it looks at the socket again.
 const COMMAND_BATCH: usize = 256;
+/// The fastest heartbeat sent, whatever idle timeout the peer asks for.
+const MIN_HEARTBEAT: Duration = Duration::from_secs(1);
 /// How often a connection that stopped reading for its inbound limit looks again.
 const INBOUND_POLL: Duration = Duration::from_millis(20);
 
@@ -377,7 +379,9 @@ impl Running {
             heartbeat: peer
                 .idle_time_out
                 .filter(|ms| *ms > 0)
-                .map(|ms| Duration::from_millis(u64::from(ms) / 2)),
+                // Half the peer's timeout, but not faster than once a second: an idle-time-out
+                // of 1 ms would otherwise make this loop write empty frames without end.
+                .map(|ms| Duration::from_millis(u64::from(ms) / 2).max(MIN_HEARTBEAT)),
             last_read: now,
             last_write: now,
         }
@@ -480,11 +484,13 @@ impl Running {
         let _ = timeout(Duration::from_secs(1), write_now(&mut writer, rest)).await;
     }
 
+    /// The idle deadline, and the next heartbeat's while nothing waits to be written (with
+    /// output pending, a heartbeat is not needed and would be due at once, again and again).
     fn next_deadline(&self) -> Instant {
         let idle = self.last_read + self.config.idle_timeout;
         match self.heartbeat {
-            Some(beat) => idle.min(self.last_write + beat),
-            None => idle,
+            Some(beat) if self.endpoint.out.is_empty() => idle.min(self.last_write + beat),
+            _ => idle,
         }
     }
 

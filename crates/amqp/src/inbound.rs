@@ -13,6 +13,10 @@ use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+/// What a connection may always hold, whatever the process holds: the process's bound is its
+/// limit plus this much per connection (whose number the listener caps).
+pub const FLOOR: usize = 1 << 20;
+
 /// The process-wide count of held inbound bytes and its limit.
 #[derive(Debug)]
 pub struct InboundBudget {
@@ -63,9 +67,12 @@ impl Meter {
         self.connection.load(Ordering::Relaxed)
     }
 
-    /// Whether the connection may read more: under its own limit and the process's.
+    /// Whether the connection may read more: under its own limit, and under the process's
+    /// unless it holds less than [`FLOOR`]. The floor keeps one peer's unfinished messages
+    /// from stopping every connection when the process is at its limit.
     pub fn may_read(&self, per_connection: usize) -> bool {
-        self.held() < per_connection && !self.process.over()
+        let held = self.held();
+        held < per_connection && (held < FLOOR || !self.process.over())
     }
 
     pub fn hold(&self, n: usize) -> Held {
@@ -148,8 +155,12 @@ mod tests {
         let y = b.hold(50);
         assert_eq!((a.held(), b.held(), process.held()), (30, 50, 80));
         assert!(a.may_read(40) && !b.may_read(40));
-        x.set(60);
-        assert!(!a.may_read(1000), "the process is over its limit");
+        x.set(FLOOR + 60);
+        assert!(!a.may_read(usize::MAX), "the process is over its limit");
+        assert!(
+            b.may_read(usize::MAX),
+            "b holds less than the floor: it goes on"
+        );
         drop(x);
         drop(y);
         assert_eq!((a.held(), b.held(), process.held()), (0, 0, 0));

@@ -47,13 +47,17 @@ fn sasl_init() -> Vec<u8> {
 }
 
 fn open() -> Vec<u8> {
+    open_with_idle(None)
+}
+
+fn open_with_idle(idle_time_out: Option<u32>) -> Vec<u8> {
     let mut out = Vec::new();
     let open = Open {
         container_id: "test".into(),
         hostname: None,
         max_frame_size: 65536.into(),
         channel_max: 255.into(),
-        idle_time_out: None,
+        idle_time_out,
         outgoing_locales: None,
         incoming_locales: None,
         offered_capabilities: None,
@@ -373,4 +377,28 @@ fn transfer_frame(id: u32, more: bool, payload: &[u8]) -> Vec<u8> {
     let mut frame = Vec::new();
     write_amqp(&mut frame, 0, &Performative::Transfer(t), payload);
     frame
+}
+
+/// A peer announcing an idle timeout of 1 ms once made the connection loop write empty
+/// frames without pause (the heartbeat was always due): heartbeats go at most once a second.
+#[tokio::test]
+async fn a_tiny_idle_timeout_does_not_make_the_server_spin() {
+    let mut client = start();
+    let mut hello = SASL_HEADER.to_vec();
+    hello.extend(sasl_init());
+    hello.extend_from_slice(AMQP_HEADER);
+    hello.extend(open_with_idle(Some(1)));
+    client.write_all(&hello).await.expect("write");
+    let mut total = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(1500);
+    let mut buf = [0u8; 65536];
+    while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, client.read(&mut buf)).await {
+        if n == 0 {
+            break;
+        }
+        total += n;
+    }
+    // Headers, SASL frames and the open are a few hundred bytes; then one or two 8-byte
+    // heartbeats in 1.5 s, not thousands.
+    assert!(total < 1024, "{total} bytes in 1.5 s");
 }

@@ -1089,7 +1089,9 @@ pub async fn sb_scheduled_messages_and_cancellation(store: Arc<dyn Store>) {
                 .iter()
                 .map(|b| Outgoing {
                     body: b.as_bytes().to_vec(),
-                    ttl: Ttl::Never,
+                    // Shorter than the wait: a TTL counted from the schedule call would expire
+                    // the message before it ever appeared.
+                    ttl: Ttl::After(secs(30)),
                     scheduled_at: Some(at),
                 })
                 .collect(),
@@ -1116,6 +1118,8 @@ pub async fn sb_scheduled_messages_and_cancellation(store: Arc<dyn Store>) {
         .await
         .expect("lock");
     assert_eq!(bodies(&got), ["later"]);
+    assert_eq!(got[0].inserted_at, at, "enqueued at its scheduled time");
+    assert_eq!(got[0].expires_at, at.saturating_add(secs(30)));
 }
 
 pub async fn sb_deferred_messages_by_sequence_number(store: Arc<dyn Store>) {

@@ -286,19 +286,23 @@ impl Engine {
         let now = self.now();
         let batch = batch
             .into_iter()
-            .map(|o| Enqueue {
-                scheduled: o.scheduled_at.is_some(),
-                message: NewMessage {
-                    id: MessageId::time_ordered(now),
-                    body: o.body,
-                    inserted_at: now,
-                    expires_at: match o.ttl {
-                        Ttl::After(d) => now.saturating_add(d),
-                        Ttl::Never => Timestamp::NEVER,
+            .map(|o| {
+                // A scheduled message is enqueued, and starts to live, at its time.
+                let from = o.scheduled_at.map_or(now, |at| at.max(now));
+                Enqueue {
+                    scheduled: o.scheduled_at.is_some(),
+                    message: NewMessage {
+                        id: MessageId::time_ordered(now),
+                        body: o.body,
+                        inserted_at: from,
+                        expires_at: match o.ttl {
+                            Ttl::After(d) => from.saturating_add(d),
+                            Ttl::Never => Timestamp::NEVER,
+                        },
+                        visible_at: o.scheduled_at.unwrap_or(now),
+                        receipt: PopReceipt::random(),
                     },
-                    visible_at: o.scheduled_at.unwrap_or(now),
-                    receipt: PopReceipt::random(),
-                },
+                }
             })
             .collect();
         let stored = self

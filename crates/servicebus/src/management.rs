@@ -47,6 +47,13 @@ pub(crate) async fn handle(
         SubQueue::Main => format!("{name}/$management"),
         SubQueue::DeadLetter => format!("{name}/$deadletterqueue/$management"),
     };
+    if right == Right::Send && sub == SubQueue::DeadLetter {
+        return Response::error(
+            400,
+            "amqp:not-allowed",
+            "Messages cannot be scheduled on a dead-letter queue.",
+        );
+    }
     if !conn.authorized(&path, right) {
         let e = sb.unauthorized(conn, &path, right);
         return Response::error(
@@ -126,10 +133,22 @@ fn items(v: &Value) -> Option<&[Value]> {
     }
 }
 
-fn sequences(req: &Request) -> Result<Vec<u64>, Response> {
-    field(&req.body, "sequence-numbers")
+/// The most lock tokens or sequence numbers one request may name: each is an engine call,
+/// and the SDKs send a receiver's batch at a time.
+const MAX_LIST: usize = 4096;
+
+fn listed<'a>(req: &'a Request, key: &str) -> Result<&'a [Value], Response> {
+    let list = field(&req.body, key)
         .and_then(items)
-        .ok_or_else(|| bad("sequence-numbers is required"))?
+        .ok_or_else(|| bad(format!("{key} is required")))?;
+    if list.len() > MAX_LIST {
+        return Err(bad(format!("{key} may name at most {MAX_LIST} items")));
+    }
+    Ok(list)
+}
+
+fn sequences(req: &Request) -> Result<Vec<u64>, Response> {
+    listed(req, "sequence-numbers")?
         .iter()
         .map(|v| integer(v).and_then(|n| u64::try_from(n).ok()))
         .collect::<Option<Vec<u64>>>()
@@ -137,9 +156,7 @@ fn sequences(req: &Request) -> Result<Vec<u64>, Response> {
 }
 
 fn lock_tokens(req: &Request) -> Result<Vec<hematite_engine::PopReceipt>, Response> {
-    field(&req.body, "lock-tokens")
-        .and_then(items)
-        .ok_or_else(|| bad("lock-tokens is required"))?
+    listed(req, "lock-tokens")?
         .iter()
         .map(|v| match v {
             Value::Uuid(u) => Some(token::from_uuid(u)),

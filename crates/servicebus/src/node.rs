@@ -145,8 +145,12 @@ struct Reply {
     /// The link's name and its target address: what JS puts in `reply-to`.
     name: String,
     target: Option<String>,
-    tx: mpsc::UnboundedSender<Vec<u8>>,
+    tx: mpsc::Sender<Vec<u8>>,
 }
+
+/// Answers waiting for a reply link's credit. When they are this many, the request task waits
+/// before settling its request, so the request link's credit (and the client) waits too.
+const WAITING_ANSWERS: usize = 16;
 
 impl Replies {
     fn add(&self, reply: Reply) {
@@ -158,7 +162,22 @@ impl Replies {
     }
 
     /// Sends `answer` to the link `reply_to` names, else to `node`'s link in `session`.
-    fn send(&self, session: SessionId, node: &str, reply_to: Option<&str>, answer: Vec<u8>) {
+    async fn send(&self, session: SessionId, node: &str, reply_to: Option<&str>, answer: Vec<u8>) {
+        let tx = self.choose(session, node, reply_to);
+        match tx {
+            Some(tx) => {
+                let _ = tx.send(answer).await;
+            }
+            None => tracing::debug!(node, "no link to answer on"),
+        }
+    }
+
+    fn choose(
+        &self,
+        session: SessionId,
+        node: &str,
+        reply_to: Option<&str>,
+    ) -> Option<mpsc::Sender<Vec<u8>>> {
         let mut links = self.lock();
         links.retain(|r| !r.tx.is_closed());
         let named = reply_to.and_then(|to| {
@@ -171,12 +190,7 @@ impl Replies {
                 .iter()
                 .find(|r| r.session == session && r.node == node)
         });
-        match chosen {
-            Some(r) => {
-                let _ = r.tx.send(answer);
-            }
-            None => tracing::debug!(node, "no link to answer on"),
-        }
+        chosen.map(|r| r.tx.clone())
     }
 }
 
@@ -194,10 +208,9 @@ pub(crate) async fn replies(conn: Arc<Connection>, link: Attaching, node: String
     let target = link.attach.target.as_ref().and_then(|t| match t.as_ref() {
         hematite_amqp::types::messaging::TargetArchetype::Target(t) => t.address.clone(),
     });
-    let Some(mut link) = link.accept(reply).await else {
-        return;
-    };
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    // Registered before the attach is answered: a client may send its first request as soon
+    // as it sees the answer, and that request's answer must find this link.
+    let (tx, mut rx) = mpsc::channel(WAITING_ANSWERS);
     conn.replies.add(Reply {
         session,
         node,
@@ -205,21 +218,12 @@ pub(crate) async fn replies(conn: Arc<Connection>, link: Attaching, node: String
         target,
         tx,
     });
+    let Some(mut link) = link.accept(reply).await else {
+        return;
+    };
     let mut credit = 0u32;
-    let mut queued: std::collections::VecDeque<Vec<u8>> = Default::default();
     let mut next_tag = 0u128;
     loop {
-        while credit > 0 {
-            let Some(answer) = queued.pop_front() else {
-                break;
-            };
-            credit -= 1;
-            next_tag += 1;
-            let tag = Bytes::copy_from_slice(&next_tag.to_be_bytes());
-            if !link.handle.send(tag, 0, Bytes::from(answer), true).await {
-                return;
-            }
-        }
         tokio::select! {
             event = link.events.recv() => match event {
                 Some(LinkEvent::Credit(n)) => credit += n,
@@ -230,21 +234,30 @@ pub(crate) async fn replies(conn: Arc<Connection>, link: Attaching, node: String
                 Some(LinkEvent::Detached(_)) | None => return,
                 Some(LinkEvent::Transfer(_) | LinkEvent::Disposition { .. }) => {}
             },
-            answer = rx.recv() => match answer {
-                Some(a) => queued.push_back(a),
+            // Answers are taken only as the link's credit allows; the rest wait in the channel.
+            answer = rx.recv(), if credit > 0 => match answer {
+                Some(a) => {
+                    credit -= 1;
+                    next_tag += 1;
+                    let tag = Bytes::copy_from_slice(&next_tag.to_be_bytes());
+                    if !link.handle.send(tag, 0, Bytes::from(a), true).await {
+                        return;
+                    }
+                }
                 None => return,
             },
         }
     }
 }
 
-/// The largest request a node takes: a token for `$cbs`; for `$management`, room for a
-/// scheduled batch of the entity's largest messages. It bounds what a connection may hold
-/// (`amqp::inbound`), so it is not the protocol's maximum.
+/// The largest request a node takes: a token for `$cbs`; for `$management`, the entity's
+/// message size (Azure holds a request to it too) but at least 1 MiB, and a little room. It
+/// bounds what a connection may hold (`amqp::inbound`), so it is not the protocol's maximum.
 fn request_limit(sb: &ServiceBus, entity: Option<&(String, SubQueue)>) -> u64 {
     match entity.and_then(|(name, _)| sb.namespace.queue(name)) {
         None => 64 * 1024,
-        Some(props) => props.max_message_bytes.max(1 << 20) * 4,
+        // One message to schedule, or lists of tokens and sequence numbers, with room to spare.
+        Some(props) => props.max_message_bytes.max(1 << 20) + 64 * 1024,
     }
 }
 
@@ -276,7 +289,8 @@ pub(crate) async fn requests(
         snd_settle_mode: link.attach.snd_settle_mode.clone(),
         rcv_settle_mode: ReceiverSettleMode::First,
         max_message_size: Some(request_limit(&sb, entity.as_ref())),
-        credit: 64,
+        // Requests are answered one after another; a few in flight are plenty.
+        credit: 8,
         ..Default::default()
     };
     let session = link.session;
@@ -304,7 +318,8 @@ pub(crate) async fn requests(
         };
         if let Some((bytes, reply_to)) = answer {
             conn.replies
-                .send(session, &node, reply_to.as_deref(), bytes);
+                .send(session, &node, reply_to.as_deref(), bytes)
+                .await;
         }
         let accepted = DeliveryState::Accepted(Accepted {});
         if !link.handle.settle(delivery.id, accepted).await {
@@ -324,10 +339,11 @@ fn put_token(sb: &ServiceBus, conn: &Connection, request: &Request) -> Response 
     };
     match sas::validate(token, &sb.namespace.keys, crate::now_secs()) {
         Ok(grant) => {
-            conn.grants
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(grant);
+            let mut grants = conn.grants.lock().unwrap_or_else(|e| e.into_inner());
+            // A renewed token replaces the one for the same scope and rights, so a
+            // long-lived connection renewing every few minutes does not pile them up.
+            grants.retain(|g| g.scope != grant.scope || g.rights != grant.rights);
+            grants.push(grant);
             Response {
                 status: 202,
                 description: "Accepted".into(),

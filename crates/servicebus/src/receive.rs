@@ -166,8 +166,11 @@ impl Receiver {
                 tag,
                 settled,
                 state: Some(state),
-            } if self.mode == Mode::PeekLock => {
-                self.dispositions.push((delivery, tag, settled, state));
+            } if self.mode == Mode::PeekLock && settlement(&state).is_some() => {
+                // A repeated disposition of a delivery already waiting is the same request.
+                if !self.dispositions.iter().any(|(d, ..)| *d == delivery) {
+                    self.dispositions.push((delivery, tag, settled, state));
+                }
             }
             LinkEvent::Disposition { .. } | LinkEvent::Transfer(_) => {}
             LinkEvent::Detached(_) => self.detached = true,
@@ -263,6 +266,7 @@ impl Receiver {
         let engine = &self.sb.engine;
         let sub = self.sub;
         let results = join_all(pending.iter().map(|(_, tag, _, state)| async move {
+            // Only terminal outcomes are queued (`received` settles nothing).
             let Some(how) = settlement(state) else {
                 return Ok(());
             };
