@@ -98,6 +98,8 @@ struct LinkState {
     // Sending links.
     /// Credit announced to the link task and not used yet.
     announced: u32,
+    /// Transfers of this link in the session's queue, not yet written whole.
+    queued: u32,
     drain: bool,
     held: VecDeque<Outgoing>,
 }
@@ -158,7 +160,17 @@ pub struct Endpoint {
     /// The largest max-message-size of a link the peer sends on: the inbound limit must let
     /// one such message (and one waiting to be stored) through.
     largest_message: u64,
+    /// Payload bytes in the sessions' queues, waiting for the peer's session window.
+    queued_bytes: usize,
 }
+
+/// A sending link's task hears of no more credit than this many messages beyond what is
+/// queued or held: a peer granting a million credits with a closed session window would
+/// otherwise have the service lock or take a whole queue into memory.
+const AHEAD: u32 = 64;
+/// Above this many queued bytes per connection, no link hears of more credit until the peer
+/// takes some (its window opens).
+const MAX_QUEUED_BYTES: usize = 32 << 20;
 
 impl Endpoint {
     pub fn new(limits: Limits, peer_max_frame: u32, commands: mpsc::Sender<Command>) -> Self {
@@ -175,6 +187,7 @@ impl Endpoint {
             attaches: Vec::new(),
             meter: Meter::unbounded(),
             largest_message: 0,
+            queued_bytes: 0,
         }
     }
 
@@ -303,6 +316,9 @@ impl Endpoint {
         let Some(session) = self.sessions.remove(&local) else {
             return;
         };
+        self.queued_bytes = self
+            .queued_bytes
+            .saturating_sub(queue_bytes(&session.queue, None));
         self.by_remote.remove(&session.remote);
         if !session.ending {
             let end = Performative::End(End { error: None });
@@ -320,6 +336,9 @@ impl Endpoint {
             return;
         };
         session.ending = true;
+        self.queued_bytes = self
+            .queued_bytes
+            .saturating_sub(queue_bytes(&session.queue, None));
         session.queue.clear();
         for link in session.links.drain().map(|(_, l)| l) {
             self.links.remove(&link.id);
@@ -374,6 +393,7 @@ impl Endpoint {
             awaiting_outcome: BTreeSet::new(),
             partial: None,
             announced: 0,
+            queued: 0,
             drain: false,
             held: VecDeque::new(),
         };
@@ -464,6 +484,8 @@ impl Endpoint {
                     .unsettled
                     .insert(delivery_id, (handle, send.tag.clone()));
             }
+            link.queued += 1;
+            self.queued_bytes += send.payload.len();
             session.queue.push_back(QueuedTransfer {
                 handle,
                 delivery_id,
@@ -485,9 +507,13 @@ impl Endpoint {
         if link.role != Role::Sender || !link.accepted {
             return;
         }
-        let unheard = link
-            .credit
-            .saturating_sub(link.announced + link.held.len() as u32);
+        let ahead = link.announced + link.held.len() as u32;
+        let room = AHEAD.saturating_sub(ahead + link.queued);
+        let unheard = if self.queued_bytes >= MAX_QUEUED_BYTES {
+            0
+        } else {
+            link.credit.saturating_sub(ahead).min(room)
+        };
         if unheard > 0 {
             link.announced += unheard;
             let _ = link.events.send(LinkEvent::Credit(unheard));
@@ -604,6 +630,9 @@ impl Endpoint {
             )
         })?;
         session.unsettled.retain(|_, (h, _)| *h != handle);
+        self.queued_bytes = self
+            .queued_bytes
+            .saturating_sub(queue_bytes(&session.queue, Some(handle)));
         session.queue.retain(|q| q.handle != handle);
         self.links.remove(&link.id);
         if !link.detaching {
@@ -735,6 +764,9 @@ impl Endpoint {
         link.held.clear();
         link.partial = None;
         let _ = link.events.send(LinkEvent::Detached(e.clone()));
+        self.queued_bytes = self
+            .queued_bytes
+            .saturating_sub(queue_bytes(&session.queue, Some(handle)));
         session.queue.retain(|q| q.handle != handle);
         let detach = Detach {
             handle: handle.into(),
@@ -900,6 +932,8 @@ impl Endpoint {
     /// Writes queued transfer frames while the peer's session window allows.
     fn pump(&mut self, local: u16) {
         let max_frame = self.peer_max_frame;
+        let was_full = self.queued_bytes >= MAX_QUEUED_BYTES;
+        let mut done: Vec<u32> = Vec::new();
         let Some(session) = self.sessions.get_mut(&local) else {
             return;
         };
@@ -936,7 +970,31 @@ impl Endpoint {
             session.remote_incoming_window -= 1;
             q.offset = end;
             if !more {
+                let handle = q.handle;
+                self.queued_bytes = self.queued_bytes.saturating_sub(q.send.payload.len());
                 session.queue.pop_front();
+                if let Some(link) = session.links.get_mut(&handle) {
+                    link.queued = link.queued.saturating_sub(1);
+                }
+                if !done.contains(&handle) {
+                    done.push(handle);
+                }
+            }
+        }
+        // Room made: the links whose transfers went out may hear of more credit, and every
+        // sending link if the connection was over its queued bytes.
+        if was_full && self.queued_bytes < MAX_QUEUED_BYTES {
+            let all: Vec<(u16, u32)> = self
+                .sessions
+                .iter()
+                .flat_map(|(l, s)| s.links.keys().map(move |h| (*l, *h)))
+                .collect();
+            for (l, h) in all {
+                self.announce(l, h);
+            }
+        } else {
+            for handle in done {
+                self.announce(local, handle);
             }
         }
     }
@@ -981,6 +1039,15 @@ enum Received {
         id: u32,
         settled: bool,
     },
+}
+
+/// The payload bytes queued in `queue`, of `handle`'s transfers or of all.
+fn queue_bytes(queue: &VecDeque<QueuedTransfer>, handle: Option<u32>) -> usize {
+    queue
+        .iter()
+        .filter(|q| handle.is_none_or(|h| q.handle == h))
+        .map(|q| q.send.payload.len())
+        .sum()
 }
 
 /// One transfer frame on a receiving link: a delivery's frames are assembled, up to the
@@ -1463,6 +1530,42 @@ mod tests {
         assert!(
             matches!(&out[..], [(_, Performative::Transfer(t), _)] if t.delivery_id == Some(2))
         );
+    }
+
+    /// A peer granting a huge credit while its session window holds only a few transfers
+    /// must not have the service produce everything at once: the link task hears of at
+    /// most AHEAD messages beyond what waits in the session's queue.
+    #[test]
+    fn a_large_credit_is_announced_only_as_far_as_the_queue_allows() {
+        let mut p = peer(65536);
+        let mut link = attached(&mut p, 2, Role::Receiver, AttachReply::default());
+        written(&mut p.endpoint);
+        // A million credits, a window of eight transfers.
+        let mut flow = link_flow(2, 0, 1_000_000, false);
+        if let Performative::Flow(f) = &mut flow {
+            f.incoming_window = 8;
+        }
+        p.endpoint.on_frame(5, flow, &[]).expect("flow");
+        assert_eq!(events(&mut link), vec![LinkEvent::Credit(AHEAD)]);
+        for i in 0..AHEAD {
+            let tag = Bytes::from(i.to_be_bytes().to_vec());
+            futures_block(link.handle.send(tag, 0, Bytes::from_static(b"body"), false));
+        }
+        run_commands(&mut p);
+        // The window let eight of them out; only that much more credit is heard of.
+        let heard: u32 = events(&mut link)
+            .iter()
+            .map(|e| match e {
+                LinkEvent::Credit(n) => *n,
+                _ => 0,
+            })
+            .sum();
+        let sent = written(&mut p.endpoint)
+            .iter()
+            .filter(|(_, p, _)| matches!(p, Performative::Transfer(_)))
+            .count() as u32;
+        assert_eq!(sent, 8, "the window's worth went out");
+        assert_eq!(heard, sent, "credit heard again only for what went out");
     }
 
     #[test]
