@@ -551,13 +551,19 @@ impl Endpoint {
         } else {
             receive_frame(link, t, payload, &self.meter)
         };
-        let refilled = matches!(received, Received::Oversized { .. }) && refill(link);
+        let refilled =
+            matches!(received, Received::Oversized { .. } | Received::Aborted) && refill(link);
         if session.incoming_window < self.limits.session_window / 2 {
             session.incoming_window = self.limits.session_window;
             self.write_session_flow(local);
         }
         match received {
             Received::Nothing => {}
+            Received::Aborted => {
+                if refilled {
+                    self.write_link_flow(local, handle, false);
+                }
+            }
             Received::Detach(e) => self.detach_link(local, handle, Some(e)),
             Received::Oversized { id, settled } => {
                 if !settled {
@@ -1039,6 +1045,8 @@ enum Received {
         id: u32,
         settled: bool,
     },
+    /// The peer aborted a delivery: its credit is given back.
+    Aborted,
 }
 
 /// The payload bytes queued in `queue`, of `handle`'s transfers or of all.
@@ -1093,7 +1101,7 @@ fn receive_frame(link: &mut LinkState, t: Transfer, payload: &[u8], meter: &Mete
     }
     if t.aborted {
         link.partial = None;
-        return Received::Nothing;
+        return Received::Aborted;
     }
     if (partial.buf.len() + payload.len()) as u64 > link.max_message_size {
         partial.oversized = true;
@@ -1406,6 +1414,39 @@ mod tests {
                 .collect();
             proptest::prop_assert_eq!(got, expected);
         }
+    }
+
+    /// An aborted delivery used a credit but never reaches the service, so no settlement
+    /// would give it back: a sender aborting enough of them stalled for good.
+    #[test]
+    fn aborted_deliveries_give_their_credit_back() {
+        let mut p = peer(65536);
+        let reply = AttachReply {
+            credit: 2,
+            ..Default::default()
+        };
+        let mut link = attached(&mut p, 0, Role::Sender, reply);
+        written(&mut p.endpoint);
+        for id in 0..2 {
+            let Performative::Transfer(mut t) = transfer(0, Some(id), false, false) else {
+                panic!()
+            };
+            t.aborted = true;
+            p.endpoint
+                .on_frame(5, Performative::Transfer(t), b"x")
+                .expect("aborted");
+        }
+        let flows = written(&mut p.endpoint)
+            .into_iter()
+            .filter(|(_, p, _)| matches!(p, Performative::Flow(f) if f.link_credit == Some(2)))
+            .count();
+        assert!(flows >= 1, "credit given back");
+        p.endpoint
+            .on_frame(5, transfer(0, Some(2), false, false), b"ok")
+            .expect("a new transfer within the credit");
+        assert!(
+            matches!(&events(&mut link)[..], [LinkEvent::Transfer(d)] if &d.payload[..] == b"ok")
+        );
     }
 
     #[test]

@@ -64,9 +64,14 @@ pub(crate) async fn run(
         let Some(event) = link.events.recv().await else {
             return;
         };
-        collect(event, &mut pending);
+        let mut detached = collect(event, &mut pending);
         while let Ok(more) = link.events.try_recv() {
-            collect(more, &mut pending);
+            detached |= collect(more, &mut pending);
+        }
+        // Detached by either side: nobody can hear these outcomes, and a client that sends
+        // again after re-attaching must not find its messages stored twice.
+        if detached {
+            return;
         }
         if pending.is_empty() {
             if link.events.is_closed() {
@@ -90,14 +95,14 @@ fn link_path(name: &str, sub: SubQueue) -> String {
     }
 }
 
-fn collect(event: LinkEvent, pending: &mut Vec<Delivery>) {
+/// Adds a transfer to `pending`; `true` once the link is detached.
+fn collect(event: LinkEvent, pending: &mut Vec<Delivery>) -> bool {
     match event {
         LinkEvent::Transfer(d) => pending.push(d),
-        LinkEvent::Credit(_)
-        | LinkEvent::Drain
-        | LinkEvent::Disposition { .. }
-        | LinkEvent::Detached(_) => {}
+        LinkEvent::Detached(_) => return true,
+        LinkEvent::Credit(_) | LinkEvent::Drain | LinkEvent::Disposition { .. } => {}
     }
+    false
 }
 
 fn rejected(e: AmqpErr) -> DeliveryState {
