@@ -214,7 +214,7 @@ fn write<T: Serialize>(
 /// and ends with carry every field, trailing nulls included, and so does every error and
 /// `rejected` outcome inside a frame: pyamqp reads their fields by position
 /// (`error[0][2]` for a rejected send's info, `frame[0][2]` for a close's), and serde_amqp
-/// leaves trailing nulls out (`servicebus-protocol.md` in the project notes, §2.1).
+/// leaves trailing nulls out (`docs/decisions/0006-amqp-engine.md`).
 pub fn write_amqp(out: &mut Vec<u8>, channel: u16, performative: &Performative, payload: &[u8]) {
     let rewrite = match performative {
         Performative::Open(_)
