@@ -1264,6 +1264,19 @@ mod tests {
         link
     }
 
+    /// A peer that sends on link 0, which we granted `credit`; what was written so far is
+    /// read and dropped.
+    fn sending_peer(credit: u32) -> (Peer, crate::Link) {
+        let mut p = peer(65536);
+        let reply = AttachReply {
+            credit,
+            ..Default::default()
+        };
+        let link = attached(&mut p, 0, Role::Sender, reply);
+        written(&mut p.endpoint);
+        (p, link)
+    }
+
     fn run_commands(p: &mut Peer) {
         while let Ok(c) = p.commands.try_recv() {
             p.endpoint.on_command(c);
@@ -1420,13 +1433,7 @@ mod tests {
     /// would give it back: a sender aborting enough of them stalled for good.
     #[test]
     fn aborted_deliveries_give_their_credit_back() {
-        let mut p = peer(65536);
-        let reply = AttachReply {
-            credit: 2,
-            ..Default::default()
-        };
-        let mut link = attached(&mut p, 0, Role::Sender, reply);
-        written(&mut p.endpoint);
+        let (mut p, mut link) = sending_peer(2);
         for id in 0..2 {
             let Performative::Transfer(mut t) = transfer(0, Some(id), false, false) else {
                 panic!()
@@ -1451,13 +1458,7 @@ mod tests {
 
     #[test]
     fn credit_is_refilled_only_as_the_service_settles() {
-        let mut p = peer(65536);
-        let reply = AttachReply {
-            credit: 4,
-            ..Default::default()
-        };
-        let mut link = attached(&mut p, 0, Role::Sender, reply);
-        written(&mut p.endpoint);
+        let (mut p, mut link) = sending_peer(4);
         for id in 0..4 {
             p.endpoint
                 .on_frame(5, transfer(0, Some(id), false, true), b"m")
@@ -1479,13 +1480,7 @@ mod tests {
 
     #[test]
     fn settling_refills_credit_less_what_is_still_with_the_service() {
-        let mut p = peer(65536);
-        let reply = AttachReply {
-            credit: 4,
-            ..Default::default()
-        };
-        let mut link = attached(&mut p, 0, Role::Sender, reply);
-        written(&mut p.endpoint);
+        let (mut p, mut link) = sending_peer(4);
         for id in 0..3 {
             p.endpoint
                 .on_frame(5, transfer(0, Some(id), false, true), b"m")
