@@ -859,23 +859,8 @@ pub async fn racing_receivers_never_share_a_message(store: Arc<dyn Store>) {
     for i in 0..200 {
         sent.insert(send(&f, "race", &format!("m{i}")).await.id);
     }
-    let receive_all = || {
-        let mut got = Vec::new();
-        loop {
-            let batch = block_on(f.engine.receive(f.q("race"), 3, secs(3600))).expect("receive");
-            if batch.is_empty() {
-                return got;
-            }
-            got.extend(batch.into_iter().map(|m| m.id));
-        }
-    };
-    let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(receive_all);
-        let b = s.spawn(receive_all);
-        (a.join().expect("receiver a"), b.join().expect("receiver b"))
-    });
-    let mut all: Vec<MessageId> = a.iter().chain(&b).copied().collect();
-    all.sort();
+    let mut all =
+        race_two(|| block_on(f.engine.receive(f.q("race"), 3, secs(3600))).expect("receive"));
     let total = all.len();
     all.dedup();
     assert_eq!(all.len(), total, "a message was leased to both receivers");
@@ -1309,10 +1294,24 @@ pub async fn sb_racing_lockers_never_share_a_message(store: Arc<dyn Store>) {
     let names: Vec<String> = (0..200).map(|i| format!("m{i}")).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     sb_queue(&f, "race", 10, false, &refs).await;
-    let lock_all = || {
+    let mut all =
+        race_two(|| block_on(f.engine.lock(f.q("race"), MAIN, 3, secs(3600))).expect("lock"));
+    let total = all.len();
+    all.dedup();
+    assert_eq!(
+        (all.len(), total),
+        (200, 200),
+        "every message locked exactly once"
+    );
+}
+
+/// Two takers on two threads, each calling `take` until it comes back empty: the ids of
+/// everything they got, sorted, a message taken by both appearing twice.
+fn race_two(take: impl Fn() -> Vec<crate::Message> + Sync) -> Vec<MessageId> {
+    let drain = || {
         let mut got = Vec::new();
         loop {
-            let batch = block_on(f.engine.lock(f.q("race"), MAIN, 3, secs(3600))).expect("lock");
+            let batch = take();
             if batch.is_empty() {
                 return got;
             }
@@ -1320,19 +1319,13 @@ pub async fn sb_racing_lockers_never_share_a_message(store: Arc<dyn Store>) {
         }
     };
     let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(lock_all);
-        let b = s.spawn(lock_all);
-        (a.join().expect("a"), b.join().expect("b"))
+        let a = s.spawn(drain);
+        let b = s.spawn(drain);
+        (a.join().expect("taker a"), b.join().expect("taker b"))
     });
-    let mut all: Vec<MessageId> = a.iter().chain(&b).copied().collect();
-    let total = all.len();
+    let mut all: Vec<MessageId> = a.into_iter().chain(b).collect();
     all.sort();
-    all.dedup();
-    assert_eq!(
-        (all.len(), total),
-        (200, 200),
-        "every message locked exactly once"
-    );
+    all
 }
 
 /// Runs a future to completion on this thread, parking while it waits (the stores' futures

@@ -32,6 +32,12 @@ pub struct Taken {
 }
 
 /// `m` as it enters a dead-letter sub-queue with `reason`.
+/// Gives held message `m` a new size, keeping its queue's sum (`bytes`) right.
+fn set_size(bytes: &mut u64, m: &mut Message, size: u32) {
+    *bytes = bytes.saturating_sub(u64::from(m.size)) + u64::from(size);
+    m.size = size;
+}
+
 fn dead_lettered(m: Message, reason: &str, description: Option<String>) -> Message {
     Message {
         dead_letter: Some(DeadLetterInfo {
@@ -109,9 +115,12 @@ impl QueueMessages {
         self.bytes
     }
 
-    /// Records a message's size (a store that keeps its body elsewhere).
+    /// Records a message's size (a store that keeps its body elsewhere). The size keys no
+    /// index, so only the sum changes: this runs on every put of the embedded store.
     pub fn resize(&mut self, seq: u64, size: u32) {
-        self.modify(seq, |m| m.size = size);
+        if let Some(m) = self.by_sequence.get_mut(&seq) {
+            set_size(&mut self.bytes, m, size);
+        }
     }
 
     /// The sequence number the next insert will get.
@@ -232,9 +241,11 @@ impl QueueMessages {
         m.visible_at = update.visible_at;
         m.receipt = update.receipt;
         if let Some(body) = update.body {
-            let size = u32::try_from(body.len()).unwrap_or(u32::MAX);
-            self.bytes = self.bytes.saturating_sub(u64::from(m.size)) + u64::from(size);
-            m.size = size;
+            set_size(
+                &mut self.bytes,
+                m,
+                u32::try_from(body.len()).unwrap_or(u32::MAX),
+            );
             m.body = body;
         }
         Ok(m.clone())

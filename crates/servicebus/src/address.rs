@@ -31,6 +31,19 @@ pub fn path(address: &str) -> String {
     rest.trim_matches('/').to_ascii_lowercase()
 }
 
+/// The path of entity `name`'s queue or dead-letter sub-queue, as tokens are scoped to it.
+pub fn entity_path(name: &str, sub: SubQueue) -> String {
+    match sub {
+        SubQueue::Main => name.to_owned(),
+        SubQueue::DeadLetter => format!("{name}/$deadletterqueue"),
+    }
+}
+
+/// The path of that queue's `$management` node.
+pub fn management_path(name: &str, sub: SubQueue) -> String {
+    format!("{}/$management", entity_path(name, sub))
+}
+
 /// The node `address` names, or `None` for an address no node answers to (a topic or
 /// subscription, a transfer dead-letter queue, an empty address).
 pub fn parse(address: &str) -> Option<Node> {

@@ -20,12 +20,13 @@ use crate::node::{Request, Response};
 use crate::sas::Right;
 use crate::{token, Connection, ServiceBus};
 
-/// Answers one management request on entity `name`'s `sub` queue.
+/// Answers one management request on entity `name`'s `sub` queue, whose node is at `node`.
 pub(crate) async fn handle(
     sb: &ServiceBus,
     conn: &Connection,
     name: &str,
     sub: SubQueue,
+    node: &str,
     req: &Request,
 ) -> Response {
     let Some(props) = sb.namespace.queue(name) else {
@@ -41,12 +42,6 @@ pub(crate) async fn handle(
         "com.microsoft:schedule-message" | "com.microsoft:cancel-scheduled-message" => Right::Send,
         _ => Right::Listen,
     };
-    // The node's own path: a token for the entity covers it, and so does one for the node
-    // alone, which is what the JS SDK puts on $cbs for its management link.
-    let path = match sub {
-        SubQueue::Main => format!("{name}/$management"),
-        SubQueue::DeadLetter => format!("{name}/$deadletterqueue/$management"),
-    };
     if right == Right::Send && sub == SubQueue::DeadLetter {
         return Response::error(
             400,
@@ -54,8 +49,10 @@ pub(crate) async fn handle(
             "Messages cannot be scheduled on a dead-letter queue.",
         );
     }
-    if !conn.authorized(&path, right) {
-        let e = sb.unauthorized(conn, &path, right);
+    // Checked on the node's own path: a token for the entity covers it, and so does one for
+    // the node alone, which is what the JS SDK puts on $cbs for its management link.
+    if !conn.authorized(node, right) {
+        let e = sb.unauthorized(conn, node, right);
         return Response::error(
             401,
             "amqp:unauthorized-access",

@@ -270,8 +270,7 @@ pub(crate) async fn requests(
 ) {
     let node = match &entity {
         None => "$cbs".to_owned(),
-        Some((name, SubQueue::Main)) => format!("{name}/$management"),
-        Some((name, SubQueue::DeadLetter)) => format!("{name}/$deadletterqueue/$management"),
+        Some((name, sub)) => crate::address::management_path(name, *sub),
     };
     if let Some((name, _)) = &entity {
         // Either claim opens the node; each operation then needs its own (management.rs).
@@ -307,7 +306,9 @@ pub(crate) async fn requests(
             Some(request) => {
                 let response = match &entity {
                     None => put_token(&sb, &conn, &request),
-                    Some((name, sub)) => management::handle(&sb, &conn, name, *sub, &request).await,
+                    Some((name, sub)) => {
+                        management::handle(&sb, &conn, name, *sub, &node, &request).await
+                    }
                 };
                 Some((
                     response.encode(&request, entity.is_none()),

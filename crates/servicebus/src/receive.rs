@@ -21,6 +21,7 @@ use hematite_amqp::{AttachReply, Attaching, Link, LinkEvent};
 use hematite_engine::{DeadLetterInfo, Error, Message, Settlement, SubQueue};
 use serde_amqp::Value;
 
+use crate::address::entity_path;
 use crate::message::{deliver, Stamp};
 use crate::namespace::QueueProperties;
 use crate::sas::Right;
@@ -58,10 +59,7 @@ pub(crate) async fn run(
     name: String,
     sub: SubQueue,
 ) {
-    let path = match sub {
-        SubQueue::Main => name.clone(),
-        SubQueue::DeadLetter => format!("{name}/$deadletterqueue"),
-    };
+    let path = entity_path(&name, sub);
     let props = match sb.entity(&conn, &name, &path, Right::Listen) {
         Ok(p) => p.clone(),
         Err(e) => return link.refuse(e).await,

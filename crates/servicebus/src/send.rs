@@ -13,6 +13,7 @@ use hematite_amqp::types::messaging::{Accepted, DeliveryState, Rejected};
 use hematite_amqp::{AttachReply, Attaching, Delivery, LinkEvent};
 use hematite_engine::{Error, Outgoing, SubQueue};
 
+use crate::address::entity_path;
 use crate::management::effective_ttl;
 use crate::message::{read_sent, unbatch, BATCH_FORMAT};
 use crate::namespace::QueueProperties;
@@ -32,7 +33,7 @@ pub(crate) async fn run(
     name: String,
     sub: SubQueue,
 ) {
-    let path = link_path(&name, sub);
+    let path = entity_path(&name, sub);
     let props = match sb.entity(&conn, &name, &path, Right::Send) {
         Ok(p) => p.clone(),
         Err(e) => return link.refuse(e).await,
@@ -85,13 +86,6 @@ pub(crate) async fn run(
                 return;
             }
         }
-    }
-}
-
-fn link_path(name: &str, sub: SubQueue) -> String {
-    match sub {
-        SubQueue::Main => name.to_owned(),
-        SubQueue::DeadLetter => format!("{name}/$deadletterqueue"),
     }
 }
 

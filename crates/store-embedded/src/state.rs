@@ -382,11 +382,10 @@ impl State {
             Record::Message {
                 queue,
                 sub,
-                mut message,
+                message,
                 body_len,
             } => {
                 let e = Self::replay_entry(&mut self.queues, &mut self.next_queue, queue);
-                message.size = body_len;
                 let loc = Loc { pos, body_len };
                 self.live.place_message(e, message.sequence, loc);
                 self.batch.note(queue, message.sequence);
