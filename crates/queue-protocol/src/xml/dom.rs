@@ -1,4 +1,4 @@
-//! A minimal element tree for request bodies.
+//! A minimal element tree for request bodies (also the Service Bus administration API's).
 //!
 //! Request documents are tiny and their schemas loose, so a tree keyed by local name is the
 //! simplest way to accept any element order and any namespace prefix. Building it walks
@@ -13,8 +13,8 @@ use super::XmlError;
 /// Deeper nesting than any queue document needs; beyond it the body is refused.
 const MAX_DEPTH: usize = 32;
 
-#[derive(Debug, Default)]
-pub(crate) struct Element {
+#[derive(Debug, Default, Clone)]
+pub struct Element {
     /// Local name, namespace prefix removed.
     pub name: String,
     pub children: Vec<Element>,
@@ -44,7 +44,7 @@ impl Element {
 
 /// Parses a body into its root element; `None` when the body holds no element at all
 /// (empty, whitespace, or only a declaration), which some operations treat as "no content".
-pub(crate) fn parse(body: &[u8]) -> Result<Option<Element>, XmlError> {
+pub fn parse(body: &[u8]) -> Result<Option<Element>, XmlError> {
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     let text = std::str::from_utf8(body).map_err(|_| XmlError::Malformed)?;
     let mut reader = Reader::from_str(text);

@@ -7,11 +7,11 @@
 
 mod acl;
 mod delegation;
-mod dom;
+pub mod dom;
 mod list;
 mod message;
 mod service;
-pub(crate) mod writer;
+pub mod writer;
 
 pub use acl::{parse_signed_identifiers, write_signed_identifiers, SignedIdentifier};
 pub use delegation::{parse_key_info, write_user_delegation_key, KeyInfo};

@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 
 /// The declaration every response starts with (no BOM).
-pub(crate) const DECLARATION: &str = r#"<?xml version="1.0" encoding="utf-8"?>"#;
+pub const DECLARATION: &str = r#"<?xml version="1.0" encoding="utf-8"?>"#;
 
 /// Bytes that may need escaping in character data: `&`, `<`, `>`, and the C0 controls but tab
 /// and LF; and `0xEF`, the first byte of U+FFFE and U+FFFF (and of harmless characters too).
@@ -38,7 +38,7 @@ pub(crate) fn is_non_character_at(bytes: &[u8], i: usize) -> bool {
 /// Runs of characters that need no escaping are copied whole. In UTF-8 text only these need
 /// attention: `&`, `<`, `>`, CR, the other C0 controls but tab and LF, and U+FFFE and U+FFFF
 /// (bytes `EF BF BE` and `EF BF BF`), the two non-characters a Rust string can hold.
-pub(crate) fn push_text(out: &mut String, s: &str) {
+pub fn push_text(out: &mut String, s: &str) {
     let bytes = s.as_bytes();
     let mut copied = 0;
     let mut i = 0;
@@ -79,7 +79,7 @@ pub(crate) fn push_text(out: &mut String, s: &str) {
 
 /// Appends `s` escaped for a double-quoted attribute value, where parsers also normalise
 /// tabs and newlines to spaces.
-pub(crate) fn push_attr(out: &mut String, s: &str) {
+pub fn push_attr(out: &mut String, s: &str) {
     for c in s.chars() {
         match c {
             '"' => out.push_str("&quot;"),
@@ -102,7 +102,7 @@ pub(crate) fn is_xml_char(c: char) -> bool {
 
 /// `<name>text</name>`, or `<name />` when the text is empty (the service's own style,
 /// e.g. `<NextMarker />`).
-pub(crate) fn text_element(out: &mut String, name: &str, text: &str) {
+pub fn text_element(out: &mut String, name: &str, text: &str) {
     if text.is_empty() {
         empty_element(out, name);
     } else {
@@ -117,26 +117,26 @@ pub(crate) fn text_element(out: &mut String, name: &str, text: &str) {
 }
 
 /// `<name />`.
-pub(crate) fn empty_element(out: &mut String, name: &str) {
+pub fn empty_element(out: &mut String, name: &str) {
     out.push('<');
     out.push_str(name);
     out.push_str(" />");
 }
 
-pub(crate) fn open(out: &mut String, name: &str) {
+pub fn open(out: &mut String, name: &str) {
     out.push('<');
     out.push_str(name);
     out.push('>');
 }
 
-pub(crate) fn close(out: &mut String, name: &str) {
+pub fn close(out: &mut String, name: &str) {
     out.push_str("</");
     out.push_str(name);
     out.push('>');
 }
 
 /// XML Schema boolean spelling used by the service.
-pub(crate) fn bool_str(b: bool) -> &'static str {
+pub fn bool_str(b: bool) -> &'static str {
     if b {
         "true"
     } else {
