@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::clock::{test_clock, ManualClock};
 use crate::model::MessageState;
-use crate::model::{AccessPolicy, MessageId, Metadata, PopReceipt, QueueRef};
+use crate::model::{AccessPolicy, MessageId, Metadata, PopReceipt, QueueInfo, QueueRef};
 use crate::service::{Created, Engine, Outgoing, SendOptions, Ttl};
 use crate::store::{LeaseRules, QueueSettings, Settled, Settlement, Store, SubQueue};
 use crate::time::Timestamp;
@@ -993,6 +993,8 @@ pub async fn sb_dead_letters_at_max_deliveries_and_on_request(store: Arc<dyn Sto
         .is_empty());
     let dead = f.engine.browse(f.q("q"), DLQ, 0, 10).await.expect("browse");
     assert_eq!(bodies(&dead), ["poison", "bad"]);
+    let counts = f.engine.queue_info(f.q("q")).await.expect("info");
+    assert_eq!((counts.message_count, counts.dead_letter_count), (0, 2));
     assert_eq!(
         dead[0]
             .dead_letter
@@ -1096,6 +1098,9 @@ pub async fn sb_scheduled_messages_and_cancellation(store: Arc<dyn Store>) {
         .await
         .expect("cancel");
     assert_eq!(cancelled, [scheduled[1].sequence]);
+    let counts = |i: QueueInfo| (i.message_count, i.scheduled_count);
+    let info = f.engine.queue_info(f.q("q")).await.expect("info");
+    assert_eq!(counts(info), (1, 1), "the entity's counts see what waits");
     f.clock.advance(secs(60));
     let got = f
         .engine
@@ -1103,6 +1108,8 @@ pub async fn sb_scheduled_messages_and_cancellation(store: Arc<dyn Store>) {
         .await
         .expect("lock");
     assert_eq!(bodies(&got), ["later"]);
+    let info = f.engine.queue_info(f.q("q")).await.expect("info");
+    assert_eq!(counts(info), (1, 0), "a locked message is no longer scheduled");
     assert_eq!(got[0].inserted_at, at, "enqueued at its scheduled time");
     assert_eq!(got[0].expires_at, at.saturating_add(secs(30)));
 }

@@ -65,6 +65,8 @@ pub struct QueueMessages {
     by_token: BTreeMap<PopReceipt, u64>,
     /// The sum of the messages' sizes.
     bytes: u64,
+    /// Messages in the `Scheduled` state, for the entity's counts without a walk.
+    scheduled: u64,
 }
 
 impl QueueMessages {
@@ -121,6 +123,11 @@ impl QueueMessages {
         if let Some(m) = self.by_sequence.get_mut(&seq) {
             set_size(&mut self.bytes, m, size);
         }
+    }
+
+    /// Messages enqueued for later that no receiver has met since their time came.
+    pub fn scheduled(&self) -> u64 {
+        self.scheduled
     }
 
     /// The sequence number the next insert will get.
@@ -259,6 +266,7 @@ impl QueueMessages {
         self.expiry.clear();
         self.by_token.clear();
         self.bytes = 0;
+        self.scheduled = 0;
     }
 
     /// Every message held, in sequence order (for snapshots and tests).
@@ -290,6 +298,7 @@ impl QueueMessages {
 
     fn index(&mut self, m: &Message) {
         self.bytes += u64::from(m.size);
+        self.scheduled += u64::from(m.state == MessageState::Scheduled);
         self.by_id.insert(m.id, m.sequence);
         if m.state != MessageState::Deferred {
             self.visibility.insert((m.visible_at, m.sequence));
@@ -302,6 +311,7 @@ impl QueueMessages {
 
     fn unindex(&mut self, m: &Message) {
         self.bytes = self.bytes.saturating_sub(u64::from(m.size));
+        self.scheduled -= u64::from(m.state == MessageState::Scheduled);
         self.by_id.remove(&m.id);
         self.visibility.remove(&(m.visible_at, m.sequence));
         self.expiry.remove(&(m.expires_at, m.sequence));

@@ -258,8 +258,12 @@ pub struct QueueSummary {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueueInfo {
     pub metadata: Metadata,
-    /// Messages not yet expired, visible or not.
+    /// Messages not yet expired, visible or not (the dead-letter sub-queue's not included).
     pub message_count: u64,
+    /// Of those, messages scheduled for later (Service Bus).
+    pub scheduled_count: u64,
+    /// Messages in the dead-letter sub-queue.
+    pub dead_letter_count: u64,
     /// The bytes of every message body held, the dead-letter sub-queue's included (Service
     /// Bus counts an entity's size against MaxSizeInMegabytes so).
     pub size_bytes: u64,

@@ -530,6 +530,8 @@ impl State {
         Some(QueueInfo {
             metadata: e.metadata.clone(),
             message_count: e.entity.main.len() as u64,
+            scheduled_count: e.entity.main.scheduled(),
+            dead_letter_count: e.entity.dead_letter.len() as u64,
             size_bytes: e.entity.bytes(),
         })
     }
