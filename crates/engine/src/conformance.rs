@@ -1109,7 +1109,11 @@ pub async fn sb_scheduled_messages_and_cancellation(store: Arc<dyn Store>) {
         .expect("lock");
     assert_eq!(bodies(&got), ["later"]);
     let info = f.engine.queue_info(f.q("q")).await.expect("info");
-    assert_eq!(counts(info), (1, 0), "a locked message is no longer scheduled");
+    assert_eq!(
+        counts(info),
+        (1, 0),
+        "a locked message is no longer scheduled"
+    );
     assert_eq!(got[0].inserted_at, at, "enqueued at its scheduled time");
     assert_eq!(got[0].expires_at, at.saturating_add(secs(30)));
 }

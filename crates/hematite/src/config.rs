@@ -115,10 +115,15 @@ pub struct ServeArgs {
     /// is taken, Service Bus is not served and the banner says so.
     #[arg(long, env = "HEMATITE_AMQP_LISTEN", value_name = "ADDR")]
     amqp_listen: Option<SocketAddr>,
-    /// The Service Bus HTTP port (`GET /health`). Default 127.0.0.1:5300, skipped like
-    /// --amqp-listen's default when taken.
+    /// The Service Bus HTTP port: the administration API and `GET /health`, over HTTPS too
+    /// with --tls-cert. Default 127.0.0.1:5300, skipped like --amqp-listen's default when
+    /// taken.
     #[arg(long, env = "HEMATITE_SB_ADMIN_LISTEN", value_name = "ADDR")]
     sb_admin_listen: Option<SocketAddr>,
+    /// Where Service Bus clients connect over AMQPS, with the certificate of --tls-cert
+    /// (served only then). Default 127.0.0.1:5671.
+    #[arg(long, env = "HEMATITE_AMQPS_LISTEN", value_name = "ADDR")]
+    amqps_listen: Option<SocketAddr>,
     /// The Service Bus emulator's config.json: the namespace's queues and their properties.
     /// Without it: the emulator's default, one queue named queue.1.
     #[arg(long, env = "HEMATITE_SB_CONFIG", value_name = "FILE")]
@@ -136,6 +141,7 @@ pub struct ServeArgs {
 /// Default Service Bus ports, as the emulator's.
 const DEFAULT_AMQP: &str = "127.0.0.1:5672";
 const DEFAULT_SB_ADMIN: &str = "127.0.0.1:5300";
+const DEFAULT_AMQPS: &str = "127.0.0.1:5671";
 
 /// Where Service Bus is served, and over which namespace.
 pub struct ServiceBusConfig {
@@ -144,6 +150,11 @@ pub struct ServiceBusConfig {
     pub amqp_explicit: bool,
     pub admin: SocketAddr,
     pub admin_explicit: bool,
+    /// Served only with a certificate.
+    pub amqps: SocketAddr,
+    pub amqps_explicit: bool,
+    /// The certificate chain and key: AMQPS, and TLS on every Service Bus port.
+    pub tls: Option<(PathBuf, PathBuf)>,
     pub namespace: Namespace,
 }
 
@@ -323,6 +334,11 @@ impl ServeArgs {
                 .sb_admin_listen
                 .map_or_else(|| default(DEFAULT_SB_ADMIN), Ok)?,
             admin_explicit: self.sb_admin_listen.is_some(),
+            amqps: self
+                .amqps_listen
+                .map_or_else(|| default(DEFAULT_AMQPS), Ok)?,
+            amqps_explicit: self.amqps_listen.is_some(),
+            tls: self.tls_cert.clone().zip(self.tls_key.clone()),
             namespace,
         })
     }

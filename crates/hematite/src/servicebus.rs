@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use hematite_engine::Engine;
 use hematite_net::listener::Setup;
-use hematite_servicebus::{admin, AmqpConfig, InboundBudget, ServiceBus};
+use hematite_net::tls;
+use hematite_servicebus::{AmqpConfig, InboundBudget, Ports, ServiceBus};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
@@ -48,24 +49,50 @@ where
         ));
     };
     let amqp_addr = amqp.local_addr().context("reading the AMQP address")?;
+    // No ALPN: AMQP clients offer none, and HTTP clients fall back to HTTP/1.1 without it.
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(tls::acceptor(tls::load(cert, key, &[])?)),
+        None => None,
+    };
     let sb = ServiceBus::new(engine, config.namespace)
         .await
         .context("creating the Service Bus queues")?;
-    let mut lines = format!("Service Bus listening on amqp://{amqp_addr}");
-    tasks.spawn(hematite_servicebus::serve(
-        amqp,
+    let ports = Ports::new(
         sb.clone(),
-        setup.clone(),
         amqp_config(),
-        stopped(),
-    ));
+        tls.clone(),
+        setup.handshake_timeout,
+    );
+    let serve = |listener, tasks: &mut JoinSet<()>| {
+        tasks.spawn(hematite_servicebus::serve(
+            listener,
+            ports.clone(),
+            setup.clone(),
+            stopped(),
+        ));
+    };
+    let mut lines = format!("Service Bus listening on amqp://{amqp_addr}");
+    serve(amqp, tasks);
+    if tls.is_some() {
+        match bind(config.amqps, config.amqps_explicit, "Service Bus AMQPS").await? {
+            Some(l) => {
+                let addr = l.local_addr().context("reading the AMQPS address")?;
+                lines.push_str(&format!(" and amqps://{addr}"));
+                serve(l, tasks);
+            }
+            None => lines.push_str(" (AMQPS not served: its default address is in use)"),
+        }
+    }
     match bind(config.admin, config.admin_explicit, "Service Bus HTTP").await? {
         Some(http) => {
             let addr = http.local_addr().context("reading the HTTP address")?;
-            lines.push_str(&format!(" (health: http://{addr}/health)"));
-            tasks.spawn(admin::serve(http, setup, stopped()));
+            let scheme = if tls.is_some() { "http(s)" } else { "http" };
+            lines.push_str(&format!(
+                "\nService Bus administration on {scheme}://{addr} (and on the AMQP ports; health: /health)"
+            ));
+            serve(http, tasks);
         }
-        None => lines.push_str(" (HTTP port not served: its default address is in use)"),
+        None => lines.push_str("\nService Bus HTTP port not served: its default address is in use"),
     }
     let host = if amqp_addr.port() == 5672 {
         "localhost".to_owned()

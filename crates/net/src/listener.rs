@@ -154,9 +154,20 @@ async fn handshake(stream: TcpStream, setup: &Setup, conn: &Conn) -> Option<Stre
     let Some(acceptor) = &setup.tls else {
         return Some(Stream::Plain(stream));
     };
+    accept_tls(stream, acceptor, setup.handshake_timeout, conn).await
+}
+
+/// A TLS handshake on `stream` within `deadline`, unless the connection is shed meanwhile;
+/// `None` when it fails. For listeners that decide by the first bytes whether to speak TLS.
+pub async fn accept_tls(
+    stream: TcpStream,
+    acceptor: &TlsAcceptor,
+    deadline: Duration,
+    conn: &Conn,
+) -> Option<Stream> {
     conn.set_phase(Phase::Head);
     tokio::select! {
-        r = tokio::time::timeout(setup.handshake_timeout, acceptor.accept(stream)) => match r {
+        r = tokio::time::timeout(deadline, acceptor.accept(stream)) => match r {
             Ok(Ok(s)) => Some(Stream::Tls(Box::new(s))),
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "TLS handshake failed");

@@ -18,9 +18,10 @@ pub enum Node {
     Cbs,
 }
 
-/// The path of an address: scheme and authority removed, no leading or trailing slash,
-/// lowercase.
+/// The path of an address: scheme, authority and query removed, no leading or trailing
+/// slash, lowercase. (Tokens for the administration API are signed for URLs with a query.)
 pub fn path(address: &str) -> String {
+    let address = address.split_once('?').map_or(address, |(p, _)| p);
     let rest = match address.find("://") {
         Some(i) => {
             let after = &address[i + 3..];

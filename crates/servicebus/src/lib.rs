@@ -12,6 +12,7 @@
 
 pub mod address;
 pub mod admin;
+mod catalog;
 mod listen;
 mod management;
 pub mod message;
@@ -28,14 +29,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use hematite_amqp::types::definitions::{AmqpError, Error as AmqpErr, Role};
 use hematite_amqp::types::sasl::SaslInit;
 use hematite_amqp::{Attaching, LinkHandle, Peer, Service};
-use hematite_engine::{Engine, LeaseRules, Metadata, QueueRef, QueueSettings};
+use hematite_engine::{Engine, QueueRef};
 
 use crate::address::Node;
+use crate::catalog::Catalog;
 use crate::namespace::{Namespace, QueueProperties};
 use crate::sas::{Grant, Right, Rights};
 
 pub use hematite_amqp::{Config as AmqpConfig, InboundBudget};
-pub use listen::serve;
+pub use listen::{serve, Ports};
 
 /// The Service Bus front over one namespace.
 pub struct ServiceBus {
@@ -43,6 +45,8 @@ pub struct ServiceBus {
     namespace: Namespace,
     /// The engine account that holds the namespace's queues.
     account: String,
+    /// The queues that exist, configured or created since.
+    catalog: Catalog,
 }
 
 /// What one connection has proved: a valid key over PLAIN, or tokens put on `$cbs`.
@@ -152,39 +156,25 @@ pub struct SetupError {
 }
 
 impl ServiceBus {
-    /// The front over `namespace`, creating its queues in the engine (existing ones, with
-    /// their messages, are kept).
+    /// The front over `namespace`: its configured queues are created in the engine or
+    /// brought up to date (their messages kept), and those created over the administration
+    /// API on earlier runs are served again.
     pub async fn new(engine: Engine, namespace: Namespace) -> Result<Arc<Self>, SetupError> {
-        let sb = ServiceBus {
-            account: format!("sb.{}", namespace.name.to_ascii_lowercase()),
+        let account = format!("sb.{}", namespace.name.to_ascii_lowercase());
+        let catalog = Catalog::load(engine.clone(), account.clone(), &namespace.queues)
+            .await
+            .map_err(|(queue, source)| SetupError { queue, source })?;
+        Ok(Arc::new(ServiceBus {
+            account,
             engine,
             namespace,
-        };
-        for (key, props) in &sb.namespace.queues {
-            sb.create(key, props).await.map_err(|source| SetupError {
-                queue: props.name.clone(),
-                source,
-            })?;
-        }
-        Ok(Arc::new(sb))
+            catalog,
+        }))
     }
 
-    async fn create(
-        &self,
-        key: &str,
-        props: &QueueProperties,
-    ) -> Result<(), hematite_engine::Error> {
-        let rules = LeaseRules::service_bus(props.max_delivery_count, props.dead_letter_on_expiry);
-        let q = self.queue_ref(key);
-        match self
-            .engine
-            .create_queue_with(q, Metadata::default(), QueueSettings { rules })
-            .await?
-        {
-            hematite_engine::Created::New => Ok(()),
-            // Kept from an earlier start: the configuration may have changed since.
-            hematite_engine::Created::AlreadyIdentical => self.engine.set_rules(q, rules).await,
-        }
+    /// The queue called `name` (any case), if it exists.
+    pub fn queue(&self, name: &str) -> Option<Arc<QueueProperties>> {
+        self.catalog.get(name)
     }
 
     pub fn namespace(&self) -> &Namespace {
@@ -253,11 +243,11 @@ impl ServiceBus {
         name: &str,
         path: &str,
         right: Right,
-    ) -> Result<&QueueProperties, AmqpErr> {
+    ) -> Result<Arc<QueueProperties>, AmqpErr> {
         if !conn.authorized(path, right) {
             return Err(self.unauthorized(conn, path, right));
         }
-        self.namespace.queue(name).ok_or_else(|| {
+        self.queue(name).ok_or_else(|| {
             amqp_error(
                 "amqp:not-found",
                 format!(

@@ -29,7 +29,7 @@ pub(crate) async fn handle(
     node: &str,
     req: &Request,
 ) -> Response {
-    let Some(props) = sb.namespace.queue(name) else {
+    let Some(props) = sb.queue(name) else {
         return Response::error(
             404,
             "amqp:not-found",
@@ -61,12 +61,12 @@ pub(crate) async fn handle(
     }
     let result = match op {
         "com.microsoft:peek-message" => peek(sb, name, sub, req).await,
-        "com.microsoft:renew-lock" => renew(sb, name, sub, req, props.lock_duration).await,
+        "com.microsoft:renew-lock" => renew(sb, name, sub, req, props.lock_duration()).await,
         "com.microsoft:update-disposition" => dispose(sb, name, sub, req).await,
         "com.microsoft:receive-by-sequence-number" => {
-            deferred(sb, name, sub, req, props.lock_duration).await
+            deferred(sb, name, sub, req, props.lock_duration()).await
         }
-        "com.microsoft:schedule-message" => schedule(sb, name, req, props).await,
+        "com.microsoft:schedule-message" => schedule(sb, name, req, &props).await,
         "com.microsoft:cancel-scheduled-message" => cancel(sb, name, req).await,
         other => Err(Response::error(
             400,
@@ -310,7 +310,7 @@ async fn deferred(
 }
 
 async fn schedule(sb: &ServiceBus, name: &str, req: &Request, props: &QueueProperties) -> Outcome {
-    let default_ttl = props.default_ttl;
+    let default_ttl = props.default_ttl();
     let entries = field(&req.body, "messages")
         .and_then(items)
         .ok_or_else(|| bad("messages is required"))?;

@@ -8,7 +8,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use hematite_engine::LeaseRules;
+use hematite_servicebus_protocol::{parse_duration, QueueDescription};
 use serde::Deserialize;
+use time::OffsetDateTime;
 
 use crate::sas::Key;
 
@@ -18,38 +21,81 @@ pub const EMULATOR_NAMESPACE: &str = "sbemulatorns";
 pub const EMULATOR_KEY_NAME: &str = "RootManageSharedAccessKey";
 pub const EMULATOR_KEY_VALUE: &str = "SAS_KEY_VALUE";
 
-/// 256 KB, the Standard tier's message size.
-pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 256 * 1024;
 /// The largest message a Premium namespace takes.
 pub const LARGEST_MAX_MESSAGE_BYTES: u64 = 100 * 1024 * 1024;
 
-/// A queue's properties.
+/// A queue: its name as created, its description, and when it was created and last changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueProperties {
     /// The name as configured; lookups are by its lowercase form.
     pub name: String,
-    pub lock_duration: Duration,
-    pub max_delivery_count: u32,
-    /// `None`: messages live until removed.
-    pub default_ttl: Option<Duration>,
-    pub dead_letter_on_expiry: bool,
-    pub max_size_mb: u64,
-    pub max_message_bytes: u64,
-    pub requires_session: bool,
+    pub description: QueueDescription,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
 }
 
+/// A TTL this long or longer means "for ever" (Azure's default is `TimeSpan.MaxValue`).
+const FOREVER: Duration = Duration::from_secs(10_000 * 365 * 86_400);
+
 impl QueueProperties {
+    /// A queue with Azure's defaults.
     pub fn new(name: &str) -> Self {
         QueueProperties {
             name: name.to_owned(),
-            lock_duration: Duration::from_secs(60),
-            max_delivery_count: 10,
-            default_ttl: None,
-            dead_letter_on_expiry: false,
-            max_size_mb: 1024,
-            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
-            requires_session: false,
+            description: QueueDescription::default(),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            updated_at: OffsetDateTime::UNIX_EPOCH,
         }
+    }
+
+    pub fn lock_duration(&self) -> Duration {
+        self.description.lock_duration
+    }
+
+    /// `None`: messages live until removed.
+    pub fn default_ttl(&self) -> Option<Duration> {
+        let ttl = self.description.default_message_time_to_live;
+        (ttl < FOREVER).then_some(ttl)
+    }
+
+    pub fn max_size_bytes(&self) -> u64 {
+        self.description
+            .max_size_in_megabytes
+            .saturating_mul(1024 * 1024)
+    }
+
+    pub fn max_message_bytes(&self) -> u64 {
+        (self.description.max_message_size_in_kilobytes * 1024)
+            .clamp(1024, LARGEST_MAX_MESSAGE_BYTES)
+    }
+
+    pub fn requires_session(&self) -> bool {
+        self.description.requires_session
+    }
+
+    /// The engine's rules for the queue's messages.
+    pub fn rules(&self) -> LeaseRules {
+        LeaseRules::service_bus(
+            self.description.max_delivery_count,
+            self.description.dead_lettering_on_message_expiration,
+        )
+    }
+
+    /// What the description asks for that this server does not do yet, each with what
+    /// happens instead.
+    pub fn unsupported(&self) -> Vec<String> {
+        let d = &self.description;
+        let mut out = Vec::new();
+        if d.requires_session {
+            out.push("sessions are not supported yet; its receivers are refused".to_owned());
+        }
+        if d.requires_duplicate_detection {
+            out.push("duplicate detection is not supported yet; ignored".to_owned());
+        }
+        if d.forward_to.is_some() || d.forward_dead_lettered_messages_to.is_some() {
+            out.push("auto-forwarding is not supported yet; ignored".to_owned());
+        }
+        out
     }
 }
 
@@ -135,6 +181,7 @@ struct QueueConfigProperties {
     max_delivery_count: Option<u32>,
     requires_session: Option<bool>,
     requires_duplicate_detection: Option<bool>,
+    duplicate_detection_history_time_window: Option<String>,
     forward_to: Option<String>,
     forward_dead_lettered_messages_to: Option<String>,
     max_size_in_megabytes: Option<u64>,
@@ -190,77 +237,47 @@ fn queue(q: &QueueConfig, skipped: &mut Vec<String>) -> Result<QueueProperties, 
             q.name
         )));
     }
-    let p = &q.properties;
-    let mut props = QueueProperties::new(&q.name);
+    let invalid = |what: String| ConfigError::Invalid(format!("queue {}: {what}", q.name));
     let duration = |field: &str, v: &Option<String>| -> Result<Option<Duration>, ConfigError> {
         v.as_deref()
             .map(|s| {
-                iso8601_duration(s).ok_or_else(|| {
-                    ConfigError::Invalid(format!(
-                        "queue {}: {field} {s:?} is not a duration",
-                        q.name
-                    ))
-                })
+                parse_duration(s).ok_or_else(|| invalid(format!("{field} {s:?} is not a duration")))
             })
             .transpose()
     };
-    if let Some(d) = duration("LockDuration", &p.lock_duration)? {
-        if d < Duration::from_secs(5) || d > Duration::from_secs(300) {
-            return Err(ConfigError::Invalid(format!(
-                "queue {}: LockDuration must be between 5 seconds and 5 minutes",
-                q.name
-            )));
-        }
-        props.lock_duration = d;
+    let p = &q.properties;
+    let mut d = QueueDescription::default();
+    let text = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+    if let Some(v) = duration("LockDuration", &p.lock_duration)? {
+        d.lock_duration = v;
     }
-    if let Some(ttl) = duration("DefaultMessageTimeToLive", &p.default_message_time_to_live)? {
-        // TimeSpan.MaxValue and anything near it mean "for ever".
-        props.default_ttl = (ttl < Duration::from_secs(10_000 * 365 * 86_400)).then_some(ttl);
+    if let Some(v) = duration("DefaultMessageTimeToLive", &p.default_message_time_to_live)? {
+        d.default_message_time_to_live = v;
     }
-    if let Some(n) = p.max_delivery_count {
-        if n == 0 {
-            return Err(ConfigError::Invalid(format!(
-                "queue {}: MaxDeliveryCount must be at least 1",
-                q.name
-            )));
-        }
-        props.max_delivery_count = n;
+    if let Some(v) = duration(
+        "DuplicateDetectionHistoryTimeWindow",
+        &p.duplicate_detection_history_time_window,
+    )? {
+        d.duplicate_detection_history_time_window = v;
     }
-    props.dead_letter_on_expiry = p.dead_lettering_on_message_expiration.unwrap_or(false);
-    if let Some(mb) = p.max_size_in_megabytes {
-        if mb == 0 {
-            return Err(ConfigError::Invalid(format!(
-                "queue {}: MaxSizeInMegabytes must be at least 1",
-                q.name
-            )));
-        }
-        props.max_size_mb = mb;
-    }
-    if let Some(kb) = p.max_message_size_in_kilobytes {
-        props.max_message_bytes = (kb * 1024).clamp(1024, LARGEST_MAX_MESSAGE_BYTES);
-    }
-    props.requires_session = p.requires_session.unwrap_or(false);
-    if props.requires_session {
-        skipped.push(format!(
-            "queue {}: sessions are not supported yet; its receivers are refused",
-            q.name
-        ));
-    }
-    if p.requires_duplicate_detection == Some(true) {
-        skipped.push(format!(
-            "queue {}: duplicate detection is not supported yet; ignored",
-            q.name
-        ));
-    }
-    if p.forward_to.as_deref().is_some_and(|s| !s.is_empty())
-        || p.forward_dead_lettered_messages_to
-            .as_deref()
-            .is_some_and(|s| !s.is_empty())
-    {
-        skipped.push(format!(
-            "queue {}: auto-forwarding is not supported yet; ignored",
-            q.name
-        ));
+    d.max_delivery_count = p.max_delivery_count.unwrap_or(d.max_delivery_count);
+    d.dead_lettering_on_message_expiration =
+        p.dead_lettering_on_message_expiration.unwrap_or(false);
+    d.max_size_in_megabytes = p.max_size_in_megabytes.unwrap_or(d.max_size_in_megabytes);
+    d.max_message_size_in_kilobytes = p
+        .max_message_size_in_kilobytes
+        .unwrap_or(d.max_message_size_in_kilobytes);
+    d.requires_session = p.requires_session.unwrap_or(false);
+    d.requires_duplicate_detection = p.requires_duplicate_detection.unwrap_or(false);
+    d.forward_to = text(&p.forward_to);
+    d.forward_dead_lettered_messages_to = text(&p.forward_dead_lettered_messages_to);
+    d.check().map_err(|e| invalid(e.detail))?;
+    let props = QueueProperties {
+        description: d,
+        ..QueueProperties::new(&q.name)
+    };
+    for what in props.unsupported() {
+        skipped.push(format!("queue {}: {what}", q.name));
     }
     Ok(props)
 }
@@ -276,59 +293,9 @@ pub fn valid_name(name: &str) -> bool {
         && name.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
 
-/// An ISO 8601 duration as .NET writes TimeSpans: `P[nD][T[nH][nM][n[.f]S]]`.
-pub fn iso8601_duration(s: &str) -> Option<Duration> {
-    let rest = s.strip_prefix('P').filter(|r| !r.is_empty())?;
-    let (days, time) = match rest.split_once('T') {
-        Some((d, t)) => (d, Some(t)),
-        None => (rest, None),
-    };
-    let mut total = 0f64;
-    if !days.is_empty() {
-        total += days.strip_suffix('D')?.parse::<u64>().ok()? as f64 * 86_400.0;
-    }
-    if let Some(mut t) = time {
-        if t.is_empty() {
-            return None;
-        }
-        for (unit, secs) in [('H', 3600.0), ('M', 60.0), ('S', 1.0)] {
-            if let Some(i) = t.find(unit) {
-                let n: f64 = t[..i].parse().ok()?;
-                if n < 0.0 || (unit != 'S' && n.fract() != 0.0) {
-                    return None;
-                }
-                total += n * secs;
-                t = &t[i + 1..];
-            }
-        }
-        if !t.is_empty() {
-            return None;
-        }
-    }
-    (total.is_finite() && total < u64::MAX as f64).then(|| Duration::from_secs_f64(total))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_as_dotnet_writes_them() {
-        assert_eq!(iso8601_duration("PT1M"), Some(Duration::from_secs(60)));
-        assert_eq!(
-            iso8601_duration("PT1H30M5S"),
-            Some(Duration::from_secs(5405))
-        );
-        assert_eq!(
-            iso8601_duration("P1DT2H"),
-            Some(Duration::from_secs(93_600))
-        );
-        assert_eq!(iso8601_duration("PT0.5S"), Some(Duration::from_millis(500)));
-        assert!(iso8601_duration("P10675199DT2H48M5.4775807S").is_some());
-        for bad in ["", "P", "PT", "1M", "PT1X", "PT-1S", "P1.5D"] {
-            assert_eq!(iso8601_duration(bad), None, "{bad}");
-        }
-    }
 
     const EMULATOR_SAMPLE: &str = r#"{
       "UserConfig": {
@@ -363,9 +330,9 @@ mod tests {
         let ns = Namespace::from_emulator_config(EMULATOR_SAMPLE).expect("reads");
         assert_eq!(ns.name, "sbemulatorns");
         let q = ns.queue("queue.1").expect("queue.1");
-        assert_eq!(q.max_delivery_count, 3);
-        assert_eq!(q.default_ttl, Some(Duration::from_secs(3600)));
-        assert_eq!(q.lock_duration, Duration::from_secs(60));
+        assert_eq!(q.description.max_delivery_count, 3);
+        assert_eq!(q.default_ttl(), Some(Duration::from_secs(3600)));
+        assert_eq!(q.lock_duration(), Duration::from_secs(60));
         assert_eq!(
             ns.skipped,
             vec!["topic topic.1: topics are not supported yet".to_owned()]
@@ -379,7 +346,10 @@ mod tests {
         let ns = Namespace::from_emulator_config(json).expect("reads");
         let q = ns.queue("orders").expect("by lowercase name");
         assert_eq!(q.name, "Orders");
-        assert_eq!((q.max_delivery_count, q.default_ttl), (10, None));
+        assert_eq!(
+            (q.description.max_delivery_count, q.default_ttl()),
+            (10, None)
+        );
     }
 
     #[test]
@@ -388,7 +358,7 @@ mod tests {
             (r#"{"UserConfig":{"Namespaces":[]}}"#, "no namespace"),
             (
                 r#"{"UserConfig":{"Namespaces":[{"Name":"n","Queues":[{"Name":"q","Properties":{"LockDuration":"PT1S"}}]}]}}"#,
-                "LockDuration",
+                "lock time",
             ),
             (
                 r#"{"UserConfig":{"Namespaces":[{"Name":"n","Queues":[{"Name":"-q"}]}]}}"#,

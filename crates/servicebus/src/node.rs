@@ -254,10 +254,10 @@ pub(crate) async fn replies(conn: Arc<Connection>, link: Attaching, node: String
 /// message size (Azure holds a request to it too) but at least 1 MiB, and a little room. It
 /// bounds what a connection may hold (`amqp::inbound`), so it is not the protocol's maximum.
 fn request_limit(sb: &ServiceBus, entity: Option<&(String, SubQueue)>) -> u64 {
-    match entity.and_then(|(name, _)| sb.namespace.queue(name)) {
+    match entity.and_then(|(name, _)| sb.queue(name)) {
         None => 64 * 1024,
         // One message to schedule, or lists of tokens and sequence numbers, with room to spare.
-        Some(props) => props.max_message_bytes.max(1 << 20) + 64 * 1024,
+        Some(props) => props.max_message_bytes().max(1 << 20) + 64 * 1024,
     }
 }
 

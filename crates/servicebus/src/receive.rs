@@ -43,7 +43,7 @@ struct Receiver {
     sb: Arc<ServiceBus>,
     name: String,
     sub: SubQueue,
-    props: QueueProperties,
+    props: Arc<QueueProperties>,
     mode: Mode,
     link: Link,
     credit: u32,
@@ -61,7 +61,7 @@ pub(crate) async fn run(
 ) {
     let path = entity_path(&name, sub);
     let props = match sb.entity(&conn, &name, &path, Right::Listen) {
-        Ok(p) => p.clone(),
+        Ok(p) => p,
         Err(e) => return link.refuse(e).await,
     };
     let session_filter = link
@@ -73,7 +73,7 @@ pub(crate) async fn run(
             f.keys()
                 .any(|k| k.as_str() == "com.microsoft:session-filter")
         });
-    if session_filter || props.requires_session {
+    if session_filter || props.requires_session() {
         return link
             .refuse(not_implemented(
                 "Sessions are not supported by this server yet.",
@@ -90,7 +90,7 @@ pub(crate) async fn run(
         target: link.attach.target.clone(),
         snd_settle_mode: link.attach.snd_settle_mode.clone(),
         rcv_settle_mode: link.attach.rcv_settle_mode.clone(),
-        max_message_size: Some(props.max_message_bytes),
+        max_message_size: Some(props.max_message_bytes()),
         ..Default::default()
     };
     let Some(link) = link.accept(reply).await else {
@@ -191,7 +191,7 @@ impl Receiver {
             Mode::PeekLock => {
                 self.sb
                     .engine
-                    .lock(q, self.sub, max, self.props.lock_duration)
+                    .lock(q, self.sub, max, self.props.lock_duration())
                     .await
             }
             Mode::ReceiveAndDelete => self.sb.engine.take(q, self.sub, max).await,

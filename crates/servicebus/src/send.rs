@@ -23,7 +23,7 @@ use crate::{amqp_error, detach_when_token_lapses, Connection, ServiceBus};
 /// Messages a sending client may have in flight on one link, bounded so that a link holds
 /// at most this many of its largest messages.
 fn credit(props: &QueueProperties) -> u32 {
-    (16 * 1024 * 1024 / props.max_message_bytes.max(1)).clamp(8, 256) as u32
+    (16 * 1024 * 1024 / props.max_message_bytes().max(1)).clamp(8, 256) as u32
 }
 
 pub(crate) async fn run(
@@ -35,7 +35,7 @@ pub(crate) async fn run(
 ) {
     let path = entity_path(&name, sub);
     let props = match sb.entity(&conn, &name, &path, Right::Send) {
-        Ok(p) => p.clone(),
+        Ok(p) => p,
         Err(e) => return link.refuse(e).await,
     };
     if sub == SubQueue::DeadLetter {
@@ -52,7 +52,7 @@ pub(crate) async fn run(
         // pyamqp's sender waits for a settled outcome, which `first` promises.
         rcv_settle_mode: ReceiverSettleMode::First,
         // JS sizes its batches by this; 0 or absent breaks them.
-        max_message_size: Some(props.max_message_bytes),
+        max_message_size: Some(props.max_message_bytes()),
         credit: credit(&props),
         ..Default::default()
     };
@@ -116,7 +116,7 @@ fn messages(d: &Delivery, props: &QueueProperties) -> Result<Vec<Outgoing>, Amqp
             let sent = read_sent(body).map_err(|_| malformed())?;
             Ok(Outgoing {
                 body: body.to_vec(),
-                ttl: effective_ttl(sent.ttl, props.default_ttl),
+                ttl: effective_ttl(sent.ttl, props.default_ttl()),
                 scheduled_at: sent.scheduled,
             })
         })
@@ -173,7 +173,7 @@ pub(crate) async fn quota_reached(
     name: &str,
     props: &QueueProperties,
 ) -> Option<AmqpErr> {
-    let max = props.max_size_mb.saturating_mul(1024 * 1024);
+    let max = props.max_size_bytes();
     let size = sb
         .engine
         .queue_info(sb.queue_ref(name))

@@ -1,0 +1,247 @@
+//! The Service Bus HTTP port (5300 by default, as the emulator's): `GET /health`, and the
+//! ATOM administration API the SDKs' administration clients speak (Microsoft, "Service Bus
+//! REST API reference"): queues created, read, updated, listed and deleted at run time.
+//!
+//! The emulator answers `/health` with `200 {"status":"healthy"}` once it serves, and tools
+//! such as Testcontainers and Aspire wait for it; Hematite is ready when this port listens.
+//! The same handler also answers HTTP that arrives on the AMQP ports ([`crate::listen`]), so
+//! one `Endpoint=sb://host:5672` connection string serves the clients that speak http there.
+//!
+//! Every administrative request carries a `SharedAccessSignature` token of a key with the
+//! Manage right, checked as the AMQP side checks tokens (the emulator checks nothing).
+//! Paths are matched without regard to case and any `api-version` is taken: the Python
+//! client sends 2024-05 and lowercase `subscriptions`, the JS client 2021-05 and capitals.
+
+mod queues;
+
+use std::sync::Arc;
+
+use hematite_net::http1::{Handler, Limits, Request, Response};
+use hematite_servicebus_protocol::{AdminError, Feed};
+use percent_encoding::percent_decode_str;
+
+use crate::catalog::date;
+use crate::sas::{self, Right};
+use crate::{now_secs, ServiceBus};
+
+/// The administration API and the health check, over one namespace.
+pub struct Admin {
+    sb: Arc<ServiceBus>,
+}
+
+impl Admin {
+    pub fn new(sb: Arc<ServiceBus>) -> Self {
+        Admin { sb }
+    }
+}
+
+/// A request as the handlers see it: its path decoded, its query split, where it came from.
+pub(crate) struct Call<'a> {
+    pub req: &'a Request,
+    /// The path without its slashes at either end, percent-decoded.
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    /// `scheme://host`, for the `<id>` and `<link>` URLs of answers.
+    pub base: String,
+}
+
+impl Call<'_> {
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The URL of `path` on this server, with the request's api-version.
+    pub fn url(&self, path: &str) -> String {
+        match self.param("api-version") {
+            Some(v) => format!("{}/{path}?api-version={v}", self.base),
+            None => format!("{}/{path}", self.base),
+        }
+    }
+}
+
+fn decode(s: &str) -> String {
+    percent_decode_str(s).decode_utf8_lossy().into_owned()
+}
+
+impl Handler for Admin {
+    async fn handle(&self, req: Request) -> Response {
+        let path = decode(req.path()).trim_matches('/').to_owned();
+        if path.eq_ignore_ascii_case("health") {
+            return health(&req);
+        }
+        let query = req
+            .query()
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                (decode(k), decode(v))
+            })
+            .collect();
+        let scheme = if req.tls { "https" } else { "http" };
+        let base = format!("{scheme}://{}", req.host().unwrap_or("localhost"));
+        let call = Call {
+            req: &req,
+            path,
+            query,
+            base,
+        };
+        match self.route(&call).await {
+            Ok(r) => r,
+            Err(e) => error(&e),
+        }
+    }
+}
+
+impl Admin {
+    async fn route(&self, call: &Call<'_>) -> Result<Response, AdminError> {
+        self.authorize(call)?;
+        if call.req.body_too_large {
+            return Err(AdminError::new(413, "The request body is too large."));
+        }
+        let lower = call.path.to_ascii_lowercase();
+        let method = call.req.method();
+        match (method, lower.as_str()) {
+            ("GET", "$namespaceinfo") => Ok(self.namespace_info(call)),
+            ("GET", "$resources/queues") => queues::list(&self.sb, call).await,
+            // No topics yet: an empty list.
+            ("GET", "$resources/topics") => Ok(feed(empty(call, "Topics"))),
+            (_, p) if p.starts_with('$') => Err(not_found(call)),
+            // Subscriptions and rules belong to topics, which this server does not hold yet.
+            (_, p) if p.split('/').any(|s| s == "subscriptions") => match method {
+                "GET" => Ok(feed(empty(call, "Publicly Listed Services"))),
+                _ => Err(AdminError::bad_request(
+                    "Topics and subscriptions are not supported by this server yet.",
+                )),
+            },
+            ("GET", _) => queues::get(&self.sb, call).await,
+            ("PUT", _) => queues::put(&self.sb, call).await,
+            ("DELETE", _) => queues::delete(&self.sb, call).await,
+            _ => Err(AdminError::new(405, "The method is not allowed.")),
+        }
+    }
+
+    /// A token of a namespace key with the Manage right, covering the path.
+    fn authorize(&self, call: &Call<'_>) -> Result<(), AdminError> {
+        let Some(token) = call.req.header("authorization") else {
+            return Err(AdminError::new(
+                401,
+                "MissingToken: The authorization header was not found.",
+            ));
+        };
+        let grant = sas::validate(token, &self.sb.namespace.keys, now_secs()).map_err(|e| {
+            let detail = match e {
+                sas::Refused::Malformed => {
+                    "MalformedToken: The token is not a SharedAccessSignature."
+                }
+                sas::Refused::UnknownKey(_) | sas::Refused::BadSignature => {
+                    "InvalidSignature: The token has an invalid signature."
+                }
+                sas::Refused::Expired => "ExpiredToken: The token is expired.",
+            };
+            AdminError::new(401, detail)
+        })?;
+        if !grant.covers(&call.path.to_ascii_lowercase(), now_secs())
+            || !grant.rights.allow(Right::Manage)
+        {
+            return Err(AdminError::new(
+                401,
+                format!(
+                    "Unauthorized access. 'Manage' claim(s) are required to perform this operation. Resource: '{}/{}'.",
+                    call.base, call.path
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn namespace_info(&self, call: &Call<'_>) -> Response {
+        let ns = &self.sb.namespace.name;
+        let now = date(self.sb.engine.now());
+        let content = hematite_servicebus_protocol::atom::namespace_info(ns, now);
+        let id = call.url("$namespaceinfo");
+        entry(
+            200,
+            hematite_servicebus_protocol::Entry {
+                id: &id,
+                title: ns,
+                published: now,
+                updated: now,
+                author: ns,
+                content: &content,
+            },
+        )
+    }
+}
+
+fn health(req: &Request) -> Response {
+    let json = |status: u16, body: &str| {
+        let mut r = Response::new(status).header("Content-Type", "application/json");
+        r.body = body.as_bytes().to_vec();
+        r
+    };
+    match req.method() {
+        "GET" | "HEAD" => json(200, r#"{"status":"healthy"}"#),
+        _ => json(405, r#"{"error":"method not allowed"}"#),
+    }
+}
+
+/// Azure's answer to a request for an entity that does not exist, where the verb has no
+/// empty-feed form.
+pub(crate) fn not_found(call: &Call<'_>) -> AdminError {
+    AdminError::new(
+        404,
+        format!(
+            "The messaging entity '{}/{}' could not be found.",
+            call.base, call.path
+        ),
+    )
+}
+
+/// A feed with no entries: an empty list, or a GET's answer for a missing entity.
+pub(crate) fn empty(call: &Call<'_>, title: &str) -> String {
+    let id = call.url(&call.path);
+    Feed {
+        title,
+        id: &id,
+        updated: time::OffsetDateTime::now_utc(),
+        next: None,
+        entries: Vec::new(),
+    }
+    .write()
+}
+
+pub(crate) fn feed(body: String) -> Response {
+    let mut r = Response::new(200).header(
+        "Content-Type",
+        "application/atom+xml;type=feed;charset=utf-8",
+    );
+    r.body = body.into_bytes();
+    r
+}
+
+pub(crate) fn entry(status: u16, e: hematite_servicebus_protocol::Entry<'_>) -> Response {
+    let mut r = Response::new(status).header(
+        "Content-Type",
+        "application/atom+xml;type=entry;charset=utf-8",
+    );
+    r.body = e.write().into_bytes();
+    r
+}
+
+fn error(e: &AdminError) -> Response {
+    let mut r = Response::new(e.status).header("Content-Type", "application/xml; charset=utf-8");
+    r.body = e.body().into_bytes();
+    r
+}
+
+/// The limits of the administration API: descriptions are small.
+pub fn limits() -> Limits {
+    Limits {
+        max_body: 1 << 20,
+        ..Limits::default()
+    }
+}
