@@ -89,9 +89,11 @@ fn decode_error(e: impl std::fmt::Display) -> FrameError {
 pub fn decode_performative(body: &[u8]) -> Result<(Performative, &[u8]), FrameError> {
     let len = check(body).map_err(decode_error)?;
     let encoded = &body[..len];
-    let performative = if encoded.windows(3).any(|w| w == [0x00, 0x53, 0x1d]) {
+    // Transfers are the hot path and carry a symbol-keyed map only in an error of their state.
+    let transfer = descriptor_code(encoded) == Some(0x14);
+    let performative = if !transfer || encoded.windows(3).any(|w| w == [0x00, 0x53, 0x1d]) {
         let mut owned = encoded.to_vec();
-        symbol_keys_in_error_info(&mut owned, 0);
+        symbol_keys_in_fields(&mut owned, 0);
         serde_amqp::from_slice(&owned)
     } else {
         serde_amqp::from_slice(encoded)
@@ -100,13 +102,30 @@ pub fn decode_performative(body: &[u8]) -> Result<(Performative, &[u8]), FrameEr
     Ok((performative, &body[len..]))
 }
 
-/// Rewrites the string keys of every error's `info` map (an error is a described list,
-/// code 0x1d, whose third field is the map) as symbols, in place: str8/str32 and sym8/sym32
-/// have the same layout. The codec's `info` is a map of symbols, as the spec has it, but rhea
-/// (the JS SDK) writes string keys, so its dead-letter disposition, whose reason and
-/// description travel in `info`, failed to decode and closed the connection. Called on bytes
-/// `check` has passed; walks described lists only, where errors are.
-fn symbol_keys_in_error_info(buf: &mut [u8], depth: usize) {
+/// The fields the spec types as maps keyed by symbols (`fields`, `filter-set`), by the
+/// descriptor code of the list that holds them: an error's info, the properties of open,
+/// begin, attach and flow, a source's and a target's dynamic-node properties, and a source's
+/// filter.
+fn symbol_keyed(code: Option<u64>, field: usize) -> bool {
+    matches!(
+        (code, field),
+        (Some(0x1d), 2)
+            | (Some(0x10), 9)
+            | (Some(0x11), 7)
+            | (Some(0x12), 13)
+            | (Some(0x13), 10)
+            | (Some(0x28), 4 | 7)
+            | (Some(0x29), 4)
+    )
+}
+
+/// Rewrites the string keys of every symbol-keyed map ([`symbol_keyed`]) as symbols, in
+/// place: str8/str32 and sym8/sym32 have the same layout. The codec types those maps as the
+/// spec does, but clients write string keys: rhea (the JS SDK) in an error's `info`, so its
+/// dead-letter disposition failed to decode and closed the connection; uamqp (the C stack
+/// under the Python SDK's `uamqp_transport`) in a receiver attach's properties. Called on
+/// bytes `check` has passed; walks described lists only.
+fn symbol_keys_in_fields(buf: &mut [u8], depth: usize) {
     if depth > 8 || buf.first() != Some(&0x00) {
         return;
     }
@@ -133,10 +152,10 @@ fn symbol_keys_in_error_info(buf: &mut [u8], depth: usize) {
         let Ok(n) = value_len(&buf[at..]) else {
             return;
         };
-        if code == Some(0x1d) && field == 2 {
+        if symbol_keyed(code, field) {
             symbol_keys(&mut buf[at..at + n]);
         } else {
-            symbol_keys_in_error_info(&mut buf[at..at + n], depth + 1);
+            symbol_keys_in_fields(&mut buf[at..at + n], depth + 1);
         }
         at += n;
     }
@@ -485,6 +504,45 @@ mod tests {
             .get(&serde_amqp::primitives::Symbol::from("DeadLetterReason"))
             .expect("key");
         assert_eq!(value, &serde_amqp::Value::String("Validation".into()));
+    }
+
+    /// uamqp, the C stack under the Python SDK's `uamqp_transport`, writes a receiver
+    /// attach's properties (`com.microsoft:receiver-name`) with a string key; the attach
+    /// failed to decode and the connection closed with decode-error.
+    #[test]
+    fn string_keys_in_attach_properties_decode_as_symbols() {
+        use fe2o3_amqp_types::definitions::{Fields, Role};
+        use fe2o3_amqp_types::messaging::{Source, Target};
+        use fe2o3_amqp_types::performatives::Attach;
+        use serde_amqp::primitives::Symbol;
+        let key = "com.microsoft:receiver-name";
+        let mut properties = Fields::new();
+        properties.insert(Symbol::from(key), serde_amqp::Value::String("r".into()));
+        let attach = Performative::Attach(Attach {
+            name: "link".into(),
+            handle: 2.into(),
+            role: Role::Receiver,
+            snd_settle_mode: Default::default(),
+            rcv_settle_mode: Default::default(),
+            source: Some(Box::new(Source::builder().address("q").build())),
+            target: Some(Box::new(Target::builder().address("me").build().into())),
+            unsettled: None,
+            incomplete_unsettled: false,
+            initial_delivery_count: None,
+            max_message_size: Some(1 << 20),
+            offered_capabilities: None,
+            desired_capabilities: None,
+            properties: Some(properties),
+        });
+        let mut body = serde_amqp::to_vec(&attach).expect("encodes");
+        let sym = [&[0xa3, key.len() as u8][..], key.as_bytes()].concat();
+        let at = body
+            .windows(sym.len())
+            .position(|w| w == sym.as_slice())
+            .expect("the key is there");
+        body[at] = 0xa1;
+        let (decoded, _) = decode_performative(&body).expect("decodes");
+        assert_eq!(decoded, attach);
     }
 
     #[test]
