@@ -27,7 +27,7 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 from azure.servicebus import ServiceBusClient, ServiceBusMessage, ServiceBusSubQueue, TransportType
-from azure.servicebus.exceptions import ServiceBusQuotaExceededError
+from azure.servicebus.exceptions import MessagingEntityDisabledError, ServiceBusQuotaExceededError
 from azure.servicebus.management import ServiceBusAdministrationClient
 
 WAIT = 5
@@ -192,6 +192,23 @@ def test_an_update_takes_effect_on_the_data_plane(tls, admin):
             assert receive(r, 1, wait=1) == []
         rt = admin.get_queue_runtime_properties(q)
         assert (rt.active_message_count, rt.dead_letter_message_count) == (0, 1)
+
+
+def test_a_send_disabled_queue_refuses_senders_but_not_receivers(tls, admin):
+    q = name()
+    admin.create_queue(q)
+    with tls.client() as c:
+        with c.get_queue_sender(q) as s:
+            s.send_messages(ServiceBusMessage("before"))
+        props = admin.get_queue(q)
+        props.status = "SendDisabled"
+        admin.update_queue(props)
+        assert admin.get_queue(q).status == "SendDisabled"
+        with pytest.raises(MessagingEntityDisabledError):
+            with c.get_queue_sender(q) as s:
+                s.send_messages(ServiceBusMessage("after"))
+        with c.get_queue_receiver(q, max_wait_time=WAIT) as r:
+            assert [str(m) for m in receive(r, 1)] == ["before"]
 
 
 def test_runtime_counts_follow_sends_schedules_and_dead_letters(tls, admin):

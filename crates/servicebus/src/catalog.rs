@@ -124,6 +124,11 @@ impl Catalog {
                 // A queue from before descriptions were stored takes the defaults.
                 let props = from_metadata(&s.name, &s.metadata)
                     .unwrap_or_else(|| QueueProperties::new(&s.name));
+                // An update writes the description, then the rules: a crash between the two
+                // left the rules behind, and this brings them up (a no-op when they agree).
+                self.engine
+                    .set_rules(self.q(&s.name), props.rules())
+                    .await?;
                 found.insert(s.name, Arc::new(props));
             }
             match page.next {

@@ -247,15 +247,23 @@ impl ServiceBus {
         if !conn.authorized(path, right) {
             return Err(self.unauthorized(conn, path, right));
         }
-        self.queue(name).ok_or_else(|| {
+        let host = conn.peer.hostname.as_deref().unwrap_or("localhost");
+        let props = self.queue(name).ok_or_else(|| {
             amqp_error(
                 "amqp:not-found",
-                format!(
-                    "The messaging entity 'sb://{}/{name}' could not be found.",
-                    conn.peer.hostname.as_deref().unwrap_or("localhost")
-                ),
+                format!("The messaging entity 'sb://{host}/{name}' could not be found."),
             )
-        })
+        })?;
+        if !props.allows(right) {
+            return Err(amqp_error(
+                "com.microsoft:entity-disabled",
+                format!(
+                    "The messaging entity 'sb://{host}/{name}' is {}: its status forbids this operation.",
+                    props.description.status.as_str()
+                ),
+            ));
+        }
+        Ok(props)
     }
 }
 

@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hematite_engine::LeaseRules;
-use hematite_servicebus_protocol::{parse_duration, QueueDescription};
+use hematite_servicebus_protocol::{parse_duration, EntityStatus, QueueDescription};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use crate::sas::Key;
+use crate::sas::{Key, Right};
 
 /// The namespace name the emulator's configuration fixes.
 pub const EMULATOR_NAMESPACE: &str = "sbemulatorns";
@@ -71,6 +71,17 @@ impl QueueProperties {
 
     pub fn requires_session(&self) -> bool {
         self.description.requires_session
+    }
+
+    /// Whether the queue's status lets a link attach to it for `right`: a disabled queue
+    /// neither sends nor receives, and the half-disabled states stop one side.
+    pub fn allows(&self, right: Right) -> bool {
+        match (self.description.status, right) {
+            (EntityStatus::Active, _) | (_, Right::Manage) => true,
+            (EntityStatus::Disabled, _) => false,
+            (EntityStatus::SendDisabled, r) => r != Right::Send,
+            (EntityStatus::ReceiveDisabled, r) => r != Right::Listen,
+        }
     }
 
     /// The engine's rules for the queue's messages.
