@@ -1,6 +1,6 @@
 //! The Azure Service Bus administration API's wire format, shared by the server's admin front
 //! and the `hematite sb` client: entity descriptions as ATOM entries, feeds, error bodies, and
-//! the two ways .NET spells a TimeSpan. No I/O.
+//! the two ways .NET spells a TimeSpan, and shared access signature tokens. No I/O.
 //!
 //! The API is .NET DataContract XML wrapped in ATOM (Microsoft, "Service Bus REST API
 //! reference: Create Queue"). Clients differ in what they send (namespace prefixes, sparse
@@ -11,6 +11,7 @@
 pub mod atom;
 pub mod duration;
 pub mod queue;
+pub mod sas;
 
 pub use atom::{AdminError, Entry, Feed};
 pub use duration::{format_duration, parse_duration, TIMESPAN_MAX};

@@ -8,9 +8,8 @@
 //! carries it first, then against its canonical encoding.
 
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
-use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use sha2::Sha256;
+use hematite_servicebus_protocol::sas::{sign, COMPONENT};
+use percent_encoding::{percent_decode_str, utf8_percent_encode};
 use subtle::ConstantTimeEq;
 
 use crate::address;
@@ -119,18 +118,6 @@ pub enum Refused {
     BadSignature,
 }
 
-/// encodeURIComponent's set: everything but letters, digits and `-_.!~*'()`.
-const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'!')
-    .remove(b'~')
-    .remove(b'*')
-    .remove(b'\'')
-    .remove(b'(')
-    .remove(b')');
-
 /// Checks `token` against `keys` at `now_secs`.
 pub fn validate(token: &str, keys: &[Key], now_secs: i64) -> Result<Grant, Refused> {
     let fields = token
@@ -185,22 +172,9 @@ fn decode(s: &str) -> String {
         .into_owned()
 }
 
-fn sign(key: &str, encoded_resource: &str, expiry: i64) -> Vec<u8> {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes a key of any length");
-    mac.update(format!("{encoded_resource}\n{expiry}").as_bytes());
-    mac.finalize().into_bytes().to_vec()
-}
-
 /// A token for `resource`, as the SDKs make them (for tests and for our own clients).
 pub fn token(resource: &str, key: &Key, expiry: i64) -> String {
-    let encoded = utf8_percent_encode(resource, COMPONENT).to_string();
-    let sig = base64::engine::general_purpose::STANDARD.encode(sign(&key.value, &encoded, expiry));
-    let sig = utf8_percent_encode(&sig, COMPONENT);
-    format!(
-        "SharedAccessSignature sr={encoded}&sig={sig}&se={expiry}&skn={}",
-        utf8_percent_encode(&key.name, COMPONENT)
-    )
+    hematite_servicebus_protocol::sas::token(resource, &key.name, &key.value, expiry)
 }
 
 #[cfg(test)]
