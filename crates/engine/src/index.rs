@@ -422,7 +422,9 @@ impl QueueMessages {
         let counts = self.rules.counting == DeliveryCounting::FailedDeliveries;
         let count = self.modify(seq, |m| {
             m.state = m.state.unlocked();
-            m.visible_at = m.visible_at.min(now);
+            // Back in its place in the queue, as on Service Bus: ordered by when it was
+            // enqueued, so an abandoned message is the next one delivered again.
+            m.visible_at = m.inserted_at.min(now);
             if counts {
                 m.dequeue_count = m.dequeue_count.saturating_add(1);
             }
@@ -462,7 +464,7 @@ impl QueueMessages {
             Settlement::Release => Settled::Kept(
                 self.modify(seq, |m| {
                     m.state = m.state.unlocked();
-                    m.visible_at = now;
+                    m.visible_at = m.inserted_at.min(now);
                     m.clone()
                 })
                 .ok_or(SettleError::LockLost)?,
