@@ -49,6 +49,8 @@ enum Command {
     Message(cli::message::MessageArgs),
     /// Generate a shared access signature for a queue or the account.
     Sas(cli::sas::SasArgs),
+    /// Service Bus: queues, send, receive, peek and the dead-letter queue.
+    Sb(cli::sb::SbArgs),
     /// Make a development CA and a server certificate signed by it, for --tls-cert/--tls-key.
     DevCert(cli::dev_cert::DevCertArgs),
 }
@@ -73,6 +75,7 @@ fn main() -> anyhow::Result<()> {
         Command::Queue(args) => cli::finish(runtime.block_on(cli::queue::run(args))),
         Command::Message(args) => cli::finish(runtime.block_on(cli::message::run(args))),
         Command::Sas(args) => cli::finish(runtime.block_on(cli::sas::run(args))),
+        Command::Sb(args) => cli::finish(runtime.block_on(cli::sb::run(args))),
         Command::DevCert(args) => cli::dev_cert::run(args),
     }
 }

@@ -343,7 +343,7 @@ async fn settle(
 }
 
 /// A spinner with the count and rate, on stderr, only when stderr is a terminal.
-fn progress_bar() -> indicatif::ProgressBar {
+pub(super) fn progress_bar() -> indicatif::ProgressBar {
     if !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
     }

@@ -1,5 +1,6 @@
-//! `hematite queue|message|sas`: a command line over `hematite-client`, for poking at any Queue
-//! endpoint (Hematite, Azurite or real Azure) without writing code.
+//! `hematite queue|message|sas|sb`: a command line over `hematite-client` (and, for `sb`,
+//! `hematite-servicebus-client`), for poking at any Queue or Service Bus endpoint (Hematite,
+//! the emulators or real Azure) without writing code.
 //!
 //! Each family lives in its own module; this one holds what they share: where to connect,
 //! `--json`, and how a failure becomes one line on stderr and an exit status.
@@ -13,6 +14,7 @@ pub mod message;
 pub mod output;
 pub mod queue;
 pub mod sas;
+pub mod sb;
 
 use clap::Args;
 use hematite_client::{Error, QueueServiceClient};
@@ -55,6 +57,8 @@ pub enum Failure {
     /// Arguments that parse but make no sense together.
     Usage(String),
     Io(std::io::Error),
+    /// A Service Bus call (`hematite sb`).
+    ServiceBus(hematite_servicebus_client::Error),
 }
 
 impl From<Error> for Failure {
@@ -75,6 +79,7 @@ impl std::fmt::Display for Failure {
             Self::Client(e) => write!(f, "{e}"),
             Self::Usage(m) => f.write_str(m),
             Self::Io(e) => write!(f, "{e}"),
+            Self::ServiceBus(e) => write!(f, "{e}"),
         }
     }
 }
@@ -84,6 +89,7 @@ impl Failure {
         match self {
             Self::Usage(_) => 2,
             Self::Io(_) => 1,
+            Self::ServiceBus(e) => service_bus_exit_code(e),
             Self::Client(e) => match e {
                 Error::Config(_) | Error::InvalidArgument(_) => 2,
                 Error::Service(s) => match s.status {
@@ -95,6 +101,28 @@ impl Failure {
                 Error::Transport(_) | Error::Response(_) => 1,
             },
         }
+    }
+}
+
+/// The same statuses for Service Bus: by HTTP status from the administration API, by
+/// condition over AMQP.
+fn service_bus_exit_code(e: &hematite_servicebus_client::Error) -> i32 {
+    use hematite_servicebus_client::Error as E;
+    match e {
+        E::Config(_) => 2,
+        E::Admin { status, .. } => match status {
+            404 => 3,
+            409 => 4,
+            401 | 403 => 5,
+            _ => 1,
+        },
+        E::Amqp { condition, .. } => match condition.as_str() {
+            "amqp:not-found" => 3,
+            "com.microsoft:entity-already-exists" => 4,
+            "amqp:unauthorized-access" => 5,
+            _ => 1,
+        },
+        E::Transport(_) => 1,
     }
 }
 
