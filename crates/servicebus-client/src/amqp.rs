@@ -147,7 +147,14 @@ impl Client {
         } else {
             builder.open_with_stream(tcp).await
         }
-        .map_err(Error::transport)?;
+        .map_err(|e| match e {
+            // Azure and Hematite answer a wrong key name or key so.
+            fe2o3_amqp::connection::OpenError::SaslError { .. } => Error::Amqp {
+                condition: "amqp:unauthorized-access".into(),
+                description: format!("SASL PLAIN with key {:?} was refused: {e}", cs.key_name),
+            },
+            other => Error::transport(other),
+        })?;
         let mut connection = connection;
         let session = Session::begin(&mut connection).await.map_err(|e| match e {
             fe2o3_amqp::session::BeginError::RemoteEndedWithError(e) => remote(e),

@@ -1,0 +1,257 @@
+//! `hematite sb …` as a user runs it: the real binary against a live `hematite serve` with
+//! Service Bus on free ports, checking stdout (table and `--json`), stderr and exit statuses.
+//! The connection string comes from the server's banner, through the environment variable.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command as StdCommand, Stdio};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+/// A `hematite serve --in-memory` process with Service Bus, killed on drop.
+struct Server {
+    child: Child,
+    connection_string: String,
+}
+
+impl Server {
+    fn start() -> Self {
+        let mut child = StdCommand::new(env!("CARGO_BIN_EXE_hematite"))
+            .args([
+                "serve",
+                "--in-memory",
+                "--listen",
+                "127.0.0.1:0",
+                "--amqp-listen",
+                "127.0.0.1:0",
+                "--sb-admin-listen",
+                "127.0.0.1:0",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut reader = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        let connection_string = loop {
+            line.clear();
+            assert!(
+                reader.read_line(&mut line).unwrap() > 0,
+                "banner ended early"
+            );
+            if let Some(cs) = line.trim().strip_prefix("Endpoint=") {
+                break format!("Endpoint={cs}");
+            }
+        };
+        Server {
+            child,
+            connection_string,
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_hematite"));
+        c.arg("sb")
+            .args(args)
+            .env("SERVICEBUS_CONNECTION_STRING", &self.connection_string)
+            .env("RUST_LOG", "off");
+        c
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.cmd(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        serde_json::from_str(&self.ok(&all)).unwrap()
+    }
+
+    /// Runs, expects exit status `code`, returns stderr.
+    fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.cmd(args).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn texts(messages: &Value) -> Vec<String> {
+    messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn queues_are_created_listed_shown_updated_and_deleted() {
+    let s = Server::start();
+    let out = s.ok(&[
+        "queue",
+        "create",
+        "orders",
+        "--max-delivery-count",
+        "3",
+        "--ttl",
+        "PT1H",
+    ]);
+    assert!(out.contains("MAX DELIVERIES         3"), "{out}");
+    let err = s.fails(&["queue", "create", "Orders"], 4);
+    assert!(err.starts_with("error: 409: "), "{err}");
+    let list = s.json(&["queue", "list"]);
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["orders", "queue.1"]);
+    let shown = s.json(&["queue", "show", "orders"]);
+    assert_eq!(shown["default_message_time_to_live"], "PT1H");
+    assert_eq!(shown["active_message_count"], 0);
+    let updated = s.json(&[
+        "queue",
+        "update",
+        "orders",
+        "--lock-duration",
+        "30",
+        "--status",
+        "SendDisabled",
+    ]);
+    assert_eq!(updated["lock_duration"], "PT30S");
+    assert_eq!(
+        updated["max_delivery_count"], 3,
+        "properties not given are kept"
+    );
+    assert_eq!(updated["status"], "SendDisabled");
+    let err = s.fails(&["send", "orders", "x"], 1);
+    assert!(err.contains("com.microsoft:entity-disabled"), "{err}");
+    s.ok(&["queue", "delete", "orders"]);
+    let err = s.fails(&["queue", "show", "orders"], 3);
+    assert!(err.starts_with("error: 404: "), "{err}");
+    s.fails(
+        &["queue", "create", "orders", "--lock-duration", "PT10M"],
+        1,
+    );
+    s.fails(&["queue", "create", "orders", "--ttl", "soon"], 2);
+}
+
+#[test]
+fn messages_are_sent_peeked_received_and_settled() {
+    let s = Server::start();
+    s.ok(&["queue", "create", "q"]);
+    let out = s
+        .cmd(&["send", "q"])
+        .write_stdin("one\ntwo\r\nthree\nfour\n")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "sent 4 message(s) to q\n"
+    );
+    let peeked = s.json(&["peek", "q", "-n", "10"]);
+    assert_eq!(texts(&peeked), ["one", "two", "three", "four"]);
+    assert_eq!(peeked[0]["sequence_number"], 1);
+    // Abandoned: back first, delivered once more.
+    let got = s.json(&["receive", "q", "--then", "abandon"]);
+    assert_eq!(texts(&got), ["one"]);
+    let got = s.json(&["receive", "q", "-n", "2"]);
+    assert_eq!(texts(&got), ["one", "two"]);
+    assert_eq!(got[0]["delivery_count"], 1);
+    let table = s.ok(&[
+        "receive",
+        "q",
+        "--mode",
+        "receive-and-delete",
+        "-n",
+        "5",
+        "--wait",
+        "1",
+    ]);
+    assert!(table.starts_with("SEQ  ID"), "{table}");
+    assert!(table.contains("three") && table.contains("four"), "{table}");
+    assert_eq!(s.json(&["peek", "q"]), Value::Array(vec![]));
+    assert_eq!(s.json(&["queue", "show", "q"])["active_message_count"], 0);
+    let err = s.fails(&["receive", "missing"], 3);
+    assert!(err.starts_with("error: amqp:not-found: "), "{err}");
+}
+
+#[test]
+fn the_dead_letter_queue_is_listed_resubmitted_and_purged() {
+    let s = Server::start();
+    s.ok(&["queue", "create", "q"]);
+    s.cmd(&["send", "q"])
+        .write_stdin("a\nb\nc\n")
+        .assert()
+        .success();
+    let got = s.json(&[
+        "receive",
+        "q",
+        "-n",
+        "3",
+        "--then",
+        "dead-letter",
+        "--reason",
+        "broken",
+    ]);
+    assert_eq!(texts(&got), ["a", "b", "c"]);
+    let dead = s.json(&["dlq", "list", "q"]);
+    assert_eq!(texts(&dead), ["a", "b", "c"]);
+    assert_eq!(dead[0]["dead_letter_reason"], "broken");
+    assert_eq!(
+        s.json(&["dlq", "resubmit", "q", "-n", "2"])["resubmitted"],
+        2
+    );
+    assert_eq!(texts(&s.json(&["peek", "q", "-n", "10"])), ["a", "b"]);
+    assert_eq!(s.json(&["dlq", "purge", "q"])["purged"], 1);
+    assert_eq!(s.json(&["dlq", "list", "q"]), Value::Array(vec![]));
+    let shown = s.json(&["queue", "show", "q"]);
+    assert_eq!(
+        (
+            shown["active_message_count"].clone(),
+            shown["dead_letter_message_count"].clone()
+        ),
+        (2.into(), 0.into())
+    );
+}
+
+#[test]
+fn a_wrong_key_is_refused_on_both_protocols() {
+    let s = Server::start();
+    let wrong = s.connection_string.replace("SAS_KEY_VALUE", "WRONG");
+    for args in [&["send", "queue.1", "x"][..], &["queue", "list"]] {
+        let out = s
+            .cmd(args)
+            .env("SERVICEBUS_CONNECTION_STRING", &wrong)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(5), "{args:?}");
+    }
+    s.fails(
+        &["--connection-string", "Endpoint=sb://h", "queue", "list"],
+        2,
+    );
+}
