@@ -169,3 +169,81 @@ fn a_wrong_key_fails_loudly() {
         "a bench that authenticates nothing must fail"
     );
 }
+
+/// A live in-memory server with Service Bus on free ports, and its connection string.
+fn serve_servicebus() -> (Server, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hematite"))
+        .args([
+            "serve",
+            "--in-memory",
+            "--listen",
+            "127.0.0.1:0",
+            "--amqp-listen",
+            "127.0.0.1:0",
+            "--sb-admin-listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn server");
+    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    let cs = loop {
+        line.clear();
+        assert!(
+            reader.read_line(&mut line).expect("banner") > 0,
+            "no connection string"
+        );
+        if line.trim().starts_with("Endpoint=") {
+            break line.trim().to_owned();
+        }
+    };
+    let server = Server {
+        child,
+        endpoint: String::new(),
+    };
+    (server, cs)
+}
+
+#[test]
+fn every_amqp_scenario_runs_without_errors() {
+    let (_server, cs) = serve_servicebus();
+    for args in [
+        vec!["--scenario", "put"],
+        vec!["--scenario", "put", "--in-flight", "8"],
+        vec!["--scenario", "cycle", "--prefill", "200"],
+        vec!["--scenario", "receive-and-delete", "--prefill", "300"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_hematite"))
+            .args([
+                "bench",
+                "--amqp",
+                "--json",
+                "--clients",
+                "4",
+                "--duration",
+                "1s",
+            ])
+            .args(&args)
+            .env("SERVICEBUS_CONNECTION_STRING", &cs)
+            .output()
+            .expect("run bench");
+        let json = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{args:?}: {json} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(number(&json, "ops") > 0.0, "{args:?}: {json}");
+        assert_eq!(number(&json, "errors"), 0.0, "{args:?}: {json}");
+        assert!(json.contains("\"endpoint\":\"amqp://"), "{json}");
+    }
+    // The queue the bench made is gone again.
+    let out = Command::new(env!("CARGO_BIN_EXE_hematite"))
+        .args(["sb", "queue", "list", "--json"])
+        .env("SERVICEBUS_CONNECTION_STRING", &cs)
+        .output()
+        .expect("list");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("bench-"));
+}

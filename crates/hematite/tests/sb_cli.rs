@@ -203,39 +203,32 @@ fn messages_are_sent_peeked_received_and_settled() {
 fn the_dead_letter_queue_is_listed_resubmitted_and_purged() {
     let s = Server::start();
     s.ok(&["queue", "create", "q"]);
-    s.cmd(&["send", "q"])
-        .write_stdin("a\nb\nc\n")
-        .assert()
-        .success();
-    let got = s.json(&[
+    // More than a purge's 256 credits: its receive-and-delete link must renew them itself
+    // (it stalled after 256 once, and purged no more).
+    let lines: String = (0..300).map(|i| format!("m{i}\n")).collect();
+    s.cmd(&["send", "q"]).write_stdin(lines).assert().success();
+    let args = [
         "receive",
         "q",
         "-n",
-        "3",
+        "300",
         "--then",
         "dead-letter",
         "--reason",
         "broken",
-    ]);
-    assert_eq!(texts(&got), ["a", "b", "c"]);
-    let dead = s.json(&["dlq", "list", "q"]);
-    assert_eq!(texts(&dead), ["a", "b", "c"]);
+    ];
+    assert_eq!(s.json(&args).as_array().unwrap().len(), 300);
+    let dead = s.json(&["dlq", "list", "q", "-n", "3"]);
+    assert_eq!(texts(&dead), ["m0", "m1", "m2"]);
     assert_eq!(dead[0]["dead_letter_reason"], "broken");
-    assert_eq!(
-        s.json(&["dlq", "resubmit", "q", "-n", "2"])["resubmitted"],
-        2
-    );
-    assert_eq!(texts(&s.json(&["peek", "q", "-n", "10"])), ["a", "b"]);
-    assert_eq!(s.json(&["dlq", "purge", "q"])["purged"], 1);
+    let resubmitted = s.json(&["dlq", "resubmit", "q", "-n", "2"]);
+    assert_eq!(resubmitted["resubmitted"], 2);
+    assert_eq!(texts(&s.json(&["peek", "q", "-n", "10"])), ["m0", "m1"]);
+    assert_eq!(s.json(&["dlq", "purge", "q"])["purged"], 298);
     assert_eq!(s.json(&["dlq", "list", "q"]), Value::Array(vec![]));
     let shown = s.json(&["queue", "show", "q"]);
-    assert_eq!(
-        (
-            shown["active_message_count"].clone(),
-            shown["dead_letter_message_count"].clone()
-        ),
-        (2.into(), 0.into())
-    );
+    assert_eq!(shown["active_message_count"], 2);
+    assert_eq!(shown["dead_letter_message_count"], 0);
 }
 
 #[test]

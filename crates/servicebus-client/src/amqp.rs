@@ -222,6 +222,8 @@ impl Client {
             inner,
             mode,
             manual: prefetch.is_none(),
+            prefetch: prefetch.unwrap_or(0).max(1),
+            unsettled_taken: 0,
         })
     }
 
@@ -385,8 +387,29 @@ impl Sender {
         Ok(())
     }
 
+    /// Puts one message on the wire without waiting for its outcome: many may be in flight
+    /// on a link, each answered in turn.
+    pub async fn start(&mut self, m: &OutgoingMessage) -> Result<Pending, Error> {
+        let fut = self
+            .inner
+            .send_batchable(m.to_amqp())
+            .await
+            .map_err(send_error)?;
+        Ok(Pending(fut))
+    }
+
     pub async fn close(self) {
         let _ = self.inner.close().await;
+    }
+}
+
+/// A message sent whose outcome has not been read yet.
+pub struct Pending(DeliveryFut<Result<Outcome, SendError>>);
+
+impl Pending {
+    /// Waits for the broker's outcome: `Ok` when it accepted the message.
+    pub async fn outcome(self) -> Result<(), Error> {
+        outcome(self.0.await.map_err(send_error)?)
     }
 }
 
@@ -402,6 +425,11 @@ pub struct Receiver {
     mode: ReceiveMode,
     /// Credit is given per `receive`, then drained.
     manual: bool,
+    prefetch: u32,
+    /// Deliveries taken since credit was last renewed by hand. fe2o3 renews automatic credit
+    /// when the receiver settles, which a receive-and-delete receiver never does, so this
+    /// one renews it itself (without, it stalled after its first `prefetch` messages).
+    unsettled_taken: u32,
 }
 
 impl Receiver {
@@ -443,8 +471,24 @@ impl Receiver {
                         message: ReceivedMessage::from_amqp(delivery.message()),
                         delivery,
                     });
+                    self.renew_credit().await?;
                 }
             }
+        }
+        Ok(())
+    }
+
+    async fn renew_credit(&mut self) -> Result<(), Error> {
+        if self.manual || self.mode != ReceiveMode::ReceiveAndDelete {
+            return Ok(());
+        }
+        self.unsettled_taken += 1;
+        if self.unsettled_taken >= self.prefetch.div_ceil(2) {
+            self.unsettled_taken = 0;
+            self.inner
+                .set_credit(self.prefetch)
+                .await
+                .map_err(Error::transport)?;
         }
         Ok(())
     }

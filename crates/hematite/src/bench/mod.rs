@@ -27,6 +27,7 @@
 //!   `--prefill`.
 //! - `mixed`: half the clients put, half cycle without refill.
 
+mod amqp;
 mod host;
 mod http;
 mod request;
@@ -47,9 +48,25 @@ use self::request::{message_body, xml_text, Target};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
+    /// Put Message; over AMQP, send and wait for the broker's outcome.
     Put,
+    /// Receive and delete one message; over AMQP, receive in peek-lock and complete.
     Cycle,
+    /// Half the clients put, half cycle.
     Mixed,
+    /// Over AMQP only: receive in receive-and-delete mode.
+    ReceiveAndDelete,
+}
+
+impl Scenario {
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::Put => "put",
+            Scenario::Cycle => "cycle",
+            Scenario::Mixed => "mixed",
+            Scenario::ReceiveAndDelete => "receive-and-delete",
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -96,6 +113,12 @@ pub struct BenchArgs {
     /// One JSON object on stdout instead of the human summary.
     #[arg(long)]
     json: bool,
+    /// Speak AMQP 1.0 to a Service Bus namespace or any AMQP broker instead of Queue REST;
+    /// each client is one connection with its links.
+    #[arg(long)]
+    amqp: bool,
+    #[command(flatten)]
+    amqp_options: amqp::AmqpOptions,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -171,7 +194,6 @@ impl Tally {
 }
 
 struct Shared {
-    target: Target,
     body: Vec<u8>,
     stop: AtomicBool,
     warmup: Tally,
@@ -193,9 +215,9 @@ impl Shared {
     }
 }
 
-async fn put(conn: &mut Connection, s: &Shared, tally: &Tally) -> anyhow::Result<bool> {
-    let path = format!("{}/messages", s.target.queue_path);
-    let req = s.target.request("POST", &path, "", &s.body);
+async fn put(conn: &mut Connection, t: &Target, s: &Shared, tally: &Tally) -> anyhow::Result<bool> {
+    let path = format!("{}/messages", t.queue_path);
+    let req = t.request("POST", &path, "", &s.body);
     let r = conn.send(&req).await?;
     Tally::count(&tally.requests);
     // nginx (the ceiling) answers 204; a queue service 201.
@@ -203,11 +225,9 @@ async fn put(conn: &mut Connection, s: &Shared, tally: &Tally) -> anyhow::Result
 }
 
 /// Receive one message and delete it. `Ok(None)` when the queue had nothing visible.
-async fn cycle(conn: &mut Connection, s: &Shared, tally: &Tally) -> anyhow::Result<Option<bool>> {
-    let path = format!("{}/messages", s.target.queue_path);
-    let req = s
-        .target
-        .request("GET", &path, "numofmessages=1&visibilitytimeout=30", b"");
+async fn cycle(conn: &mut Connection, t: &Target, tally: &Tally) -> anyhow::Result<Option<bool>> {
+    let path = format!("{}/messages", t.queue_path);
+    let req = t.request("GET", &path, "numofmessages=1&visibilitytimeout=30", b"");
     let r = conn.send(&req).await?;
     Tally::count(&tally.requests);
     if r.status != 200 {
@@ -227,7 +247,7 @@ async fn cycle(conn: &mut Connection, s: &Shared, tally: &Tally) -> anyhow::Resu
             _ => format!("%{b:02X}"),
         })
         .collect();
-    let req = s.target.request(
+    let req = t.request(
         "DELETE",
         &format!("{path}/{id}"),
         &format!("popreceipt={receipt}"),
@@ -238,33 +258,52 @@ async fn cycle(conn: &mut Connection, s: &Shared, tally: &Tally) -> anyhow::Resu
     Ok(Some(r.status == 204))
 }
 
+/// When the next op starts: now, or with `--rate` at its turn in the schedule (`None` once
+/// the turn falls after the run). Shared by both protocols' clients.
+pub(crate) struct Pacer {
+    interval: Option<Duration>,
+    next: Instant,
+}
+
+impl Pacer {
+    fn new(interval: Option<Duration>, phase: Duration) -> Self {
+        Pacer {
+            interval,
+            next: Instant::now() + phase,
+        }
+    }
+
+    async fn start(&mut self, deadline: Instant) -> Option<Instant> {
+        let Some(i) = self.interval else {
+            return Some(Instant::now());
+        };
+        let scheduled = self.next;
+        self.next += i;
+        if scheduled >= deadline {
+            // Its turn comes after the run ends: it must not count, nor keep the run going.
+            return None;
+        }
+        if Instant::now() < scheduled {
+            tokio::time::sleep_until(scheduled.into()).await;
+            Some(Instant::now())
+        } else {
+            Some(scheduled)
+        }
+    }
+}
+
 async fn client(
     s: Arc<Shared>,
+    t: Arc<Target>,
     scenario: Scenario,
     refill: bool,
-    interval: Option<Duration>,
-    phase: Duration,
+    mut pacer: Pacer,
 ) -> [Histogram<u64>; 2] {
     let (mut warmup_hist, mut hist) = (latency_histogram(), latency_histogram());
-    let mut conn = Connection::new(&s.target.addr);
-    let mut next = Instant::now() + phase;
+    let mut conn = Connection::new(&t.addr);
     while !s.done() {
-        let start = match interval {
-            Some(i) => {
-                let scheduled = next;
-                next += i;
-                if scheduled >= s.deadline {
-                    // Its turn comes after the run ends: it must not count, nor keep the run going.
-                    break;
-                }
-                if Instant::now() < scheduled {
-                    tokio::time::sleep_until(scheduled.into()).await;
-                    Instant::now()
-                } else {
-                    scheduled
-                }
-            }
-            None => Instant::now(),
+        let Some(start) = pacer.start(s.deadline).await else {
+            break;
         };
         let (tally, hist) = if start < s.measure_from {
             (&s.warmup, &mut warmup_hist)
@@ -272,8 +311,10 @@ async fn client(
             (&s.measured, &mut hist)
         };
         let outcome = match scenario {
-            Scenario::Put => put(&mut conn, &s, tally).await.map(Some),
-            Scenario::Cycle | Scenario::Mixed => cycle(&mut conn, &s, tally).await,
+            Scenario::Put => put(&mut conn, &t, &s, tally).await.map(Some),
+            Scenario::Cycle | Scenario::Mixed | Scenario::ReceiveAndDelete => {
+                cycle(&mut conn, &t, tally).await
+            }
         };
         let elapsed = start.elapsed();
         match outcome {
@@ -282,7 +323,7 @@ async fn client(
                 Tally::count(&tally.ops);
                 if refill
                     && scenario == Scenario::Cycle
-                    && put(&mut conn, &s, tally).await.unwrap_or(false)
+                    && put(&mut conn, &t, &s, tally).await.unwrap_or(false)
                 {
                     // The refill keeps the backlog steady; it is not part of the op.
                 }
@@ -345,19 +386,33 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.clients == 0 {
         bail!("--clients must be at least 1");
     }
+    if args.scenario == Scenario::ReceiveAndDelete && !args.amqp {
+        bail!("--scenario receive-and-delete needs --amqp: Queue REST has no such receive");
+    }
     let owned_queue = args.queue.is_none();
     let queue = args
         .queue
         .clone()
         .unwrap_or_else(|| format!("bench-{:08x}", rand_u32()));
-    let t = target(&args, &queue)?;
     let body = message_body(args.message_size);
-    setup_queue(&t).await?;
+    let (target, amqp) = if args.amqp {
+        let a = amqp::Target::new(&args.amqp_options, &queue, owned_queue)?;
+        a.setup().await?;
+        (None, Some(Arc::new(a)))
+    } else {
+        let t = target(&args, &queue)?;
+        setup_queue(&t).await?;
+        (Some(Arc::new(t)), None)
+    };
     let prefill_rate = if args.prefill > 0 {
         if !args.json {
             eprintln!("prefilling {} messages…", args.prefill);
         }
-        Some(prefill(&t, &body, args.prefill).await?)
+        Some(match (&target, &amqp) {
+            (Some(t), _) => prefill(t, &body, args.prefill).await?,
+            (None, Some(a)) => a.prefill(&body, args.prefill).await?,
+            (None, None) => 0.0,
+        })
     } else {
         None
     };
@@ -365,7 +420,6 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let measure_from = started + args.warmup;
     let shared = Arc::new(Shared {
-        target: t.clone(),
         body,
         stop: AtomicBool::new(false),
         warmup: Tally::default(),
@@ -389,13 +443,24 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let phase = interval.map_or(Duration::ZERO, |d| {
             d.mul_f64(i as f64 / args.clients as f64)
         });
-        tasks.spawn(client(
-            shared.clone(),
-            scenario,
-            !args.no_refill,
-            interval,
-            phase,
-        ));
+        let pacer = Pacer::new(interval, phase);
+        match (&target, &amqp) {
+            (Some(t), _) => tasks.spawn(client(
+                shared.clone(),
+                t.clone(),
+                scenario,
+                !args.no_refill,
+                pacer,
+            )),
+            (None, Some(a)) => tasks.spawn(amqp::client(
+                shared.clone(),
+                a.clone(),
+                scenario,
+                !args.no_refill,
+                pacer,
+            )),
+            (None, None) => continue,
+        };
     }
     let host = {
         let s = shared.clone();
@@ -428,16 +493,25 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         pb.finish_and_clear();
     }
     if owned_queue {
-        let mut conn = Connection::new(&t.addr);
-        let _ = conn
-            .send(&t.request("DELETE", &t.queue_path, "", b""))
-            .await;
+        match (&target, &amqp) {
+            (Some(t), _) => {
+                let mut conn = Connection::new(&t.addr);
+                let _ = conn
+                    .send(&t.request("DELETE", &t.queue_path, "", b""))
+                    .await;
+            }
+            (None, Some(a)) => a.teardown().await,
+            (None, None) => {}
+        }
     }
 
     let m = &shared.measured;
     let ops = Tally::get(&m.ops);
     let report = Report {
-        endpoint: args.endpoint.clone(),
+        endpoint: match &amqp {
+            Some(a) => a.endpoint(),
+            None => args.endpoint.clone(),
+        },
         scenario: args.scenario,
         clients: args.clients,
         message_size: args.message_size,
@@ -552,11 +626,7 @@ impl Report {
     }
 
     fn json(&self) -> String {
-        let scenario = match self.scenario {
-            Scenario::Put => "put",
-            Scenario::Cycle => "cycle",
-            Scenario::Mixed => "mixed",
-        };
+        let scenario = self.scenario.name();
         let opt = |v: Option<f64>| v.map_or("null".to_owned(), |x| format!("{x:.1}"));
         let warmup = self.warmup.as_ref().map_or("null".to_owned(), |w| {
             format!(
@@ -599,8 +669,12 @@ impl Report {
 
     fn human(&self) -> String {
         let mut out = format!(
-            "{:?} against {} — {} clients, {} B messages, {:.1} s\n",
-            self.scenario, self.endpoint, self.clients, self.message_size, self.duration_s
+            "{} against {} — {} clients, {} B messages, {:.1} s\n",
+            self.scenario.name(),
+            self.endpoint,
+            self.clients,
+            self.message_size,
+            self.duration_s
         );
         if let Some(r) = self.prefill_per_s {
             out.push_str(&format!(
