@@ -109,10 +109,12 @@ def versions(a):
         "azurite": azurite,
         "node": first_line(run("node", "--version")),
         "gnuplot": first_line(run("gnuplot", "--version")),
+        "rabbitmq": first_line(run("dpkg-query", "-W", "-f", "${Version}", "rabbitmq-server")),
+        "erlang": first_line(run("dpkg-query", "-W", "-f", "${Version}", "erlang-base")),
         "python": platform.python_version(),
         "debian_packages": run(
             "dpkg-query", "-W", "-f", "${Package} ${Version}\\n",
-            "nginx", "redis-server", "redis-tools", "gnuplot-nox", "nodejs",
+            "nginx", "redis-server", "redis-tools", "gnuplot-nox", "nodejs", "rabbitmq-server",
         ),
     }
 

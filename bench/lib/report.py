@@ -22,6 +22,9 @@ TARGETS = {
     "azurite": "Azurite",
     "redis": "Redis, appendfsync always",
     "nginx": "nginx 204 (HTTP ceiling)",
+    "sb-durable": "Hematite, durable, AMQP",
+    "sb-memory": "Hematite, in-memory, AMQP",
+    "rabbitmq": "RabbitMQ, quorum queue, AMQP 1.0",
 }
 TARGET_ORDER = list(TARGETS)
 
@@ -148,6 +151,12 @@ def point_label(point, run, target=None):
         "cycle-c16-azdeep": f"receive+delete, 16 clients, {k(backlog)} backlog",
         "cycle-c16-huge": f"receive+delete, 16 clients, {k(backlog)} backlog",
         "cycle-c16-huge-norefill": f"receive+delete, 16 clients, {k(backlog)} backlog, no refill",
+        "sb-send-c16": "AMQP send, 16 links, 1 in flight",
+        "sb-send-c16-if8": "AMQP send, 16 links, 8 in flight",
+        "sb-send-c16-halfrate": "AMQP send, 16 links, paced at ½ the durable max rate",
+        "sb-cycle-c16-small": f"AMQP receive+complete, 16 links, {k(backlog)} backlog",
+        "sb-cycle-c16-huge": f"AMQP receive+complete, 16 links, {k(backlog)} backlog",
+        "sb-rad-c16-small": f"AMQP receive-and-delete, 16 links, {k(backlog)} backlog",
     }
     return labels.get(point, point)
 
@@ -277,6 +286,153 @@ def build(run):
     return R, T
 
 
+def build_servicebus(run):
+    """Ratios and issue 13's targets for the Service Bus section."""
+    D, SD, SM, RQ = "hematite-durable", "sb-durable", "sb-memory", "rabbitmq"
+    R = {}
+    def add(key, label, num_tp, den_tp):
+        med, per = run.ratio(num_tp, den_tp)
+        R[key] = {"label": label, "median": med, "per_round": per}
+    add("send_rest", "AMQP send ÷ REST put (durable, 16 links / clients, 1 in flight each)", (SD, "sb-send-c16"), (D, "put-c16"))
+    add("send8_rest", "AMQP send with 8 in flight per link ÷ REST put (durable, 16)", (SD, "sb-send-c16-if8"), (D, "put-c16"))
+    add("send_rabbit", "AMQP send ÷ RabbitMQ quorum send (16 links, 1 in flight)", (SD, "sb-send-c16"), (RQ, "sb-send-c16"))
+    add("send8_rabbit", "AMQP send ÷ RabbitMQ quorum send (16 links, 8 in flight)", (SD, "sb-send-c16-if8"), (RQ, "sb-send-c16-if8"))
+    add("cycle_rest", f"AMQP receive+complete ÷ REST receive+delete cycle (durable, 16, {k(run.small)} backlog)", (SD, "sb-cycle-c16-small"), (D, "cycle-c16-small"))
+    add("cycle_rabbit", f"AMQP receive+complete ÷ RabbitMQ quorum (16 links, {k(run.small)} backlog)", (SD, "sb-cycle-c16-small"), (RQ, "sb-cycle-c16-small"))
+    add("rad_rabbit", f"AMQP receive-and-delete ÷ RabbitMQ quorum (16 links, {k(run.small)} backlog)", (SD, "sb-rad-c16-small"), (RQ, "sb-rad-c16-small"))
+    add("cycle_huge_small", f"AMQP receive+complete: {k(run.huge)} backlog ÷ {k(run.small)} backlog (durable)", (SD, "sb-cycle-c16-huge"), (SD, "sb-cycle-c16-small"))
+    add("send_d_m", "AMQP send: durable ÷ in-memory (16 links)", (SD, "sb-send-c16"), (SM, "sb-send-c16"))
+    T = []
+    def target(name, key, need, check, note=""):
+        v = R[key]["median"]
+        T.append({"target": name, "measured": v, "need": need,
+                  "result": "NOT MEASURED" if v is None else ("PASS" if check(v) else "MISS"),
+                  "per_round": R[key]["per_round"], "note": note})
+    target("send ≥ 2× Hematite REST put (durable, 16 links, one message in flight per link)", "send_rest", "≥ 2×",
+           lambda v: v >= 2, "with 8 in flight per link, which AMQP allows and REST does not, the ratio is "
+           + ratio(R["send8_rest"]["median"]))
+    target("send ≥ 2× RabbitMQ's quorum queue (16 links)", "send_rabbit", "≥ 2×", lambda v: v >= 2)
+    target(f"receive+complete ≥ 2× the REST receive+delete cycle (durable, 16, {k(run.small)} backlog)", "cycle_rest",
+           "≥ 2×", lambda v: v >= 2)
+    target(f"receive+complete ≥ 2× RabbitMQ's quorum queue (16 links, {k(run.small)} backlog)", "cycle_rabbit", "≥ 2×",
+           lambda v: v >= 2)
+    target(f"receive+complete flat from a {k(run.small)} to a {k(run.huge)} backlog (within 10%)", "cycle_huge_small",
+           "≥ 0.90×", lambda v: v >= 0.9)
+    p99 = run.med(SD, "sb-send-c16-halfrate", "p99")
+    rates = [run.value(n, SD, "sb-send-c16-halfrate", "rate") for n in run.rounds]
+    per = [run.value(n, SD, "sb-send-c16-halfrate", "p99") for n in run.rounds]
+    mem = [run.value(n, SM, "sb-send-c16-halfrate", "p99") for n in run.rounds]
+    T.append({
+        "target": "p99 ≤ 5 ms at half the maximum rate (durable AMQP send, 16 links)",
+        "measured": p99, "need": "≤ 5 ms", "unit": "ms",
+        "result": "NOT MEASURED" if p99 is None else ("PASS" if p99 <= 5 else "MISS"),
+        "per_round": per,
+        "note": "paced at " + ", ".join(num(r) for r in rates if r) + " sends/s; in-memory at the same pace: "
+                + ", ".join(ms(v) for v in mem) + " ms",
+    })
+    return R, T
+
+
+def servicebus_chart(run, out_png, workdir):
+    SD, SM, RQ, D = "sb-durable", "sb-memory", "rabbitmq", "hematite-durable"
+    groups = [
+        ("send, 16 links\\n1 in flight", "sb-send-c16", "put-c16"),
+        ("send, 16 links\\n8 in flight", "sb-send-c16-if8", None),
+        (f"receive+complete\\n{k(run.small)} backlog", "sb-cycle-c16-small", "cycle-c16-small"),
+        (f"receive-and-delete\\n{k(run.small)} backlog", "sb-rad-c16-small", None),
+        (f"receive+complete\\n{k(run.huge)} backlog", "sb-cycle-c16-huge", None),
+    ]
+    series = [(SD, "Hematite durable, AMQP"), (SM, "Hematite in-memory, AMQP"),
+              (D, "Hematite durable, Queue REST (same work)"), (RQ, "RabbitMQ quorum queue, AMQP 1.0")]
+    rows = []
+    for label, point, rest in groups:
+        vals = []
+        for t, _ in series:
+            p = rest if t == D else point
+            v = run.med(t, p) if p else None
+            vals.append("?" if v is None else f"{v:.1f}")
+        rows.append(f'"{label}" ' + " ".join(vals))
+    dat = os.path.join(workdir, "chart-sb.dat")
+    with open(dat, "w") as f:
+        f.write("\n".join(rows) + "\n")
+    colors = ["#a33b0b", "#f0a36b", "#7a5c99", "#3c8d5a"]
+    n = len(series)
+    plots = [f"'{dat}' using {i + 2}:xtic(1) title '{title}' lc rgb '{colors[i]}'" for i, (_, title) in enumerate(series)]
+    labels = []
+    for i in range(n):
+        off = (i - (n - 1) / 2) / (n + 1.5)
+        labels.append(
+            f"'{dat}' using ($0+({off:.4f})):(column({i + 2})):(sprintf('%.0f', column({i + 2}))) "
+            f"with labels rotate by 90 left offset 0,0.3 font ',8' notitle")
+    script = f"""
+set terminal pngcairo size 1200,640 font 'DejaVu Sans,10'
+set output '{out_png}'
+set datafile missing '?'
+set style data histogram
+set style histogram clustered gap 1.5
+set style fill solid 0.9 border -1
+set boxwidth 1
+set yrange [0:*]
+set ylabel 'messages per second'
+set grid ytics
+set key top right
+set xtics font ',9'
+set title "Service Bus over AMQP 1.0, 1 KiB, 16 links, one run on {run.meta['machine']['cpu']['nproc']} cores (median of {len(run.rounds)} round(s)); missing bar = not measured"
+plot {', '.join(plots)}, \\
+     {', '.join(labels)}
+"""
+    gp = os.path.join(workdir, "chart-sb.gp")
+    with open(gp, "w") as f:
+        f.write(script)
+    subprocess.run(["gnuplot", gp], check=True)
+
+
+def servicebus_section(run, R, T, w):
+    SD, SM, RQ, D = "sb-durable", "sb-memory", "rabbitmq", "hematite-durable"
+    if not any(r["target"] in (SD, SM, RQ) for r in run.records):
+        return
+    w("## Service Bus over AMQP 1.0 (issue 13)")
+    w("")
+    w("![Service Bus throughput over AMQP 1.0](benchmarks-servicebus.png)")
+    w("")
+    w("`hematite bench --amqp`, 1 KiB messages, 16 clients, each one AMQP connection with its links, "
+      "against Hematite's Service Bus front (durable and in-memory) and against RabbitMQ from Debian's "
+      "packages with its AMQP 1.0 plugin and a durable **quorum** queue, in the same run as the Queue REST "
+      "points above (which measure Hematite's REST front doing the same work). Same client, same message "
+      "size, same links for every broker.")
+    w("")
+    w("- **send**: an op is one message, from writing it to the broker's outcome; the sender settles on "
+      "that outcome (Hematite answers after the fsync; RabbitMQ after the quorum queue confirms). With "
+      "*8 in flight* each link keeps eight messages on the wire, which AMQP allows and REST cannot.")
+    w("- **receive+complete**: peek-lock receive with 64 messages of prefetch credit, then complete "
+      "(`accepted`, sent settled as consumers do on every broker; the op does not wait for the broker's "
+      "echo). Each cycle then sends one message back (outcome awaited, not in the op's latency), as the REST "
+      "cycle puts one back, so the backlog stays at the prefill. The latency column measures mostly the "
+      "prefetch buffer; throughput is the figure to read.")
+    w("- **receive-and-delete**: the broker settles each message as it sends it; refilled the same way.")
+    w("")
+    w("| target (issue 13) | measured (median) | per round | needed | result |")
+    w("|---|---:|---|---|---|")
+    for t in T:
+        unit_ms = t.get("unit") == "ms"
+        meas = (ms(t["measured"]) + " ms") if unit_ms and t["measured"] is not None else ratio(t["measured"]) if not unit_ms else "—"
+        per = ", ".join((ms(v) + " ms" if v is not None else "—") for v in t["per_round"]) if unit_ms else per_round(t["per_round"])
+        note = f" ({t['note']})" if t.get("note") else ""
+        w(f"| {t['target']}{note} | {meas} | {per} | {t['need']} | **{t['result']}** |")
+    w("")
+    w("| ratio | median | per round |")
+    w("|---|---:|---|")
+    for r in R.values():
+        w(f"| {r['label']} | {ratio(r['median'])} | {per_round(r['per_round'])} |")
+    w("")
+    rows = [(t, p) for p in ("sb-send-c16", "sb-send-c16-if8", "sb-cycle-c16-small", "sb-rad-c16-small")
+            for t in (SD, SM, RQ)]
+    rows += [(D, "put-c16"), (D, "cycle-c16-small"), (SD, "sb-cycle-c16-huge"), (SM, "sb-cycle-c16-huge"),
+             (SD, "sb-send-c16-halfrate"), (SM, "sb-send-c16-halfrate")]
+    w(figures_table(run, rows))
+    w("")
+
+
 def gnuplot_chart(run, out_png, workdir):
     D, M, NG, RD, AZ = "hematite-durable", "hematite-memory", "nginx", "redis", "azurite"
     groups = [
@@ -364,6 +520,7 @@ def machine_section(meta):
         f"| Azurite | {v['azurite']} (npm, pinned), on Node.js {v['node']} |",
         f"| nginx | {v['nginx']} |",
         f"| Redis | {v['redis_server']} |",
+        f"| RabbitMQ | {v.get('rabbitmq') or '—'} (Debian), Erlang {v.get('erlang') or '—'}; plugins rabbitmq_amqp1_0 and rabbitmq_management |",
         f"| redis-benchmark | {v['redis_benchmark']} |",
         f"| gnuplot | {v['gnuplot']} |",
         f"| Debian packages | {', '.join((v.get('debian_packages') or '').splitlines())} |",
@@ -395,7 +552,7 @@ def headline(run, R, T):
     return out
 
 
-def render(run, R, T):
+def render(run, R, T, RS=None, TS=None):
     D, M, NG, RD, AZ = "hematite-durable", "hematite-memory", "nginx", "redis", "azurite"
     meta, s = run.meta, run.meta["settings"]
     out = []
@@ -492,6 +649,8 @@ def render(run, R, T):
           f"{s['duration_s']:.0f} s each of the 16 clients completes only about one cycle; the run lasts "
           "until the last in-flight cycle ends, and the figure is cycles completed ÷ that wall time.")
     w("")
+    if RS is not None:
+        servicebus_section(run, RS, TS, w)
     w("## Latency at half the maximum rate")
     w("")
     w("Durable Hematite, 16 clients, paced (`hematite bench --rate`) at half the throughput the same "
@@ -599,14 +758,18 @@ def main():
         a.workdir = tempfile.mkdtemp(prefix="bench-report.")
     run = Run(records, meta)
     R, T = build(run)
+    RS, TS = build_servicebus(run)
     os.makedirs(os.path.join(a.out, "bench-results"), exist_ok=True)
     with open(os.path.join(a.out, "bench-results", "latest.json"), "w") as f:
-        json.dump({"meta": meta, "ratios": R, "targets": T, "records": records}, f, indent=1, sort_keys=True)
+        json.dump({"meta": meta, "ratios": R, "targets": T, "servicebus_ratios": RS,
+                   "servicebus_targets": TS, "records": records}, f, indent=1, sort_keys=True)
         f.write("\n")
     gnuplot_chart(run, os.path.join(a.out, "benchmarks.png"), a.workdir)
+    if any(r["target"] in ("sb-durable", "sb-memory", "rabbitmq") for r in records):
+        servicebus_chart(run, os.path.join(a.out, "benchmarks-servicebus.png"), a.workdir)
     with open(os.path.join(a.out, "benchmarks.md"), "w") as f:
-        f.write(render(run, R, T))
-    for t in T:
+        f.write(render(run, R, T, RS, TS))
+    for t in T + TS:
         print(f"{t['result']:>12}  {t['target']}", file=sys.stderr)
 
 
