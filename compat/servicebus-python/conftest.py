@@ -1,8 +1,9 @@
 """Fixtures for the Service Bus compatibility suite: one server on the durable store, with
 Service Bus on free ports and a namespace read from an emulator-format ``config.json``.
 
-Entities cannot be created over the wire yet (administration comes with the next issue), so
-the configuration declares a pool of queues of each kind and every test takes fresh ones."""
+The configuration declares a pool of queues of each kind, as the emulator's users do, and every
+test takes fresh ones; ``test_admin.py`` creates its queues over the administration API on a
+server of its own."""
 
 from __future__ import annotations
 

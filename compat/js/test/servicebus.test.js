@@ -3,8 +3,9 @@
 // the tutorial's flow, message properties, batches, size limits, competing receivers, errors,
 // dead-lettering, TTL, scheduling, deferral, peeking and lock renewal.
 //
-// Entities cannot be created over the wire yet, so the server reads an emulator-format
-// config.json that declares a pool of queues of each kind, and every test takes fresh ones.
+// The server reads an emulator-format config.json that declares a pool of queues of each kind,
+// as the emulator's users do, and every test takes fresh ones (servicebus-admin.test.js creates
+// its queues over the administration API instead).
 // The server runs on the durable store (a scratch --data-dir). With HEMATITE_URL set the file
 // is skipped: a server started elsewhere does not have this file's queues.
 
