@@ -16,8 +16,8 @@ pub struct DevCertArgs {
     /// Directory to write ca.pem, cert.pem and key.pem into (created if missing).
     #[arg(long, default_value = "./hematite-dev-cert")]
     out: PathBuf,
-    /// A DNS name or IP address the certificate is for (repeatable). Default: localhost,
-    /// 127.0.0.1 and ::1.
+    /// A DNS name or IP address the certificate is for (repeatable), such as a namespace's
+    /// `myns.servicebus.windows.net`. Default: localhost, 127.0.0.1 and ::1.
     #[arg(long = "name", value_name = "NAME")]
     names: Vec<String>,
     /// Replace the files of an earlier run (whose CA someone may already trust).
@@ -73,9 +73,11 @@ pub fn run(args: DevCertArgs) -> anyhow::Result<()> {
     let (ca, cert, key) = (ca_path.display(), cert_path.display(), key_path.display());
     println!(
         "A certificate for {names} signed by a new development CA:\n  {ca}\n  {cert}\n  {key}\n\n\
-         Serve HTTPS with it:\n  hematite serve --tls-cert {cert} --tls-key {key}\n\n\
+         Serve HTTPS (and Service Bus over AMQPS on 5671) with it:\n  hematite serve --tls-cert {cert} --tls-key {key}\n\n\
          Trust the CA (only on machines you develop on):\n\
          \x20 Python SDK:  QueueServiceClient(..., connection_verify=\"{ca}\")  or  REQUESTS_CA_BUNDLE={ca}\n\
+         \x20   Service Bus: ServiceBusClient.from_connection_string(..., connection_verify=\"{ca}\"),\n\
+         \x20   its uamqp transport SSL_CERT_FILE={ca}; hematite sb: HEMATITE_CA_FILE={ca}\n\
          \x20 Node.js:     NODE_EXTRA_CA_CERTS={ca}  or the client option tlsOptions: {{ ca }}\n\
          \x20 .NET, Java and the rest, system-wide on Debian/Ubuntu:\n\
          \x20   sudo cp {ca} /usr/local/share/ca-certificates/hematite-dev.crt && sudo update-ca-certificates",

@@ -36,7 +36,8 @@ pub(super) async fn list(sb: &ServiceBus, call: &Call<'_>) -> Result<Response, A
         })
     };
     let skip = number("$skip", 0)?;
-    let top = number("$top", PAGE)?.min(PAGE);
+    // At least one: a page of none would link to itself as the next page.
+    let top = number("$top", PAGE)?.clamp(1, PAGE);
     let (page, more) = sb.catalog.list(skip, top);
     let mut descriptions = Vec::with_capacity(page.len());
     for props in &page {
