@@ -10,8 +10,10 @@ uamqp transport (a C AMQP stack, an independent client)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -340,9 +342,6 @@ with ServiceBusClient.from_connection_string(cs, uamqp_transport=True, transport
                 break
     print(sorted(got))
 """
-    import os
-    import sys
-
     out = subprocess.run(
         [sys.executable, "-c", script],
         env={**os.environ, "SSL_CERT_FILE": tls.ca},

@@ -32,6 +32,9 @@ use hematite_servicebus_protocol::QueueDescription;
 
 use super::{latency_histogram, Pacer, Scenario, Shared, Tally};
 
+/// The longest an op waits for the broker's outcome before it counts as an error.
+const OUTCOME_WAIT: Duration = Duration::from_secs(30);
+
 #[derive(Args, Debug)]
 pub struct AmqpOptions {
     /// With --amqp: where to connect. A Service Bus connection string; for another broker,
@@ -146,7 +149,9 @@ impl Target {
                     }
                     if pending.len() >= 64 || (!more && !pending.is_empty()) {
                         if let Some(p) = pending.pop_front() {
-                            p.outcome().await?;
+                            tokio::time::timeout(OUTCOME_WAIT, p.outcome())
+                                .await
+                                .context("no outcome for a prefill message within 30 s")??;
                         }
                     }
                     if !more && pending.is_empty() {
@@ -242,7 +247,12 @@ async fn run_client(
             Tally::count(&tally.requests);
         }
         record(tally, hist, start);
-        if refill && sender.send(&message).await.is_err() {
+        let refilled = !refill
+            || matches!(
+                tokio::time::timeout(OUTCOME_WAIT, sender.send(&message)).await,
+                Ok(Ok(()))
+            );
+        if !refilled {
             Tally::count(&tally.errors);
         }
     }
@@ -278,9 +288,10 @@ async fn send_loop(
         };
         let (tally, hist) = pick(s, start, hists);
         Tally::count(&tally.requests);
-        match p.outcome().await {
-            Ok(()) => record(tally, hist, start),
-            Err(_) => Tally::count(&tally.errors),
+        // An outcome that never comes is an error, not a run that never ends.
+        match tokio::time::timeout(OUTCOME_WAIT, p.outcome()).await {
+            Ok(Ok(())) => record(tally, hist, start),
+            Ok(Err(_)) | Err(_) => Tally::count(&tally.errors),
         }
     }
 }
