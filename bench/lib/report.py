@@ -373,6 +373,7 @@ set style histogram clustered gap 1.5
 set style fill solid 0.9 border -1
 set boxwidth 1
 set yrange [0:*]
+set bmargin 4
 set ylabel 'messages per second'
 set grid ytics
 set key top right
