@@ -88,7 +88,7 @@ where
             let addr = http.local_addr().context("reading the HTTP address")?;
             let scheme = if tls.is_some() { "http(s)" } else { "http" };
             lines.push_str(&format!(
-                "\nService Bus administration on {scheme}://{addr} (and on the AMQP ports; health: /health)"
+                "\nService Bus administration on {scheme}://{addr} and the AMQP ports (health: http://{addr}/health)"
             ));
             serve(http, tasks);
         }

@@ -510,3 +510,26 @@ fn errors_are_one_line_with_the_code_and_a_status() {
         .unwrap();
     assert!(out.status.success());
 }
+
+#[test]
+fn a_pop_receipt_starting_with_a_hyphen_is_a_value_not_a_flag() {
+    // Receipts are URL-safe base64, so one in 64 starts with '-': clap took it for a flag and
+    // `message update` failed as a usage error (a flaky run of `message_commands` showed it).
+    let s = Server::start();
+    s.ok(&["queue", "create", "hyphens"]);
+    let id = "00000000-0000-0000-0000-000000000000";
+    for verb in ["delete", "update"] {
+        let err = s.fails(
+            &[
+                "message",
+                verb,
+                "hyphens",
+                id,
+                "--pop-receipt",
+                "-AAAAAAAAAAAAAAAAAAAAA",
+            ],
+            3,
+        );
+        assert!(err.contains("404"), "{verb}: {err}");
+    }
+}

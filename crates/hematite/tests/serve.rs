@@ -230,7 +230,11 @@ fn serves_service_bus_beside_queue_rest_with_its_connection_string_and_health() 
         .iter()
         .find(|l| l.starts_with("Service Bus listening on amqp://"))
         .expect("service bus line");
-    let health = sb
+    let admin = lines
+        .iter()
+        .find(|l| l.starts_with("Service Bus administration on http://"))
+        .expect("administration line");
+    let health = admin
         .split("health: ")
         .nth(1)
         .and_then(|h| h.strip_suffix(')'))

@@ -64,7 +64,9 @@ enum MessageCommand {
         queue: String,
         id: String,
         /// The message's latest pop receipt.
-        #[arg(long)]
+        // URL-safe base64 may start with '-', which clap would take for a flag (the CLI test
+        // failed so on one receipt in 64).
+        #[arg(long, allow_hyphen_values = true)]
         pop_receipt: String,
         /// New text; the old text stays if omitted.
         #[arg(long)]
@@ -77,7 +79,7 @@ enum MessageCommand {
     Delete {
         queue: String,
         id: String,
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         pop_receipt: String,
     },
     /// Delete every message in a queue.
