@@ -2,6 +2,8 @@
 //! sane (operations happened, no errors). No timing assertions: speed belongs in
 //! `docs/benchmarks.md`, not in tests.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 
@@ -170,45 +172,10 @@ fn a_wrong_key_fails_loudly() {
     );
 }
 
-/// A live in-memory server with Service Bus on free ports, and its connection string.
-fn serve_servicebus() -> (Server, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hematite"))
-        .args([
-            "serve",
-            "--in-memory",
-            "--listen",
-            "127.0.0.1:0",
-            "--amqp-listen",
-            "127.0.0.1:0",
-            "--sb-admin-listen",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn server");
-    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    let cs = loop {
-        line.clear();
-        assert!(
-            reader.read_line(&mut line).expect("banner") > 0,
-            "no connection string"
-        );
-        if line.trim().starts_with("Endpoint=") {
-            break line.trim().to_owned();
-        }
-    };
-    let server = Server {
-        child,
-        endpoint: String::new(),
-    };
-    (server, cs)
-}
-
 #[test]
 fn every_amqp_scenario_runs_without_errors() {
-    let (_server, cs) = serve_servicebus();
+    let server = common::ServiceBusServer::start();
+    let cs = &server.connection_string;
     for args in [
         vec!["--scenario", "put"],
         vec!["--scenario", "put", "--in-flight", "8"],
@@ -226,7 +193,7 @@ fn every_amqp_scenario_runs_without_errors() {
                 "1s",
             ])
             .args(&args)
-            .env("SERVICEBUS_CONNECTION_STRING", &cs)
+            .env("SERVICEBUS_CONNECTION_STRING", cs)
             .output()
             .expect("run bench");
         let json = String::from_utf8_lossy(&out.stdout);
@@ -242,7 +209,7 @@ fn every_amqp_scenario_runs_without_errors() {
     // The queue the bench made is gone again.
     let out = Command::new(env!("CARGO_BIN_EXE_hematite"))
         .args(["sb", "queue", "list", "--json"])
-        .env("SERVICEBUS_CONNECTION_STRING", &cs)
+        .env("SERVICEBUS_CONNECTION_STRING", cs)
         .output()
         .expect("list");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("bench-"));

@@ -4,58 +4,28 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command as StdCommand, Stdio};
+mod common;
 
 use assert_cmd::Command;
 use serde_json::Value;
 
-/// A `hematite serve --in-memory` process with Service Bus, killed on drop.
-struct Server {
-    child: Child,
-    connection_string: String,
-}
+/// The server, and commands aimed at it.
+struct Server(common::ServiceBusServer);
 
 impl Server {
     fn start() -> Self {
-        let mut child = StdCommand::new(env!("CARGO_BIN_EXE_hematite"))
-            .args([
-                "serve",
-                "--in-memory",
-                "--listen",
-                "127.0.0.1:0",
-                "--amqp-listen",
-                "127.0.0.1:0",
-                "--sb-admin-listen",
-                "127.0.0.1:0",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut reader = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        let connection_string = loop {
-            line.clear();
-            assert!(
-                reader.read_line(&mut line).unwrap() > 0,
-                "banner ended early"
-            );
-            if let Some(cs) = line.trim().strip_prefix("Endpoint=") {
-                break format!("Endpoint={cs}");
-            }
-        };
-        Server {
-            child,
-            connection_string,
-        }
+        Server(common::ServiceBusServer::start())
+    }
+
+    fn connection_string(&self) -> &str {
+        &self.0.connection_string
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_hematite"));
         c.arg("sb")
             .args(args)
-            .env("SERVICEBUS_CONNECTION_STRING", &self.connection_string)
+            .env("SERVICEBUS_CONNECTION_STRING", self.connection_string())
             .env("RUST_LOG", "off");
         c
     }
@@ -86,13 +56,6 @@ impl Server {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8(out.stderr).unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -234,7 +197,7 @@ fn the_dead_letter_queue_is_listed_resubmitted_and_purged() {
 #[test]
 fn a_wrong_key_is_refused_on_both_protocols() {
     let s = Server::start();
-    let wrong = s.connection_string.replace("SAS_KEY_VALUE", "WRONG");
+    let wrong = s.connection_string().replace("SAS_KEY_VALUE", "WRONG");
     for args in [&["send", "queue.1", "x"][..], &["queue", "list"]] {
         let out = s
             .cmd(args)
