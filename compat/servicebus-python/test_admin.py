@@ -62,6 +62,13 @@ class TlsServer:
                 "--sb-key", "listener:LISTEN_KEY:Listen",
             ],
         )
+        # The harness waits for the REST and AMQP ports; AMQPS is bound just after them, and a
+        # restart test once dialled it first and was refused.
+        deadline = time.monotonic() + 10
+        while not hematite_server._port_accepts(self.amqps_port):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the AMQPS port {self.amqps_port} did not open")
+            time.sleep(0.05)
 
     def stop(self):
         err = hematite_server.stop(self.server)

@@ -209,4 +209,4 @@ function uniqueName(prefix = "js") {
   return `${prefix}${crypto.randomBytes(8).toString("hex")}`;
 }
 
-module.exports = { startServer, devCert, freePort, uniqueName, sleep, CLIENT_OPTIONS, DEV_ACCOUNT, DEV_KEY, SB_KEY };
+module.exports = { startServer, devCert, freePort, portAccepts, uniqueName, sleep, CLIENT_OPTIONS, DEV_ACCOUNT, DEV_KEY, SB_KEY };

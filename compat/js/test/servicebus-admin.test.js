@@ -14,7 +14,7 @@ const { execFileSync } = require("node:child_process");
 const { test, before, after } = require("node:test");
 const { ServiceBusAdministrationClient, ServiceBusClient } = require("@azure/service-bus");
 const beta = require("@azure/service-bus-beta");
-const { startServer, devCert, freePort, uniqueName, sleep, SB_KEY } = require("../lib/harness");
+const { startServer, devCert, freePort, portAccepts, uniqueName, sleep, SB_KEY } = require("../lib/harness");
 
 const WAIT_MS = 5_000;
 const CLIENT_OPTIONS = { retryOptions: { maxRetries: 0, timeoutInMs: 10_000, retryDelayInMs: 100 } };
@@ -37,6 +37,12 @@ before(async () => {
       `127.0.0.1:${ctx.amqpsPort}`,
     ],
   });
+  // The harness waits for the REST and AMQP ports; AMQPS is bound just after them.
+  const deadline = Date.now() + 10_000;
+  while (!(await portAccepts(ctx.amqpsPort))) {
+    if (Date.now() > deadline) throw new Error(`the AMQPS port ${ctx.amqpsPort} did not open`);
+    await sleep(50);
+  }
   // What an application has for Azure: no emulator flag, so the clients use TLS.
   ctx.tlsConnStr = (key = SB_KEY) =>
     `Endpoint=sb://localhost:${ctx.amqpsPort};SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=${key}`;
