@@ -97,6 +97,20 @@ fn recv_error(e: RecvError) -> Error {
     }
 }
 
+fn sender_attach_error(e: fe2o3_amqp::link::SenderAttachError) -> Error {
+    match e {
+        fe2o3_amqp::link::SenderAttachError::RemoteClosedWithError(e) => remote(e),
+        other => Error::transport(other),
+    }
+}
+
+fn receiver_attach_error(e: fe2o3_amqp::link::ReceiverAttachError) -> Error {
+    match e {
+        fe2o3_amqp::link::ReceiverAttachError::RemoteClosedWithError(e) => remote(e),
+        other => Error::transport(other),
+    }
+}
+
 fn outcome(o: Outcome) -> Result<(), Error> {
     match o {
         Outcome::Accepted(_) => Ok(()),
@@ -184,10 +198,7 @@ impl Client {
             .sender_settle_mode(SenderSettleMode::Unsettled)
             .attach(&mut self.session)
             .await
-            .map_err(|e| match e {
-                fe2o3_amqp::link::SenderAttachError::RemoteClosedWithError(e) => remote(e),
-                other => Error::transport(other),
-            })?;
+            .map_err(sender_attach_error)?;
         Ok(Sender { inner })
     }
 
@@ -218,10 +229,7 @@ impl Client {
             })
             .attach(&mut self.session)
             .await
-            .map_err(|e| match e {
-                fe2o3_amqp::link::ReceiverAttachError::RemoteClosedWithError(e) => remote(e),
-                other => Error::transport(other),
-            })?;
+            .map_err(receiver_attach_error)?;
         Ok(Receiver {
             inner,
             mode,
@@ -248,20 +256,14 @@ impl Client {
         );
         let mut sender = fe2o3_amqp::Sender::attach(&mut self.session, sender_name, node.as_str())
             .await
-            .map_err(|e| match e {
-                fe2o3_amqp::link::SenderAttachError::RemoteClosedWithError(e) => remote(e),
-                other => Error::transport(other),
-            })?;
+            .map_err(sender_attach_error)?;
         let mut receiver = fe2o3_amqp::Receiver::builder()
             .name(receiver_name)
             .source(node.as_str())
             .target(reply_to.as_str())
             .attach(&mut self.session)
             .await
-            .map_err(|e| match e {
-                fe2o3_amqp::link::ReceiverAttachError::RemoteClosedWithError(e) => remote(e),
-                other => Error::transport(other),
-            })?;
+            .map_err(receiver_attach_error)?;
         let mut body = OrderedMap::new();
         body.insert(
             Value::String("from-sequence-number".into()),

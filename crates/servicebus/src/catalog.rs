@@ -91,8 +91,7 @@ impl Catalog {
                     updated_at: now,
                     ..props.clone()
                 };
-                self.engine.set_metadata(q, to_metadata(&props)).await?;
-                self.engine.set_rules(q, props.rules()).await
+                self.rewrite(key, &props).await
             }
             Err(Error::QueueNotFound) => {
                 let props = QueueProperties {
@@ -100,16 +99,28 @@ impl Catalog {
                     updated_at: now,
                     ..props.clone()
                 };
-                let settings = QueueSettings {
-                    rules: props.rules(),
-                };
-                self.engine
-                    .create_queue_with(q, to_metadata(&props), settings)
-                    .await
-                    .map(drop)
+                self.store_new(key, &props).await.map(drop)
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Creates the engine queue of `props` with its rules and its description in one write.
+    async fn store_new(&self, key: &str, props: &QueueProperties) -> Result<Created, Error> {
+        let settings = QueueSettings {
+            rules: props.rules(),
+        };
+        self.engine
+            .create_queue_with(self.q(key), to_metadata(props), settings)
+            .await
+    }
+
+    /// Rewrites an existing queue's description, then its rules (loading brings rules up to
+    /// a description if a crash fell between the two).
+    async fn rewrite(&self, key: &str, props: &QueueProperties) -> Result<(), Error> {
+        let q = self.q(key);
+        self.engine.set_metadata(q, to_metadata(props)).await?;
+        self.engine.set_rules(q, props.rules()).await
     }
 
     async fn read_all(&self) -> Result<(), Error> {
@@ -174,14 +185,7 @@ impl Catalog {
             created_at: now,
             updated_at: now,
         };
-        let settings = QueueSettings {
-            rules: props.rules(),
-        };
-        match self
-            .engine
-            .create_queue_with(self.q(&key), to_metadata(&props), settings)
-            .await
-        {
+        match self.store_new(&key, &props).await {
             Ok(Created::New) => {}
             Ok(Created::AlreadyIdentical) | Err(Error::QueueAlreadyExists) => {
                 return Err(CatalogError::Exists)
@@ -204,9 +208,7 @@ impl Catalog {
             updated_at: date(self.engine.now()),
             ..(*old).clone()
         };
-        let q = self.q(&key);
-        self.engine.set_metadata(q, to_metadata(&props)).await?;
-        self.engine.set_rules(q, props.rules()).await?;
+        self.rewrite(&key, &props).await?;
         Ok(self.insert(key, props))
     }
 
