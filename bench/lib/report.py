@@ -388,6 +388,16 @@ plot {', '.join(plots)}, \\
     subprocess.run(["gnuplot", gp], check=True)
 
 
+def target_rows(T, w):
+    """One table row per target: a ratio, or a latency in ms."""
+    for t in T:
+        unit_ms = t.get("unit") == "ms"
+        meas = (ms(t["measured"]) + " ms") if unit_ms and t["measured"] is not None else ratio(t["measured"]) if not unit_ms else "—"
+        per = ", ".join((ms(v) + " ms" if v is not None else "—") for v in t["per_round"]) if unit_ms else per_round(t["per_round"])
+        note = f" ({t['note']})" if t.get("note") else ""
+        w(f"| {t['target']}{note} | {meas} | {per} | {t['need']} | **{t['result']}** |")
+
+
 def servicebus_section(run, R, T, w):
     SD, SM, RQ, D = "sb-durable", "sb-memory", "rabbitmq", "hematite-durable"
     if not any(r["target"] in (SD, SM, RQ) for r in run.records):
@@ -414,12 +424,7 @@ def servicebus_section(run, R, T, w):
     w("")
     w("| target (issue 13) | measured (median) | per round | needed | result |")
     w("|---|---:|---|---|---|")
-    for t in T:
-        unit_ms = t.get("unit") == "ms"
-        meas = (ms(t["measured"]) + " ms") if unit_ms and t["measured"] is not None else ratio(t["measured"]) if not unit_ms else "—"
-        per = ", ".join((ms(v) + " ms" if v is not None else "—") for v in t["per_round"]) if unit_ms else per_round(t["per_round"])
-        note = f" ({t['note']})" if t.get("note") else ""
-        w(f"| {t['target']}{note} | {meas} | {per} | {t['need']} | **{t['result']}** |")
+    target_rows(T, w)
     w("")
     w("| ratio | median | per round |")
     w("|---|---:|---|")
@@ -583,12 +588,7 @@ def render(run, R, T, RS=None, TS=None):
     w("")
     w("| target | measured (median) | per round | needed | result |")
     w("|---|---:|---|---|---|")
-    for t in T:
-        unit_ms = t.get("unit") == "ms"
-        meas = (ms(t["measured"]) + " ms") if unit_ms and t["measured"] is not None else ratio(t["measured"]) if not unit_ms else "—"
-        per = ", ".join((ms(v) + " ms" if v is not None else "—") for v in t["per_round"]) if unit_ms else per_round(t["per_round"])
-        note = f" ({t['note']})" if t.get("note") else ""
-        w(f"| {t['target']}{note} | {meas} | {per} | {t['need']} | **{t['result']}** |")
+    target_rows(T, w)
     w("")
     w("## Ratios")
     w("")

@@ -31,6 +31,7 @@ from azure.core.exceptions import (
 from azure.servicebus import ServiceBusClient, ServiceBusMessage, ServiceBusSubQueue, TransportType
 from azure.servicebus.exceptions import MessagingEntityDisabledError, ServiceBusQuotaExceededError
 from azure.servicebus.management import ServiceBusAdministrationClient
+from test_queues import receive
 
 WAIT = 5
 KEY = "SAS_KEY_VALUE"
@@ -115,16 +116,6 @@ def admin(tls):
 
 def name(prefix="q") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-def receive(receiver, n, wait=WAIT):
-    got = []
-    deadline = time.monotonic() + wait
-    while len(got) < n and time.monotonic() < deadline:
-        got += receiver.receive_messages(
-            max_message_count=n - len(got), max_wait_time=max(0.5, deadline - time.monotonic())
-        )
-    return got
 
 
 def test_the_tutorials_queue_is_created_with_its_size_and_ttl(tls, admin):
