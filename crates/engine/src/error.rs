@@ -17,6 +17,10 @@ pub enum Error {
     /// settled or moved (Service Bus `MessageLockLost`).
     #[error("the message's lock was lost")]
     LockLost,
+    /// The entity holds its maximum size or more, so nothing more is enqueued (Service Bus
+    /// `QuotaExceeded`).
+    #[error("the entity is full: it holds {size_bytes} bytes")]
+    EntityFull { size_bytes: u64 },
     /// An argument outside what the engine can honour; fronts validate first, so this is a bug
     /// in a front if it ever reaches a client.
     #[error("invalid argument: {0}")]

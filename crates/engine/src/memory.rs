@@ -13,8 +13,8 @@ use crate::model::{
     QueueSummary,
 };
 use crate::store::{
-    CreateOutcome, Enqueue, LeaseGrant, LeaseRules, MessageUpdate, OnExpiry, QueueSettings,
-    ReceiptOutcome, SettleError, Settled, Settlement, Store, StoreFuture, SubQueue,
+    CreateOutcome, Enqueue, Enqueued, LeaseGrant, LeaseRules, MessageUpdate, OnExpiry,
+    QueueSettings, ReceiptOutcome, SettleError, Settled, Settlement, Store, StoreFuture, SubQueue,
 };
 use crate::time::Timestamp;
 
@@ -277,10 +277,15 @@ impl Store for MemoryStore {
         &'a self,
         q: QueueRef<'a>,
         batch: Vec<Enqueue>,
-    ) -> StoreFuture<'a, Option<Vec<Message>>> {
+        max_bytes: u64,
+    ) -> StoreFuture<'a, Option<Enqueued>> {
         Box::pin(async move {
             Ok(self.with_queue(q, |e| {
-                batch
+                let size_bytes = e.entity.bytes();
+                if size_bytes >= max_bytes {
+                    return Enqueued::Full { size_bytes };
+                }
+                let stored = batch
                     .into_iter()
                     .map(|b| match b.scheduled {
                         true => {
@@ -289,7 +294,8 @@ impl Store for MemoryStore {
                         }
                         false => e.entity.main.insert(b.message),
                     })
-                    .collect()
+                    .collect();
+                Enqueued::Stored(stored)
             }))
         })
     }

@@ -15,8 +15,8 @@ use crate::model::{
 };
 use crate::store::{CreateOutcome, ReceiptOutcome, Store};
 use crate::store::{
-    Enqueue, LeaseGrant, LeaseRules, MessageUpdate, QueueSettings, ReceiptError, SettleError,
-    Settled, Settlement, SubQueue,
+    Enqueue, Enqueued, LeaseGrant, LeaseRules, MessageUpdate, QueueSettings, ReceiptError,
+    SettleError, Settled, Settlement, SubQueue,
 };
 use crate::time::Timestamp;
 use crate::waiters::Waiters;
@@ -277,11 +277,13 @@ pub struct Outgoing {
 }
 
 impl Engine {
-    /// Enqueues `batch` atomically, in order (Service Bus send and schedule).
+    /// Enqueues `batch` atomically, in order (Service Bus send and schedule), unless the
+    /// entity already holds `max_bytes` or more ([`Error::EntityFull`]).
     pub async fn enqueue(
         &self,
         q: QueueRef<'_>,
         batch: Vec<Outgoing>,
+        max_bytes: u64,
     ) -> Result<Vec<Message>, Error> {
         let now = self.now();
         let batch = batch
@@ -305,13 +307,14 @@ impl Engine {
                 }
             })
             .collect();
-        let stored = self
-            .store
-            .enqueue(q, batch)
-            .await?
-            .ok_or(Error::QueueNotFound)?;
-        self.waiters.wake(q);
-        Ok(stored)
+        match self.store.enqueue(q, batch, max_bytes).await? {
+            None => Err(Error::QueueNotFound),
+            Some(Enqueued::Full { size_bytes }) => Err(Error::EntityFull { size_bytes }),
+            Some(Enqueued::Stored(stored)) => {
+                self.waiters.wake(q);
+                Ok(stored)
+            }
+        }
     }
 
     /// A signal woken whenever a message of `q` may have become available through this

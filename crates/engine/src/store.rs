@@ -240,6 +240,16 @@ pub struct Enqueue {
     pub scheduled: bool,
 }
 
+/// What [`Store::enqueue`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Enqueued {
+    Stored(Vec<Message>),
+    /// Nothing was stored: the entity held `size_bytes`, at or over the bound.
+    Full {
+        size_bytes: u64,
+    },
+}
+
 pub trait Store: Send + Sync + 'static {
     /// Creates the queue unless it exists, atomically. An existing queue is left as it is,
     /// settings included.
@@ -352,12 +362,16 @@ pub trait Store: Send + Sync + 'static {
     // ---- Locks settled by token, sub-queues, browsing (Service Bus) ---------------------------
 
     /// Appends `batch` atomically, in order, with consecutive sequence numbers; returns the
-    /// stored messages.
+    /// stored messages. Stores nothing, and answers [`Enqueued::Full`], when the queue and its
+    /// dead-letter sub-queue already hold `max_bytes` or more (Service Bus
+    /// `MaxSizeInMegabytes`; a batch that starts below the bound may end above it). The check
+    /// is part of the append, so it costs no read that would wait for other writes.
     fn enqueue<'a>(
         &'a self,
         q: QueueRef<'a>,
         batch: Vec<Enqueue>,
-    ) -> StoreFuture<'a, Option<Vec<Message>>>;
+        max_bytes: u64,
+    ) -> StoreFuture<'a, Option<Enqueued>>;
 
     /// Peek-lock: locks up to `grant.receipts.len()` available messages of `sub` until
     /// `grant.visible_until`, oldest-available first. A lapsed lock met on the way is a failed

@@ -100,6 +100,11 @@ impl From<EngineError> for ApiError {
                 tracing::error!(what, "front passed an invalid argument to the engine");
                 ApiError::new(ErrorCode::InternalError)
             }
+            // Queue Storage bounds no queue's size, and this front never asks for a bound.
+            EngineError::EntityFull { .. } => {
+                tracing::error!("the engine refused a bound this front never sets");
+                ApiError::new(ErrorCode::InternalError)
+            }
             EngineError::Storage(s) => {
                 tracing::error!(error = %s, "store failure");
                 match s.kind {

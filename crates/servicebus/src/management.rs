@@ -89,6 +89,7 @@ fn engine_error(e: Error) -> Response {
             "The lock supplied is invalid. Either the lock expired, or the message has already been removed from the queue.",
         ),
         Error::QueueAlreadyExists => Response::error(409, "com.microsoft:entity-already-exists", e.to_string()),
+        Error::EntityFull { .. } => Response::error(403, "amqp:resource-limit-exceeded", e.to_string()),
         Error::InvalidArgument(what) => Response::error(400, "amqp:invalid-field", what),
         Error::Storage(e) => Response::error(503, "com.microsoft:server-busy", format!("The server is busy: {e}")),
     }
@@ -330,19 +331,18 @@ async fn schedule(sb: &ServiceBus, name: &str, req: &Request, props: &QueuePrope
             scheduled_at: Some(scheduled),
         });
     }
-    if let Some(full) = crate::send::quota_reached(sb, name, props).await {
-        let description = full.description.unwrap_or_default();
-        return Err(Response::error(
-            403,
-            "amqp:resource-limit-exceeded",
-            description,
-        ));
-    }
     let stored = sb
         .engine
-        .enqueue(sb.queue_ref(name), batch)
+        .enqueue(sb.queue_ref(name), batch, props.max_size_bytes())
         .await
-        .map_err(engine_error)?;
+        .map_err(|e| match e {
+            Error::EntityFull { size_bytes } => {
+                let full = crate::send::quota_exceeded(sb, name, props, size_bytes);
+                let description = full.description.unwrap_or_default();
+                Response::error(403, "amqp:resource-limit-exceeded", description)
+            }
+            e => engine_error(e),
+        })?;
     let numbers = stored
         .iter()
         .map(|m| Value::Long(m.sequence as i64))

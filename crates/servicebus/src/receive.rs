@@ -248,6 +248,7 @@ impl Receiver {
             Error::Storage(_)
             | Error::InvalidArgument(_)
             | Error::QueueAlreadyExists
+            | Error::EntityFull { .. }
             | Error::MessageNotFound
             | Error::PopReceiptMismatch
             | Error::LockLost => {
@@ -367,6 +368,8 @@ fn settle_error(e: Error) -> AmqpErr {
         Error::QueueNotFound => amqp_error("amqp:not-found", "The messaging entity could not be found."),
         Error::Storage(e) => amqp_error("com.microsoft:server-busy", format!("The server is busy, try again: {e}")),
         Error::InvalidArgument(what) => amqp_error("amqp:invalid-field", what),
-        Error::QueueAlreadyExists => amqp_error("amqp:internal-error", e.to_string()),
+        Error::QueueAlreadyExists | Error::EntityFull { .. } => {
+            amqp_error("amqp:internal-error", e.to_string())
+        }
     }
 }

@@ -151,12 +151,11 @@ async fn enqueue(
     }
     let fill = if batch.is_empty() {
         DeliveryState::Accepted(Accepted {})
-    } else if let Some(full) = quota_reached(sb, name, props).await {
-        rejected(full)
     } else {
-        match sb.engine.enqueue(sb.queue_ref(name), batch).await {
+        let max = props.max_size_bytes();
+        match sb.engine.enqueue(sb.queue_ref(name), batch, max).await {
             Ok(_) => DeliveryState::Accepted(Accepted {}),
-            Err(e) => rejected(send_error(e, name)),
+            Err(e) => rejected(send_error(sb, e, name, props)),
         }
     };
     outcomes
@@ -167,33 +166,27 @@ async fn enqueue(
 
 /// Service Bus refuses sends once an entity (with its dead-letter sub-queue) holds
 /// MaxSizeInMegabytes; what arrives together may overshoot it, as on Azure, where the check
-/// is also made before the write.
-pub(crate) async fn quota_reached(
+/// is also made before the write. The store makes the check as part of the append.
+pub(crate) fn quota_exceeded(
     sb: &ServiceBus,
     name: &str,
     props: &QueueProperties,
-) -> Option<AmqpErr> {
-    let max = props.max_size_bytes();
-    let size = sb
-        .engine
-        .queue_info(sb.queue_ref(name))
-        .await
-        .ok()?
-        .size_bytes;
-    (size >= max).then(|| {
-        amqp_error(
-            "amqp:resource-limit-exceeded",
-            format!(
-                "The maximum entity size has been reached or exceeded for Queue: '{}:Queue:{name}'. Size of entity in bytes:{size}, Max entity size in bytes: {max}.",
-                sb.namespace.name
-            ),
-        )
-    })
+    size: u64,
+) -> AmqpErr {
+    amqp_error(
+        "amqp:resource-limit-exceeded",
+        format!(
+            "The maximum entity size has been reached or exceeded for Queue: '{}:Queue:{name}'. Size of entity in bytes:{size}, Max entity size in bytes: {}.",
+            sb.namespace.name,
+            props.max_size_bytes()
+        ),
+    )
 }
 
 /// The rejection an engine error gives a send; every variant is mapped.
-fn send_error(e: Error, name: &str) -> AmqpErr {
+fn send_error(sb: &ServiceBus, e: Error, name: &str, props: &QueueProperties) -> AmqpErr {
     match e {
+        Error::EntityFull { size_bytes } => quota_exceeded(sb, name, props, size_bytes),
         Error::QueueNotFound => amqp_error(
             "amqp:not-found",
             format!("The messaging entity '{name}' could not be found."),

@@ -35,7 +35,7 @@ use std::time::Duration;
 use hematite_engine::model::NewMessage;
 use hematite_engine::store::{CreateOutcome, ReceiptOutcome, StoreFuture};
 use hematite_engine::store::{
-    Enqueue, LeaseGrant, LeaseRules, MessageUpdate, QueueSettings, SettleError, Settled,
+    Enqueue, Enqueued, LeaseGrant, LeaseRules, MessageUpdate, QueueSettings, SettleError, Settled,
     Settlement, SubQueue,
 };
 use hematite_engine::{
@@ -381,8 +381,9 @@ impl Store for EmbeddedStore {
         &'a self,
         q: QueueRef<'a>,
         batch: Vec<Enqueue>,
-    ) -> StoreFuture<'a, Option<Vec<Message>>> {
-        self.run(move |s, log| s.enqueue(log, q, batch))
+        max_bytes: u64,
+    ) -> StoreFuture<'a, Option<Enqueued>> {
+        self.run(move |s, log| s.enqueue(log, q, batch, max_bytes))
     }
 
     fn lock<'a>(

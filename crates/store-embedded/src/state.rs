@@ -17,8 +17,8 @@ use std::io;
 use hematite_engine::index::{Changes, Entity};
 use hematite_engine::model::NewMessage;
 use hematite_engine::store::{
-    CreateOutcome, Enqueue, LeaseGrant, LeaseRules, MessageUpdate, OnExpiry, ReceiptOutcome,
-    SettleError, Settled, Settlement, SubQueue,
+    CreateOutcome, Enqueue, Enqueued, LeaseGrant, LeaseRules, MessageUpdate, OnExpiry,
+    ReceiptOutcome, SettleError, Settled, Settlement, SubQueue,
 };
 use hematite_engine::{
     AccessPolicy, Message, MessageId, Metadata, PopReceipt, QueueInfo, QueueRef, QueueSummary,
@@ -774,16 +774,21 @@ impl State {
     }
 
     /// Appends `batch` to queue `account/name`: one record per message, after a batch marker
-    /// so that recovery keeps all of them or none.
+    /// so that recovery keeps all of them or none. Nothing is written for a full entity.
     pub fn enqueue(
         &mut self,
         log: &mut Log,
         q: QueueRef<'_>,
         batch: Vec<Enqueue>,
-    ) -> io::Result<Option<Vec<Message>>> {
+        max_bytes: u64,
+    ) -> io::Result<Option<Enqueued>> {
         let Some((id, e)) = Self::entry(&self.names, &mut self.queues, q.account, q.queue) else {
             return Ok(None);
         };
+        let size_bytes = e.entity.bytes();
+        if size_bytes >= max_bytes {
+            return Ok(Some(Enqueued::Full { size_bytes }));
+        }
         if batch.len() > 1 {
             let n = u32::try_from(batch.len()).unwrap_or(u32::MAX);
             log.append(|out| record::encode_batch(out, id, n))?;
@@ -804,7 +809,7 @@ impl State {
             Self::write_message(&mut self.live, log, id, e, SubQueue::Main, &mut m, body)?;
             out.push(m);
         }
-        Ok(Some(out))
+        Ok(Some(Enqueued::Stored(out)))
     }
 
     pub fn lock(

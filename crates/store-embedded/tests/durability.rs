@@ -493,7 +493,7 @@ async fn changed_rules_survive_a_restart() {
         let store = open(&dir, &clock);
         let e = engine(&store, &clock);
         sb_queue(&e).await;
-        e.enqueue(Q, vec![outgoing("poison", Ttl::Never, None)])
+        e.enqueue(Q, vec![outgoing("poison", Ttl::Never, None)], u64::MAX)
             .await
             .expect("enqueue");
         e.set_rules(Q, LeaseRules::service_bus(1, true))
@@ -537,6 +537,7 @@ async fn service_bus_state_survives_a_restart() {
                 outgoing("expiring", Ttl::After(Duration::from_secs(60)), None),
                 outgoing("scheduled", Ttl::Never, Some(later)),
             ],
+            u64::MAX,
         )
         .await
         .expect("enqueue");
@@ -666,7 +667,7 @@ async fn a_batch_cut_short_by_power_loss_leaves_none_of_it() {
             let batch = (0..40)
                 .map(|i| outgoing(&format!("{i:03}{}", "x".repeat(100)), Ttl::Never, None))
                 .collect();
-            e.enqueue(Q, batch).await.expect("enqueue");
+            e.enqueue(Q, batch, u64::MAX).await.expect("enqueue");
             faults.fail_sync.store(true, Ordering::SeqCst);
         }
         faults.fail_sync.store(false, Ordering::SeqCst);

@@ -7,8 +7,9 @@
 //!   moment it is written to the broker's outcome (the publisher settles on the outcome).
 //! - `cycle`: peek-lock receive, then complete. The complete is sent settled (receiver settle
 //!   mode first), as a consumer does on every broker; the op is from asking for the message to
-//!   the complete written. Unless `--no-refill`, one message is sent back afterwards (its
-//!   outcome awaited, not part of the op), so the backlog stays at `--prefill`.
+//!   the complete written. Unless `--no-refill`, one message is sent back afterwards (not
+//!   part of the op; up to `--in-flight` of them await their outcome at once), so the
+//!   backlog stays at `--prefill`.
 //! - `receive-and-delete`: the broker settles each message as it sends it; refilled the same.
 //!
 //! The queue: with a Service Bus connection string, a fresh `bench-…` queue is created over
@@ -52,7 +53,8 @@ pub struct AmqpOptions {
     /// With --amqp: messages a receiver link lets the broker send ahead.
     #[arg(long, default_value_t = 64)]
     prefetch: u32,
-    /// With --amqp and `put`: messages in flight per link, awaiting their outcome.
+    /// With --amqp: messages in flight per sender link, awaiting their outcome (`put`'s
+    /// sends, and the refills of the receiving scenarios).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     in_flight: u32,
     /// With --amqp: the MaxSizeInMegabytes of the queue the bench creates. Azure's default
@@ -228,6 +230,7 @@ async fn run_client(
         return Ok(());
     };
     let mut receiver = client.receiver(&t.address, mode, Some(t.prefetch)).await?;
+    let mut refills = Refills::default();
     while !s.done() {
         let Some(start) = pacer.start(s.deadline).await else {
             break;
@@ -247,19 +250,48 @@ async fn run_client(
             Tally::count(&tally.requests);
         }
         record(tally, hist, start);
-        let refilled = !refill
-            || matches!(
-                tokio::time::timeout(OUTCOME_WAIT, sender.send(&message)).await,
-                Ok(Ok(()))
-            );
-        if !refilled {
-            Tally::count(&tally.errors);
+        if refill {
+            refills.send(&mut sender, &message, t.in_flight, tally).await?;
         }
     }
+    refills.finish(&s.measured).await;
     receiver.close().await;
     sender.close().await;
     client.close().await;
     Ok(())
+}
+
+/// The messages a receiving client sends back to keep the backlog level: up to
+/// `--in-flight` on the wire, the oldest awaited when the window is full (so with the
+/// default of one, each refill is awaited before the next receive).
+#[derive(Default)]
+struct Refills(std::collections::VecDeque<Pending>);
+
+impl Refills {
+    async fn send(
+        &mut self,
+        sender: &mut hematite_servicebus_client::Sender,
+        message: &OutgoingMessage,
+        in_flight: usize,
+        tally: &Tally,
+    ) -> anyhow::Result<()> {
+        self.0.push_back(sender.start(message).await?);
+        while self.0.len() >= in_flight {
+            let Some(p) = self.0.pop_front() else { break };
+            if !matches!(tokio::time::timeout(OUTCOME_WAIT, p.outcome()).await, Ok(Ok(()))) {
+                Tally::count(&tally.errors);
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self, tally: &Tally) {
+        while let Some(p) = self.0.pop_front() {
+            if !matches!(tokio::time::timeout(OUTCOME_WAIT, p.outcome()).await, Ok(Ok(()))) {
+                Tally::count(&tally.errors);
+            }
+        }
+    }
 }
 
 /// Keeps up to `in_flight` messages on the wire; each op ends with its outcome.

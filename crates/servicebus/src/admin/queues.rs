@@ -181,6 +181,7 @@ fn engine_error(e: hematite_engine::Error) -> AdminError {
             AdminError::new(503, "The server is busy: the store failed. Please retry.")
         }
         E::QueueAlreadyExists
+        | E::EntityFull { .. }
         | E::MessageNotFound
         | E::PopReceiptMismatch
         | E::LockLost
