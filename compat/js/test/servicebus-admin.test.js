@@ -215,3 +215,69 @@ test("the data plane over AMQPS with the same connection string", { skip: extern
   assert.deepEqual(JSON.parse(out.trim()), ["tls-0", "tls-1", "tls-2"]);
   assert.equal((await ctx.admin.getQueueRuntimeProperties(q)).totalMessageCount, 0);
 });
+
+test("topics, subscriptions and rules: created, read, updated, listed by page and deleted", { skip: external }, async () => {
+  const t = name("topic");
+  const created = await ctx.admin.createTopic(t, { maxSizeInMegabytes: 2048, defaultMessageTimeToLive: "PT1H" });
+  assert.equal(created.name, t);
+  assert.equal(created.maxSizeInMegabytes, 2048);
+  const topic = await ctx.admin.getTopic(t);
+  assert.equal(topic.defaultMessageTimeToLive, "PT1H");
+  await ctx.admin.updateTopic({ ...topic, maxSizeInMegabytes: 4096 });
+  assert.equal((await ctx.admin.getTopic(t)).maxSizeInMegabytes, 4096);
+  assert.equal(await ctx.admin.topicExists(t), true);
+  for (const s of ["a", "b", "c"]) await ctx.admin.createSubscription(t, s, { maxDeliveryCount: 3 });
+  const sub = await ctx.admin.getSubscription(t, "b");
+  assert.equal(sub.topicName, t);
+  assert.equal(sub.subscriptionName, "b");
+  assert.equal(sub.maxDeliveryCount, 3);
+  await ctx.admin.updateSubscription({ ...sub, lockDuration: "PT30S" });
+  assert.equal((await ctx.admin.getSubscription(t, "b")).lockDuration, "PT30S");
+  const pages = [];
+  for await (const page of ctx.admin.listSubscriptions(t).byPage({ maxPageSize: 2 })) {
+    pages.push(page.map((s) => s.subscriptionName));
+  }
+  assert.deepEqual(pages, [["a", "b"], ["c"]]);
+  assert.equal((await ctx.admin.getTopicRuntimeProperties(t)).subscriptionCount, 3);
+  assert.equal((await ctx.admin.getSubscriptionRuntimeProperties(t, "a")).totalMessageCount, 0);
+
+  const applicationProperties = { count: 3, ratio: 1.5, urgent: true, region: "eu" };
+  await ctx.admin.createRule(t, "a", "by-correlation", { correlationId: "c-1", subject: "invoice", applicationProperties });
+  await ctx.admin.createRule(t, "a", "by-sql", { sqlExpression: "color = @c", sqlParameters: { "@c": "red" } }, { sqlExpression: "SET handled = 1" });
+  const corr = await ctx.admin.getRule(t, "a", "by-correlation");
+  assert.equal(corr.name, "by-correlation");
+  assert.equal(corr.filter.correlationId, "c-1");
+  assert.equal(corr.filter.subject, "invoice");
+  assert.deepEqual(corr.filter.applicationProperties, applicationProperties);
+  const sql = await ctx.admin.getRule(t, "a", "by-sql");
+  assert.deepEqual(sql.filter, { sqlExpression: "color = @c", sqlParameters: { "@c": "red" } });
+  assert.equal(sql.action.sqlExpression, "SET handled = 1");
+  const rules = [];
+  for await (const r of ctx.admin.listRules(t, "a")) rules.push(r.name);
+  assert.deepEqual(rules.sort(), ["$Default", "by-correlation", "by-sql"]);
+  await ctx.admin.updateRule(t, "a", { ...sql, filter: { sqlExpression: "color = 'blue'" } });
+  assert.equal((await ctx.admin.getRule(t, "a", "by-sql")).filter.sqlExpression, "color = 'blue'");
+  await ctx.admin.deleteRule(t, "a", "by-sql");
+  assert.equal(await ctx.admin.ruleExists(t, "a", "by-sql"), false);
+  await rejectsWithCode(ctx.admin.createRule(t, "a", "by-correlation", { correlationId: "x" }), "MessageEntityAlreadyExistsError");
+
+  await ctx.admin.deleteSubscription(t, "c");
+  assert.equal(await ctx.admin.subscriptionExists(t, "c"), false);
+  await ctx.admin.deleteTopic(t);
+  assert.equal(await ctx.admin.topicExists(t), false);
+  await rejectsWithCode(ctx.admin.getSubscription(t, "a"), "MessageEntityNotFoundError");
+});
+
+test("7.10 beta manages topics over http on the AMQP port", { skip: external }, async () => {
+  const a = new beta.ServiceBusAdministrationClient(ctx.server.sbConnectionString(), { retryOptions: { maxRetries: 0 } });
+  const t = name("beta-topic");
+  await a.createTopic(t);
+  await a.createSubscription(t, "s", { defaultRuleOptions: { name: "first", filter: { sqlExpression: "a = 1" } } });
+  const rules = [];
+  for await (const r of a.listRules(t, "s")) rules.push([r.name, r.filter.sqlExpression]);
+  assert.deepEqual(rules, [["first", "a = 1"]]);
+  const q = name("beta-queue");
+  await a.createQueue(q);
+  await rejectsWithCode(a.createTopic(q), "MessageEntityAlreadyExistsError");
+  await a.deleteTopic(t);
+});

@@ -10,12 +10,19 @@
 
 pub mod atom;
 pub mod duration;
+mod fields;
 pub mod queue;
+pub mod rule;
 pub mod sas;
+pub mod subscription;
+pub mod topic;
 
 pub use atom::{AdminError, Entry, Feed};
 pub use duration::{format_duration, parse_duration, TIMESPAN_MAX};
 pub use queue::{CountDetails, EntityStatus, QueueDescription, QueueRuntime};
+pub use rule::{Action, CorrelationFilter, Filter, RuleDescription, TypedValue, DEFAULT_RULE};
+pub use subscription::{SubscriptionDescription, SubscriptionRuntime};
+pub use topic::{TopicDescription, TopicRuntime};
 
 /// The namespace of every description element.
 pub const CONNECT_NS: &str = "http://schemas.microsoft.com/netservices/2010/10/servicebus/connect";

@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use hematite_queue_protocol::datetime::{format_iso8601_7, parse_iso8601};
 use hematite_queue_protocol::xml::dom::Element;
-use hematite_queue_protocol::xml::writer::{bool_str, push_text};
+use hematite_queue_protocol::xml::writer::bool_str;
 use time::OffsetDateTime;
 
 use crate::atom::AdminError;
 use crate::duration::{format_duration, parse_duration, TIMESPAN_MAX};
-use crate::{CONNECT_NS, COUNTS_NS, INSTANCE_NS};
+use crate::fields::{
+    boolean, el, expect, invalid, open_description, push_counts, read, read_counts, read_string,
+};
 
 /// Whether an entity sends and receives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,51 +123,11 @@ pub struct QueueRuntime {
 pub const MAX_LOCK: Duration = Duration::from_secs(300);
 pub const MIN_LOCK: Duration = Duration::from_secs(5);
 
-fn boolean(s: &str) -> Option<bool> {
-    match s {
-        "true" | "1" | "True" => Some(true),
-        "false" | "0" | "False" => Some(false),
-        _ => None,
-    }
-}
-
-fn invalid(name: &str, value: &str) -> AdminError {
-    AdminError::bad_request(format!(
-        "The value '{value}' supplied for property '{name}' is not valid."
-    ))
-}
-
-/// Reads a sparse description's child `name` with `read`, leaving `field` as it is when the
-/// child is absent (or nil).
-fn read<T>(
-    el: &Element,
-    name: &str,
-    field: &mut T,
-    parse: impl Fn(&str) -> Option<T>,
-) -> Result<(), AdminError> {
-    if let Some(text) = el.child_text(name) {
-        *field = parse(text).ok_or_else(|| invalid(name, text))?;
-    }
-    Ok(())
-}
-
-/// An optional string: empty means unset.
-fn read_string(el: &Element, name: &str, field: &mut Option<String>) {
-    if let Some(text) = el.child_text(name) {
-        *field = (!text.is_empty()).then(|| text.to_owned());
-    }
-}
-
 impl QueueDescription {
     /// A `<QueueDescription>` as clients send it: any subset of the properties, in any order;
     /// the others take Azure's defaults. Read-only properties are ignored.
     pub fn from_xml(el: &Element) -> Result<QueueDescription, AdminError> {
-        if el.name != "QueueDescription" {
-            return Err(AdminError::bad_request(format!(
-                "Expected a QueueDescription, not {}.",
-                el.name
-            )));
-        }
+        expect(el, "QueueDescription")?;
         let mut d = QueueDescription::default();
         read(el, "LockDuration", &mut d.lock_duration, parse_duration)?;
         read(
@@ -286,20 +248,7 @@ impl QueueDescription {
     /// when given (answers), not in what a client sends.
     pub fn to_xml(&self, runtime: Option<&QueueRuntime>) -> String {
         let mut out = String::with_capacity(1800);
-        out.push_str("<QueueDescription xmlns=\"");
-        out.push_str(CONNECT_NS);
-        out.push_str("\" xmlns:i=\"");
-        out.push_str(INSTANCE_NS);
-        out.push_str("\">");
-        let el = |out: &mut String, name: &str, value: &str| {
-            out.push('<');
-            out.push_str(name);
-            out.push('>');
-            push_text(out, value);
-            out.push_str("</");
-            out.push_str(name);
-            out.push('>');
-        };
+        open_description(&mut out, "QueueDescription");
         let dur = |d: Duration| format_duration(d);
         el(&mut out, "LockDuration", &dur(self.lock_duration));
         el(
@@ -383,44 +332,18 @@ impl QueueDescription {
     }
 }
 
-/// `CountDetails` with its one `d2p1` prefix: the JS SDK finds the prefix by looking for a
-/// single `xmlns:` attribute, and older clients index `d2p1:ActiveMessageCount` by name.
-fn push_counts(out: &mut String, c: &CountDetails) {
-    out.push_str("<CountDetails xmlns:d2p1=\"");
-    out.push_str(COUNTS_NS);
-    out.push_str("\">");
-    for (name, n) in [
-        ("ActiveMessageCount", c.active),
-        ("DeadLetterMessageCount", c.dead_letter),
-        ("ScheduledMessageCount", c.scheduled),
-        ("TransferMessageCount", c.transfer),
-        ("TransferDeadLetterMessageCount", c.transfer_dead_letter),
-    ] {
-        out.push_str(&format!("<d2p1:{name}>{n}</d2p1:{name}>"));
-    }
-    out.push_str("</CountDetails>");
-}
-
 impl QueueRuntime {
     /// The runtime properties of an answer (for clients); `None` when they are missing.
     pub fn from_xml(el: &Element) -> Option<QueueRuntime> {
         let num = |parent: &Element, name: &str| parent.child_text(name)?.parse::<u64>().ok();
         let date = |name: &str| parse_iso8601(el.child_text(name)?);
-        let counts = el.child("CountDetails");
-        let count = |name: &str| counts.and_then(|c| num(c, name)).unwrap_or(0);
         Some(QueueRuntime {
             size_in_bytes: num(el, "SizeInBytes")?,
             message_count: num(el, "MessageCount")?,
             created_at: date("CreatedAt")?,
             updated_at: date("UpdatedAt")?,
             accessed_at: date("AccessedAt").unwrap_or(OffsetDateTime::UNIX_EPOCH),
-            counts: CountDetails {
-                active: count("ActiveMessageCount"),
-                dead_letter: count("DeadLetterMessageCount"),
-                scheduled: count("ScheduledMessageCount"),
-                transfer: count("TransferMessageCount"),
-                transfer_dead_letter: count("TransferDeadLetterMessageCount"),
-            },
+            counts: read_counts(el),
         })
     }
 }
@@ -429,6 +352,7 @@ impl QueueRuntime {
 mod tests {
     use super::*;
     use crate::atom::parse_entry;
+    use crate::CONNECT_NS;
     use hematite_queue_protocol::xml::dom;
 
     fn description(inner: &str) -> Result<QueueDescription, AdminError> {

@@ -22,6 +22,7 @@ mod receive;
 pub mod sas;
 mod send;
 mod token;
+pub mod topics;
 
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -249,6 +250,12 @@ impl ServiceBus {
         }
         let host = conn.peer.hostname.as_deref().unwrap_or("localhost");
         let props = self.queue(name).ok_or_else(|| {
+            if self.catalog.is_topic_entity(name) {
+                return amqp_error(
+                    "amqp:not-implemented",
+                    format!("The messaging entity 'sb://{host}/{name}' is a topic or subscription: this server does not send to or receive from them yet."),
+                );
+            }
             amqp_error(
                 "amqp:not-found",
                 format!("The messaging entity 'sb://{host}/{name}' could not be found."),

@@ -157,7 +157,8 @@ async fn hostile_bodies_are_refused_without_harm() {
             entry("<QueueDescription><LockDuration>forever</LockDuration></QueueDescription>"),
             400,
         ),
-        (entry("<TopicDescription/>"), 400),
+        // A subscription belongs under a topic's path, not at an entity's.
+        (entry("<SubscriptionDescription/>"), 400),
         (nested.into_bytes(), 400),
         (
             entry(&format!(
@@ -189,4 +190,48 @@ async fn the_same_port_answers_amqp_and_http() {
     assert_eq!(&header, b"AMQP\x03\x01\x00\x00");
     let (status, body) = call(&s, "GET", "/health", None, b"").await;
     assert_eq!((status, body.as_str()), (200, r#"{"status":"healthy"}"#));
+}
+
+/// Azure's Standard namespace holds 10,000 queues and topics together; the quota also
+/// bounds what a client with Manage rights can make the server hold. The 10,001st entity,
+/// queue or topic, is refused with 403 until one is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_namespace_holds_ten_thousand_queues_and_topics_at_most() {
+    let s = Arc::new(server().await);
+    let auth = Arc::new(token("SAS_KEY_VALUE"));
+    // The default namespace comes with its configured queues.
+    let (status, list) = call(&s, "GET", "/$Resources/Queues", Some(&auth), b"").await;
+    assert_eq!(status, 200);
+    let configured = list.matches("<entry").count();
+    let mut workers = tokio::task::JoinSet::new();
+    for w in 0..8 {
+        let (s, auth) = (s.clone(), auth.clone());
+        workers.spawn(async move {
+            for i in (configured + w..10_000).step_by(8) {
+                let (path, body) = if i % 10 == 0 {
+                    (format!("/t{i}"), entry("<TopicDescription/>"))
+                } else {
+                    (format!("/q{i}"), entry("<QueueDescription/>"))
+                };
+                let (status, text) = call(&s, "PUT", &path, Some(&auth), &body).await;
+                assert_eq!(status, 201, "{path}: {text}");
+            }
+        });
+    }
+    while let Some(done) = workers.join_next().await {
+        done.expect("worker");
+    }
+    for (path, body) in [
+        ("/one-more", entry("<QueueDescription/>")),
+        ("/one-more-topic", entry("<TopicDescription/>")),
+    ] {
+        let (status, text) = call(&s, "PUT", path, Some(&auth), &body).await;
+        assert_eq!(status, 403, "{path}: {text}");
+        assert!(text.contains("10000"), "{text}");
+    }
+    let (status, _) = call(&s, "DELETE", "/t9990", Some(&auth), b"").await;
+    assert_eq!(status, 200, "a topic's delete frees its place");
+    let body = entry("<QueueDescription/>");
+    let (status, text) = call(&s, "PUT", "/one-more", Some(&auth), &body).await;
+    assert_eq!(status, 201, "{text}");
 }

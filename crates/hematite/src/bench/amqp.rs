@@ -251,7 +251,9 @@ async fn run_client(
         }
         record(tally, hist, start);
         if refill {
-            refills.send(&mut sender, &message, t.in_flight, tally).await?;
+            refills
+                .send(&mut sender, &message, t.in_flight, tally)
+                .await?;
         }
     }
     refills.finish(&s.measured).await;
@@ -278,7 +280,10 @@ impl Refills {
         self.0.push_back(sender.start(message).await?);
         while self.0.len() >= in_flight {
             let Some(p) = self.0.pop_front() else { break };
-            if !matches!(tokio::time::timeout(OUTCOME_WAIT, p.outcome()).await, Ok(Ok(()))) {
+            if !matches!(
+                tokio::time::timeout(OUTCOME_WAIT, p.outcome()).await,
+                Ok(Ok(()))
+            ) {
                 Tally::count(&tally.errors);
             }
         }
@@ -287,7 +292,10 @@ impl Refills {
 
     async fn finish(&mut self, tally: &Tally) {
         while let Some(p) = self.0.pop_front() {
-            if !matches!(tokio::time::timeout(OUTCOME_WAIT, p.outcome()).await, Ok(Ok(()))) {
+            if !matches!(
+                tokio::time::timeout(OUTCOME_WAIT, p.outcome()).await,
+                Ok(Ok(()))
+            ) {
                 Tally::count(&tally.errors);
             }
         }

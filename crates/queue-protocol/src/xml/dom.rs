@@ -20,6 +20,9 @@ pub struct Element {
     pub children: Vec<Element>,
     /// Decoded character data and CDATA directly inside this element, concatenated.
     pub text: String,
+    /// Attributes by local name (prefix removed), values decoded. Namespace declarations are
+    /// not kept: nothing here resolves prefixes.
+    pub attributes: Vec<(String, String)>,
 }
 
 impl Element {
@@ -34,6 +37,15 @@ impl Element {
     /// Trimmed text of the first child called `name`.
     pub fn child_text(&self, name: &str) -> Option<&str> {
         self.child(name).map(|c| c.text.trim())
+    }
+
+    /// The value of the attribute whose local name is `name` (`i:type`, `xsi:type` and
+    /// `p4:type` are all `type`).
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Like [`Self::child_text`] but the child must exist.
@@ -110,14 +122,24 @@ fn normalize_line_ends(s: &str) -> std::borrow::Cow<'_, str> {
 }
 
 fn open(e: &BytesStart<'_>) -> Result<Element, XmlError> {
-    // Attributes are unused, but a malformed one still makes the document malformed.
+    let mut attributes = Vec::new();
     for attr in e.attributes() {
-        attr.map_err(|_| XmlError::Malformed)?;
+        let attr = attr.map_err(|_| XmlError::Malformed)?;
+        let key = attr.key;
+        if key.as_namespace_binding().is_some() {
+            continue;
+        }
+        let local = std::str::from_utf8(key.local_name().into_inner())
+            .map_err(|_| XmlError::Malformed)?
+            .to_owned();
+        let value = attr.unescape_value().map_err(|_| XmlError::Malformed)?;
+        attributes.push((local, value.into_owned()));
     }
     let local = e.local_name();
     let name = std::str::from_utf8(local.as_ref()).map_err(|_| XmlError::Malformed)?;
     Ok(Element {
         name: name.to_owned(),
+        attributes,
         ..Element::default()
     })
 }

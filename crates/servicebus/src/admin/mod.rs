@@ -1,6 +1,7 @@
 //! The Service Bus HTTP port (5300 by default, as the emulator's): `GET /health`, and the
 //! ATOM administration API the SDKs' administration clients speak (Microsoft, "Service Bus
-//! REST API reference"): queues created, read, updated, listed and deleted at run time.
+//! REST API reference"): queues, topics, subscriptions and rules created, read, updated,
+//! listed and deleted at run time.
 //!
 //! The emulator answers `/health` with `200 {"status":"healthy"}` once it serves, and tools
 //! such as Testcontainers and Aspire wait for it; Hematite is ready when this port listens.
@@ -13,16 +14,23 @@
 //! client sends 2024-05 and lowercase `subscriptions`, the JS client 2021-05 and capitals.
 
 mod queues;
+mod subscriptions;
+mod topics;
 
 use std::sync::Arc;
 
 use hematite_net::http1::{Handler, Limits, Request, Response};
+use hematite_servicebus_protocol::atom::parse_entry;
 use hematite_servicebus_protocol::{AdminError, Feed};
 use percent_encoding::percent_decode_str;
 
-use crate::catalog::date;
+use crate::catalog::{date, CatalogError};
+use crate::namespace::valid_name;
 use crate::sas::{self, Right};
 use crate::{now_secs, ServiceBus};
+
+/// Azure's page size, and the most `$top` may ask for.
+const PAGE: usize = 100;
 
 /// The administration API and the health check, over one namespace.
 pub struct Admin {
@@ -104,23 +112,41 @@ impl Admin {
         }
         let lower = call.path.to_ascii_lowercase();
         let method = call.req.method();
+        let sb = &self.sb;
+        if let Some(path) = subscriptions::Path::parse(&call.path) {
+            return subscriptions::route(sb, call, &path).await;
+        }
         match (method, lower.as_str()) {
             ("GET", "$namespaceinfo") => Ok(self.namespace_info(call)),
-            ("GET", "$resources/queues") => queues::list(&self.sb, call).await,
-            // No topics yet: an empty list.
-            ("GET", "$resources/topics") => Ok(feed(empty(call, "Topics"))),
+            ("GET", "$resources/queues") => queues::list(sb, call).await,
+            ("GET", "$resources/topics") => topics::list(sb, call).await,
             (_, p) if p.starts_with('$') => Err(not_found(call)),
-            // Subscriptions and rules belong to topics, which this server does not hold yet.
-            (_, p) if p.split('/').any(|s| s == "subscriptions") => match method {
-                "GET" => Ok(feed(empty(call, "Publicly Listed Services"))),
-                _ => Err(AdminError::bad_request(
-                    "Topics and subscriptions are not supported by this server yet.",
-                )),
-            },
-            ("GET", _) => queues::get(&self.sb, call).await,
-            ("PUT", _) => queues::put(&self.sb, call).await,
-            ("DELETE", _) => queues::delete(&self.sb, call).await,
+            ("GET", _) if sb.catalog.topic(&call.path).is_some() => topics::get(sb, call).await,
+            ("GET", _) => queues::get(sb, call).await,
+            ("PUT", _) => self.put(call).await,
+            ("DELETE", _) if sb.catalog.topic(&call.path).is_some() => {
+                topics::delete(sb, call).await
+            }
+            ("DELETE", _) => queues::delete(sb, call).await,
             _ => Err(AdminError::new(405, "The method is not allowed.")),
+        }
+    }
+
+    /// A PUT of a queue or a topic: the description in the body says which.
+    async fn put(&self, call: &Call<'_>) -> Result<Response, AdminError> {
+        let name = call.path.as_str();
+        if !valid_name(name) {
+            return Err(AdminError::bad_request(format!(
+                "The entity name '{name}' is not valid: use letters, digits, periods, hyphens, underscores and slashes, starting and ending with a letter or digit, up to 260 characters."
+            )));
+        }
+        let element = parse_entry(&call.req.body)?;
+        match element.name.as_str() {
+            "QueueDescription" => queues::put(&self.sb, call, &element).await,
+            "TopicDescription" => topics::put(&self.sb, call, &element).await,
+            other => Err(AdminError::bad_request(format!(
+                "A {other} cannot be created at '{name}'."
+            ))),
         }
     }
 
@@ -199,6 +225,93 @@ pub(crate) fn not_found(call: &Call<'_>) -> AdminError {
             call.base, call.path
         ),
     )
+}
+
+/// `$skip` and `$top` of a list request: `$top` at least one (a page of none would link to
+/// itself as the next page) and at most Azure's page size.
+pub(crate) fn paging(call: &Call<'_>) -> Result<(usize, usize), AdminError> {
+    let number = |name: &str, default: usize| -> Result<usize, AdminError> {
+        call.param(name).map_or(Ok(default), |v| {
+            v.parse()
+                .map_err(|_| AdminError::bad_request(format!("The value of {name} is not valid.")))
+        })
+    };
+    Ok((number("$skip", 0)?, number("$top", PAGE)?.clamp(1, PAGE)))
+}
+
+/// A list's feed: its entries, and a next link when more follow.
+pub(crate) fn list_feed(
+    call: &Call<'_>,
+    sb: &ServiceBus,
+    title: &str,
+    entries: Vec<hematite_servicebus_protocol::Entry<'_>>,
+    (skip, top, more): (usize, usize, bool),
+) -> Response {
+    let next = more.then(|| {
+        let mut url = format!(
+            "{}/{}?$skip={}&$top={top}",
+            call.base,
+            call.path,
+            skip + entries.len()
+        );
+        if let Some(v) = call.param("api-version") {
+            url.push_str(&format!("&api-version={v}"));
+        }
+        url
+    });
+    let id = call.url(&call.path);
+    feed(
+        Feed {
+            title,
+            id: &id,
+            updated: date(sb.engine.now()),
+            next,
+            entries,
+        }
+        .write(),
+    )
+}
+
+/// A catalog refusal on this wire; `what` names the entity as Azure does
+/// (`ns:Queue:q1`, `ns:Topic:t1|s1`).
+pub(crate) fn catalog_error(call: &Call<'_>, what: &str, e: CatalogError) -> AdminError {
+    match e {
+        CatalogError::Exists => AdminError::new(
+            409,
+            format!(
+                "The messaging entity '{what}' already exists. To change it, PUT with If-Match: *."
+            ),
+        ),
+        CatalogError::NotFound => not_found(call),
+        CatalogError::NoParent => AdminError::new(
+            404,
+            format!("The messaging entity that '{what}' belongs to could not be found."),
+        ),
+        CatalogError::Quota(text) => AdminError::new(403, text),
+        CatalogError::Engine(e) => engine_error(e),
+    }
+}
+
+/// The engine's errors on this wire. An entity deleted between lookup and call is not
+/// found; a store failure is the service being busy (the SDKs retry 503).
+pub(crate) fn engine_error(e: hematite_engine::Error) -> AdminError {
+    use hematite_engine::Error as E;
+    match e {
+        E::QueueNotFound => AdminError::new(404, "The messaging entity could not be found."),
+        E::Storage(s) => {
+            tracing::error!(error = %s, "Service Bus administration: storage failure");
+            AdminError::new(503, "The server is busy: the store failed. Please retry.")
+        }
+        E::QueueAlreadyExists
+        | E::EntityFull { .. }
+        | E::MessageNotFound
+        | E::PopReceiptMismatch
+        | E::LockLost
+        | E::InvalidArgument(_) => {
+            tracing::error!(error = %e, "Service Bus administration: unexpected engine answer");
+            AdminError::new(500, format!("Internal error: {e}"))
+        }
+    }
 }
 
 /// A feed with no entries: an empty list, or a GET's answer for a missing entity.

@@ -4,18 +4,15 @@
 
 use hematite_engine::QueueRef;
 use hematite_net::http1::Response;
-use hematite_servicebus_protocol::atom::parse_entry;
+use hematite_queue_protocol::xml::dom::Element;
 use hematite_servicebus_protocol::{
-    AdminError, CountDetails, Entry, Feed, QueueDescription, QueueRuntime,
+    AdminError, CountDetails, Entry, QueueDescription, QueueRuntime,
 };
 
-use super::{empty, entry, feed, not_found, Call};
-use crate::catalog::{date, CatalogError, MAX_ENTITIES};
-use crate::namespace::{valid_name, QueueProperties};
+use super::{catalog_error, empty, engine_error, entry, feed, list_feed, not_found, paging, Call};
+use crate::catalog::CatalogError;
+use crate::namespace::QueueProperties;
 use crate::ServiceBus;
-
-/// Azure's page size, and the most `$top` may ask for.
-const PAGE: usize = 100;
 
 pub(super) async fn get(sb: &ServiceBus, call: &Call<'_>) -> Result<Response, AdminError> {
     match sb.queue(&call.path) {
@@ -29,15 +26,7 @@ pub(super) async fn get(sb: &ServiceBus, call: &Call<'_>) -> Result<Response, Ad
 }
 
 pub(super) async fn list(sb: &ServiceBus, call: &Call<'_>) -> Result<Response, AdminError> {
-    let number = |name: &str, default: usize| -> Result<usize, AdminError> {
-        call.param(name).map_or(Ok(default), |v| {
-            v.parse()
-                .map_err(|_| AdminError::bad_request(format!("The value of {name} is not valid.")))
-        })
-    };
-    let skip = number("$skip", 0)?;
-    // At least one: a page of none would link to itself as the next page.
-    let top = number("$top", PAGE)?.clamp(1, PAGE);
+    let (skip, top) = paging(call)?;
     let (page, more) = sb.catalog.list(skip, top);
     let mut descriptions = Vec::with_capacity(page.len());
     for props in &page {
@@ -50,66 +39,24 @@ pub(super) async fn list(sb: &ServiceBus, call: &Call<'_>) -> Result<Response, A
         .zip(&ids)
         .map(|((props, xml), id)| entry_for(sb, id, props, xml))
         .collect();
-    let next = more.then(|| {
-        let mut url = format!(
-            "{}/$Resources/Queues?$skip={}&$top={top}",
-            call.base,
-            skip + page.len()
-        );
-        if let Some(v) = call.param("api-version") {
-            url.push_str(&format!("&api-version={v}"));
-        }
-        url
-    });
-    let id = call.url(&call.path);
-    Ok(feed(
-        Feed {
-            title: "Queues",
-            id: &id,
-            updated: date(sb.engine.now()),
-            next,
-            entries,
-        }
-        .write(),
-    ))
+    Ok(list_feed(call, sb, "Queues", entries, (skip, top, more)))
 }
 
-pub(super) async fn put(sb: &ServiceBus, call: &Call<'_>) -> Result<Response, AdminError> {
+pub(super) async fn put(
+    sb: &ServiceBus,
+    call: &Call<'_>,
+    element: &Element,
+) -> Result<Response, AdminError> {
     let name = call.path.as_str();
-    if !valid_name(name) {
-        return Err(AdminError::bad_request(format!(
-            "The entity name '{name}' is not valid: use letters, digits, periods, hyphens, underscores and slashes, starting and ending with a letter or digit, up to 260 characters."
-        )));
-    }
-    let element = parse_entry(&call.req.body)?;
-    if element.name != "QueueDescription" {
-        return Err(AdminError::bad_request(format!(
-            "{} is not supported by this server yet: only queues are.",
-            element.name
-        )));
-    }
-    let description = QueueDescription::from_xml(&element)?;
+    let description = QueueDescription::from_xml(element)?;
     let update = call.req.header("if-match").is_some();
     let result = if update {
         sb.catalog.update(name, description).await
     } else {
         sb.catalog.create(name, description).await
     };
-    let props = result.map_err(|e| match e {
-        CatalogError::Exists => AdminError::new(
-            409,
-            format!(
-                "The messaging entity '{}:Queue:{name}' already exists. To change it, PUT with If-Match: *.",
-                sb.namespace.name
-            ),
-        ),
-        CatalogError::NotFound => not_found(call),
-        CatalogError::Quota => AdminError::new(
-            403,
-            format!("SubCode=40300. The namespace already holds its maximum of {MAX_ENTITIES} entities."),
-        ),
-        CatalogError::Engine(e) => engine_error(e),
-    })?;
+    let what = format!("{}:Queue:{name}", sb.namespace.name);
+    let props = result.map_err(|e| catalog_error(call, &what, e))?;
     for what in props.unsupported() {
         tracing::warn!(queue = %props.name, "Service Bus queue: {what}");
     }
@@ -123,10 +70,10 @@ pub(super) async fn delete(sb: &ServiceBus, call: &Call<'_>) -> Result<Response,
     match sb.catalog.delete(&call.path).await {
         Ok(()) => Ok(Response::new(200)),
         Err(CatalogError::NotFound) => Err(not_found(call)),
-        Err(CatalogError::Exists | CatalogError::Quota) => {
-            Err(AdminError::new(500, "The entity could not be deleted."))
+        Err(e) => {
+            let what = format!("{}:Queue:{}", sb.namespace.name, call.path);
+            Err(catalog_error(call, &what, e))
         }
-        Err(CatalogError::Engine(e)) => Err(engine_error(e)),
     }
 }
 
@@ -159,35 +106,18 @@ async fn describe(sb: &ServiceBus, props: &QueueProperties) -> Result<String, Ad
         created_at: props.created_at,
         updated_at: props.updated_at,
         accessed_at: props.updated_at,
-        counts: CountDetails {
-            active: info.message_count.saturating_sub(info.scheduled_count),
-            dead_letter: info.dead_letter_count,
-            scheduled: info.scheduled_count,
-            transfer: 0,
-            transfer_dead_letter: 0,
-        },
+        counts: counts(&info),
     };
     Ok(props.description.to_xml(Some(&runtime)))
 }
 
-/// The engine's errors on this wire. A queue deleted between lookup and call is not found;
-/// a store failure is the service being busy (the SDKs retry 503).
-fn engine_error(e: hematite_engine::Error) -> AdminError {
-    use hematite_engine::Error as E;
-    match e {
-        E::QueueNotFound => AdminError::new(404, "The messaging entity could not be found."),
-        E::Storage(s) => {
-            tracing::error!(error = %s, "Service Bus administration: storage failure");
-            AdminError::new(503, "The server is busy: the store failed. Please retry.")
-        }
-        E::QueueAlreadyExists
-        | E::EntityFull { .. }
-        | E::MessageNotFound
-        | E::PopReceiptMismatch
-        | E::LockLost
-        | E::InvalidArgument(_) => {
-            tracing::error!(error = %e, "Service Bus administration: unexpected engine answer");
-            AdminError::new(500, format!("Internal error: {e}"))
-        }
+/// An engine queue's counts as `CountDetails` carries them.
+pub(super) fn counts(info: &hematite_engine::QueueInfo) -> CountDetails {
+    CountDetails {
+        active: info.message_count.saturating_sub(info.scheduled_count),
+        dead_letter: info.dead_letter_count,
+        scheduled: info.scheduled_count,
+        transfer: 0,
+        transfer_dead_letter: 0,
     }
 }

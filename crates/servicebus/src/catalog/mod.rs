@@ -1,28 +1,27 @@
-//! The namespace's entities: which queues exist and with what description, kept durable in
-//! the engine beside their messages, so that a queue created over the administration API
-//! survives a restart exactly like one from `config.json`.
+//! The namespace's entities: which queues, topics and subscriptions exist and with what
+//! description, kept durable in the engine beside their messages, so that an entity created
+//! over the administration API survives a restart exactly like one from `config.json`.
 //!
-//! Each queue's description is stored in its engine queue's metadata (its name as created,
-//! the description's XML and its dates), so creating a queue and recording how it was
-//! created is one store operation, and deleting it removes both. The catalog keeps a copy in
-//! memory for lookups on every attach; administrative changes are serialised so the copy and
-//! the store agree.
+//! Each entity is an engine queue whose metadata holds its description ([`stored`]), so
+//! creating an entity and recording how it was created is one store operation, and deleting
+//! it removes both. The catalog keeps a copy in memory for lookups on every attach;
+//! administrative changes are serialised so the copy and the store agree.
+
+mod stored;
+mod topics;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use hematite_engine::{Created, Engine, Error, Metadata, QueueRef, QueueSettings, Timestamp};
-use hematite_queue_protocol::datetime::{format_iso8601_7, parse_iso8601};
-use hematite_queue_protocol::xml::dom;
+use hematite_engine::{
+    Created, Engine, Error, LeaseRules, Metadata, QueueRef, QueueSettings, Timestamp,
+};
 use hematite_servicebus_protocol::QueueDescription;
 use time::OffsetDateTime;
 
 use crate::namespace::QueueProperties;
-
-const NAME: &str = "sb-name";
-const DESCRIPTION: &str = "sb-description";
-const CREATED: &str = "sb-created";
-const UPDATED: &str = "sb-updated";
+use crate::topics::{SubscriptionProperties, TopicProperties};
+use stored::{queue_metadata, Stored};
 
 /// The most entities a namespace holds: Azure's quota for the Basic and Standard tiers. It
 /// also bounds what a client with Manage rights can make the server keep in memory.
@@ -35,16 +34,39 @@ pub enum CatalogError {
     Exists,
     #[error("the entity does not exist")]
     NotFound,
-    #[error("the namespace holds its maximum of {MAX_ENTITIES} entities")]
-    Quota,
+    /// The topic (or subscription) the entity belongs to does not exist.
+    #[error("the parent entity does not exist")]
+    NoParent,
+    /// A quota is reached; the text says which.
+    #[error("{0}")]
+    Quota(String),
     #[error(transparent)]
     Engine(#[from] Error),
+}
+
+/// Every entity, by lowercase name (subscriptions by their topic's and their own).
+#[derive(Default)]
+struct Entities {
+    queues: BTreeMap<String, Arc<QueueProperties>>,
+    topics: BTreeMap<String, Arc<TopicProperties>>,
+    subscriptions: BTreeMap<(String, String), Arc<SubscriptionProperties>>,
+}
+
+impl Entities {
+    /// Queues and topics share one namespace of names, and one quota.
+    fn name_taken(&self, key: &str) -> bool {
+        self.queues.contains_key(key) || self.topics.contains_key(key)
+    }
+
+    fn quota_reached(&self) -> bool {
+        self.queues.len() + self.topics.len() >= MAX_ENTITIES
+    }
 }
 
 pub(crate) struct Catalog {
     engine: Engine,
     account: String,
-    queues: RwLock<BTreeMap<String, Arc<QueueProperties>>>,
+    entities: RwLock<Entities>,
     /// Serialises changes, so two creates of one name cannot both succeed in memory.
     changes: tokio::sync::Mutex<()>,
 }
@@ -60,7 +82,7 @@ impl Catalog {
         let catalog = Catalog {
             engine,
             account,
-            queues: RwLock::new(BTreeMap::new()),
+            entities: RwLock::new(Entities::default()),
             changes: tokio::sync::Mutex::new(()),
         };
         for (key, props) in configured {
@@ -80,14 +102,54 @@ impl Catalog {
         }
     }
 
+    fn read(&self) -> RwLockReadGuard<'_, Entities> {
+        self.entities.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Entities> {
+        self.entities.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Creates an engine queue holding an entity's description; `Exists` if the key is
+    /// taken in the store.
+    async fn create_stored(
+        &self,
+        key: &str,
+        metadata: Metadata,
+        rules: LeaseRules,
+    ) -> Result<(), CatalogError> {
+        match self
+            .engine
+            .create_queue_with(self.q(key), metadata, QueueSettings { rules })
+            .await
+        {
+            Ok(Created::New) => Ok(()),
+            Ok(Created::AlreadyIdentical) | Err(Error::QueueAlreadyExists) => {
+                Err(CatalogError::Exists)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes an entity's engine queue; one already gone is fine.
+    async fn delete_stored(&self, key: &str) -> Result<(), CatalogError> {
+        match self.engine.delete_queue(self.q(key)).await {
+            Ok(()) | Err(Error::QueueNotFound) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn apply_configured(&self, key: &str, props: &QueueProperties) -> Result<(), Error> {
         let now = date(self.engine.now());
         let q = self.q(key);
         match self.engine.queue_info(q).await {
             Ok(info) => {
-                let kept = from_metadata(key, &info.metadata);
+                let created_at = match stored::read(key, &info.metadata) {
+                    Some(Stored::Queue(kept)) => kept.created_at,
+                    _ => now,
+                };
                 let props = QueueProperties {
-                    created_at: kept.map_or(now, |k| k.created_at),
+                    created_at,
                     updated_at: now,
                     ..props.clone()
                 };
@@ -111,7 +173,7 @@ impl Catalog {
             rules: props.rules(),
         };
         self.engine
-            .create_queue_with(self.q(key), to_metadata(props), settings)
+            .create_queue_with(self.q(key), queue_metadata(props), settings)
             .await
     }
 
@@ -119,13 +181,13 @@ impl Catalog {
     /// a description if a crash fell between the two).
     async fn rewrite(&self, key: &str, props: &QueueProperties) -> Result<(), Error> {
         let q = self.q(key);
-        self.engine.set_metadata(q, to_metadata(props)).await?;
+        self.engine.set_metadata(q, queue_metadata(props)).await?;
         self.engine.set_rules(q, props.rules()).await
     }
 
     async fn read_all(&self) -> Result<(), Error> {
         let mut start: Option<String> = None;
-        let mut found = BTreeMap::new();
+        let mut found = Entities::default();
         loop {
             let page = self
                 .engine
@@ -133,36 +195,46 @@ impl Catalog {
                 .await?;
             for s in page.queues {
                 // A queue from before descriptions were stored takes the defaults.
-                let props = from_metadata(&s.name, &s.metadata)
-                    .unwrap_or_else(|| QueueProperties::new(&s.name));
+                let entity = stored::read(&s.name, &s.metadata)
+                    .unwrap_or_else(|| Stored::Queue(QueueProperties::new(&s.name)));
                 // An update writes the description, then the rules: a crash between the two
                 // left the rules behind, and this brings them up (a no-op when they agree).
-                self.engine
-                    .set_rules(self.q(&s.name), props.rules())
-                    .await?;
-                found.insert(s.name, Arc::new(props));
+                let rules = match &entity {
+                    Stored::Queue(p) => p.rules(),
+                    Stored::Topic(_) => LeaseRules::default(),
+                    Stored::Subscription(p) => p.lease_rules(),
+                };
+                self.engine.set_rules(self.q(&s.name), rules).await?;
+                match entity {
+                    Stored::Queue(p) => {
+                        found.queues.insert(s.name, Arc::new(p));
+                    }
+                    Stored::Topic(p) => {
+                        found.topics.insert(s.name, Arc::new(p));
+                    }
+                    Stored::Subscription(p) => {
+                        let key = (p.topic.to_ascii_lowercase(), p.name.to_ascii_lowercase());
+                        found.subscriptions.insert(key, Arc::from(p));
+                    }
+                }
             }
             match page.next {
                 Some(next) => start = Some(next),
                 None => break,
             }
         }
-        *self.queues.write().unwrap_or_else(|e| e.into_inner()) = found;
+        *self.write() = found;
         Ok(())
     }
 
     /// The queue called `name` (any case).
     pub fn get(&self, name: &str) -> Option<Arc<QueueProperties>> {
-        let queues = self.queues.read().unwrap_or_else(|e| e.into_inner());
-        queues.get(&name.to_ascii_lowercase()).cloned()
+        self.read().queues.get(&name.to_ascii_lowercase()).cloned()
     }
 
     /// Up to `top` queues after the first `skip`, in name order, and whether more follow.
     pub fn list(&self, skip: usize, top: usize) -> (Vec<Arc<QueueProperties>>, bool) {
-        let queues = self.queues.read().unwrap_or_else(|e| e.into_inner());
-        let page: Vec<_> = queues.values().skip(skip).take(top).cloned().collect();
-        let more = queues.len() > skip.saturating_add(page.len());
-        (page, more)
+        page(self.read().queues.values(), skip, top)
     }
 
     pub async fn create(
@@ -172,12 +244,7 @@ impl Catalog {
     ) -> Result<Arc<QueueProperties>, CatalogError> {
         let _change = self.changes.lock().await;
         let key = name.to_ascii_lowercase();
-        if self.get(&key).is_some() {
-            return Err(CatalogError::Exists);
-        }
-        if self.len() >= MAX_ENTITIES {
-            return Err(CatalogError::Quota);
-        }
+        self.check_new_entity(&key)?;
         let now = date(self.engine.now());
         let props = QueueProperties {
             name: name.to_owned(),
@@ -185,13 +252,8 @@ impl Catalog {
             created_at: now,
             updated_at: now,
         };
-        match self.store_new(&key, &props).await {
-            Ok(Created::New) => {}
-            Ok(Created::AlreadyIdentical) | Err(Error::QueueAlreadyExists) => {
-                return Err(CatalogError::Exists)
-            }
-            Err(e) => return Err(e.into()),
-        }
+        self.create_stored(&key, queue_metadata(&props), props.rules())
+            .await?;
         Ok(self.insert(key, props))
     }
 
@@ -218,58 +280,46 @@ impl Catalog {
         if self.get(&key).is_none() {
             return Err(CatalogError::NotFound);
         }
-        match self.engine.delete_queue(self.q(&key)).await {
-            Ok(()) | Err(Error::QueueNotFound) => {}
-            Err(e) => return Err(e.into()),
-        }
-        let mut queues = self.queues.write().unwrap_or_else(|e| e.into_inner());
-        queues.remove(&key);
+        self.delete_stored(&key).await?;
+        self.write().queues.remove(&key);
         Ok(())
     }
 
-    pub fn len(&self) -> usize {
-        self.queues.read().unwrap_or_else(|e| e.into_inner()).len()
+    /// A new queue or topic called `key`: the name must be free and the quota not reached.
+    fn check_new_entity(&self, key: &str) -> Result<(), CatalogError> {
+        let entities = self.read();
+        if entities.name_taken(key) {
+            return Err(CatalogError::Exists);
+        }
+        if entities.quota_reached() {
+            return Err(CatalogError::Quota(format!(
+                "SubCode=40300. The namespace already holds its maximum of {MAX_ENTITIES} entities."
+            )));
+        }
+        Ok(())
     }
 
     fn insert(&self, key: String, props: QueueProperties) -> Arc<QueueProperties> {
         let props = Arc::new(props);
-        let mut queues = self.queues.write().unwrap_or_else(|e| e.into_inner());
-        queues.insert(key, props.clone());
+        self.write().queues.insert(key, props.clone());
         props
     }
+}
+
+/// Up to `top` items after the first `skip`, and whether more follow.
+fn page<'a, T: 'a>(
+    items: impl ExactSizeIterator<Item = &'a Arc<T>>,
+    skip: usize,
+    top: usize,
+) -> (Vec<Arc<T>>, bool) {
+    let total = items.len();
+    let page: Vec<_> = items.skip(skip).take(top).cloned().collect();
+    let more = total > skip.saturating_add(page.len());
+    (page, more)
 }
 
 /// An engine time as a calendar time, for the descriptions' dates.
 pub(crate) fn date(t: Timestamp) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(t.as_millis()) * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
-fn to_metadata(p: &QueueProperties) -> Metadata {
-    Metadata(vec![
-        (NAME.to_owned(), p.name.clone()),
-        (DESCRIPTION.to_owned(), p.description.to_xml(None)),
-        (CREATED.to_owned(), format_iso8601_7(p.created_at)),
-        (UPDATED.to_owned(), format_iso8601_7(p.updated_at)),
-    ])
-}
-
-/// The queue a stored description describes; `None` when there is none (or it no longer
-/// reads, which would be a bug: it was written by [`to_metadata`]).
-fn from_metadata(key: &str, m: &Metadata) -> Option<QueueProperties> {
-    let get = |k: &str| m.0.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    let xml = dom::parse(get(DESCRIPTION)?.as_bytes()).ok()??;
-    let description = match QueueDescription::from_xml(&xml) {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::warn!(queue = key, error = %e, "a stored Service Bus description does not read; using the defaults");
-            return None;
-        }
-    };
-    Some(QueueProperties {
-        name: get(NAME).unwrap_or(key).to_owned(),
-        description,
-        created_at: get(CREATED).and_then(parse_iso8601)?,
-        updated_at: get(UPDATED).and_then(parse_iso8601)?,
-    })
 }
