@@ -30,8 +30,12 @@ pub struct ServeArgs {
     #[arg(long, env = "HEMATITE_DATA_DIR", default_value = "./hematite-data")]
     data_dir: PathBuf,
     /// Keep everything in memory; nothing survives a restart.
-    #[arg(long, env = "HEMATITE_IN_MEMORY")]
+    #[arg(long, env = "HEMATITE_IN_MEMORY", conflicts_with = "store")]
     in_memory: bool,
+    /// Keep everything in a PostgreSQL database (`postgres://user:password@host:port/db`)
+    /// that several Hematite nodes can share, instead of the data directory.
+    #[arg(long, env = "HEMATITE_STORE", value_name = "URL")]
+    store: Option<String>,
     /// An account as NAME:BASE64KEY[:BASE64KEY2]; repeatable. Replaces the default account.
     #[arg(long = "account", value_name = "NAME:KEY")]
     accounts: Vec<String>,
@@ -177,6 +181,8 @@ pub enum StoreChoice {
         dir: PathBuf,
         options: hematite_store_embedded::Options,
     },
+    /// A PostgreSQL database, by URL.
+    Postgres(String),
 }
 
 pub struct Config {
@@ -257,7 +263,14 @@ impl ServeArgs {
         Ok(Config {
             servicebus,
             listen: self.listen,
-            store: if self.in_memory {
+            store: if let Some(url) = self.store {
+                if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+                    anyhow::bail!(
+                        "--store takes a PostgreSQL URL (postgres://user:password@host:port/database), not {url:?}"
+                    );
+                }
+                StoreChoice::Postgres(url)
+            } else if self.in_memory {
                 StoreChoice::Memory
             } else {
                 StoreChoice::Embedded {
@@ -354,6 +367,10 @@ impl Config {
         };
         let store = match &self.store {
             StoreChoice::Memory => "in memory (nothing is kept)".to_owned(),
+            StoreChoice::Postgres(url) => format!(
+                "PostgreSQL at {} (durable: answered after COMMIT)",
+                redact_password(url)
+            ),
             StoreChoice::Embedded { dir, options } => match options.durability {
                 Durability::Strict => {
                     format!("{} (durable: fsync before every answer)", dir.display())
@@ -388,6 +405,20 @@ impl Config {
             ));
         }
         out.trim_end().to_owned()
+    }
+}
+
+/// A database URL with its password replaced, for the banner and logs.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
     }
 }
 

@@ -85,6 +85,15 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store: Arc<dyn Store> = match &config.store {
         StoreChoice::Memory => Arc::new(MemoryStore::new()),
+        StoreChoice::Postgres(url) => {
+            let started = std::time::Instant::now();
+            let store = hematite_store_postgres::PostgresStore::open(url).await?;
+            tracing::info!(
+                took_ms = started.elapsed().as_millis(),
+                "PostgreSQL store open"
+            );
+            Arc::new(store)
+        }
         StoreChoice::Embedded { dir, options } => {
             let started = std::time::Instant::now();
             let store = EmbeddedStore::open(dir, options.clone(), clock.clone())?;

@@ -1,0 +1,202 @@
+//! The PostgreSQL store: several stateless Hematite nodes share one database.
+//!
+//! Every call is one transaction on a pooled connection, answered only after `COMMIT`
+//! returned with `synchronous_commit = on`, so an acknowledged write is as durable as the
+//! database makes it; a call whose transaction fails is answered with an error, never a
+//! success. Calls on one entity are ordered by a lock on its row ([`entity`]), which keeps
+//! sequence numbers gap-free in commit order and makes every ownership check (receipt, lock
+//! token, state) hold against what other nodes committed. The messages a call touches are
+//! loaded, run through the engine's own state machine and written back, so this store
+//! shares its semantics with the others and the conformance suite pins them.
+//!
+//! Times are the caller's (the engine's clock); the schema and its migrations are in
+//! [`schema`]. Batching concurrent calls into shared statements is not done yet.
+
+mod codec;
+mod entity;
+pub mod schema;
+
+use std::sync::Arc;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use hematite_engine::model::NewMessage;
+use hematite_engine::store::{
+    CreateOutcome, Enqueue, Enqueued, LeaseGrant, LeaseRules, MessageUpdate, QueueSettings,
+    ReceiptOutcome, SettleError, Settled, Settlement, Store, StoreError, StoreErrorKind,
+    StoreFuture, SubQueue,
+};
+use hematite_engine::{
+    AccessPolicy, Message, MessageId, Metadata, PopReceipt, QueueInfo, QueueRef, QueueSummary,
+    Timestamp,
+};
+use tokio_postgres::{NoTls, Transaction};
+
+use crate::codec::{sub_code, MESSAGE_COLUMNS};
+use crate::entity::{Load, Loaded};
+
+/// Connections each node keeps to the database.
+const POOL_SIZE: usize = 16;
+
+/// The store: a pool of connections, used from tasks on the runtime it was opened on.
+///
+/// Each call runs as a task of its own on that runtime, so a caller may poll the call's
+/// future from any thread or executor (the conformance suite races two plain threads), and a
+/// caller that stops waiting does not cut a transaction short.
+pub struct PostgresStore {
+    db: Arc<Db>,
+    runtime: tokio::runtime::Handle,
+}
+
+struct Db {
+    pool: Pool,
+}
+
+/// A queue's name, owned, for a call's task.
+struct Q {
+    account: String,
+    queue: String,
+}
+
+impl Q {
+    fn new(q: QueueRef<'_>) -> Q {
+        Q {
+            account: q.account.to_owned(),
+            queue: q.queue.to_owned(),
+        }
+    }
+
+    fn r(&self) -> QueueRef<'_> {
+        QueueRef::new(&self.account, &self.queue)
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::new(StoreErrorKind::Unavailable, format!("PostgreSQL: {e}"))
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user:password@host:port/database`) and brings the
+    /// schema up to date.
+    pub async fn open(url: &str) -> Result<PostgresStore, StoreError> {
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+            StoreError::new(StoreErrorKind::Other, format!("the PostgreSQL URL: {e}"))
+        })?;
+        // Acknowledged means durable, whatever the server's default; a stuck statement or
+        // transaction is ended by the server rather than holding rows.
+        config.options(
+            "-c synchronous_commit=on -c statement_timeout=30000 \
+             -c idle_in_transaction_session_timeout=60000",
+        );
+        config.application_name("hematite");
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .build()
+            .map_err(unavailable)?;
+        let db = Db { pool };
+        db.migrate().await?;
+        Ok(PostgresStore {
+            db: Arc::new(db),
+            runtime: tokio::runtime::Handle::current(),
+        })
+    }
+
+    /// Runs a call as a task on the store's runtime.
+    fn spawn<'a, T, Fut>(&'a self, f: impl FnOnce(Arc<Db>) -> Fut) -> StoreFuture<'a, T>
+    where
+        T: Send + 'static,
+        Fut: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        let call = f(self.db.clone());
+        let runtime = self.runtime.clone();
+        Box::pin(async move {
+            runtime.spawn(call).await.map_err(|e| {
+                StoreError::new(StoreErrorKind::Other, format!("a store call failed: {e}"))
+            })?
+        })
+    }
+}
+
+impl Db {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut client = self.pool.get().await.map_err(unavailable)?;
+        let tx = client.transaction().await.map_err(unavailable)?;
+        // One node at a time; the lock ends with the transaction.
+        tx.execute("SELECT pg_advisory_xact_lock(7254123301)", &[])
+            .await
+            .map_err(unavailable)?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
+            .await
+            .map_err(unavailable)?;
+        let done: i64 = tx
+            .query_one("SELECT count(*) FROM schema_version", &[])
+            .await
+            .map_err(unavailable)?
+            .get(0);
+        for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(done as usize) {
+            tx.batch_execute(sql).await.map_err(unavailable)?;
+            tx.execute("INSERT INTO schema_version VALUES ($1)", &[&(i as i32 + 1)])
+                .await
+                .map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)
+    }
+
+    /// One call on one entity: its row locked, `load`'s messages run through `f`, the
+    /// changes written. `None` if the entity does not exist.
+    async fn on_entity<T: Send>(
+        &self,
+        q: QueueRef<'_>,
+        load: Load<'_>,
+        f: impl FnOnce(&mut Loaded) -> T + Send,
+    ) -> Result<Option<T>, StoreError> {
+        let mut client = self.pool.get().await.map_err(unavailable)?;
+        let tx = client.transaction().await.map_err(unavailable)?;
+        let Some((head, next_seq)) = entity::lock(&tx, q).await.map_err(unavailable)? else {
+            return Ok(None);
+        };
+        let mut loaded = Loaded::new(&tx, head, next_seq, &load)
+            .await
+            .map_err(unavailable)?;
+        let out = f(&mut loaded);
+        loaded.save(&tx).await.map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(Some(out))
+    }
+
+    async fn sid(
+        tx: &Transaction<'_>,
+        q: QueueRef<'_>,
+    ) -> Result<Option<i64>, tokio_postgres::Error> {
+        Ok(tx
+            .query_opt(
+                "SELECT sid FROM entities WHERE account = $1 AND name = $2",
+                &[&q.account, &q.queue],
+            )
+            .await?
+            .map(|r| r.get(0)))
+    }
+
+    /// Sets one column of an entity's row; `false` if there is no such entity.
+    async fn set_column(
+        &self,
+        q: QueueRef<'_>,
+        sql: &'static str,
+        value: &(dyn tokio_postgres::types::ToSql + Sync),
+    ) -> Result<bool, StoreError> {
+        let client = self.pool.get().await.map_err(unavailable)?;
+        let n = client
+            .execute(sql, &[&q.account, &q.queue, value])
+            .await
+            .map_err(unavailable)?;
+        Ok(n > 0)
+    }
+}
+
+mod store_impl;
