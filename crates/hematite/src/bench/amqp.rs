@@ -302,7 +302,10 @@ impl Refills {
     }
 }
 
-/// Keeps up to `in_flight` messages on the wire; each op ends with its outcome.
+/// Keeps up to `in_flight` messages on the wire; each op ends with its outcome, timed when
+/// the outcome arrives: outcomes are collected while the loop waits for the next paced send,
+/// not only when the window is full (which once counted a paced op's wait for seven more
+/// sends into its latency).
 async fn send_loop(
     s: &Shared,
     t: &Target,
@@ -311,27 +314,63 @@ async fn send_loop(
     mut pacer: Pacer,
     hists: &mut [Histogram<u64>; 2],
 ) -> anyhow::Result<()> {
-    let mut pending: std::collections::VecDeque<(Instant, Pending)> = Default::default();
+    use futures_util::stream::{FuturesUnordered, StreamExt};
+    let mut pending = FuturesUnordered::new();
     let mut paced_out = false;
     loop {
         let more = !paced_out && !s.done();
         if more && pending.len() < t.in_flight {
+            // Paced with sends on the wire: gather what completes until the next is due.
+            // Woken on time, the send starts now (the timer's lateness is not the broker's);
+            // a send already late starts at its due time, as `Pacer::start` has it.
+            let mut slept = false;
+            if let Some(due) = pacer
+                .due()
+                .filter(|d| *d > Instant::now() && !pending.is_empty())
+            {
+                tokio::select! {
+                    Some(done) = pending.next() => {
+                        finished(s, hists, done);
+                        continue;
+                    }
+                    _ = tokio::time::sleep_until(due.into()) => slept = true,
+                }
+            }
             let Some(start) = pacer.start(s.deadline).await else {
                 paced_out = true;
                 continue;
             };
-            pending.push_back((start, sender.start(message).await?));
+            let start = if slept { Instant::now() } else { start };
+            let p = sender.start(message).await?;
+            pending.push(async move {
+                // An outcome that never comes is an error, not a run that never ends.
+                let ok = matches!(
+                    tokio::time::timeout(OUTCOME_WAIT, p.outcome()).await,
+                    Ok(Ok(()))
+                );
+                (start, ok, Instant::now())
+            });
             continue;
         }
-        let Some((start, p)) = pending.pop_front() else {
+        let Some(done) = pending.next().await else {
             return Ok(());
         };
-        let (tally, hist) = pick(s, start, hists);
-        Tally::count(&tally.requests);
-        // An outcome that never comes is an error, not a run that never ends.
-        match tokio::time::timeout(OUTCOME_WAIT, p.outcome()).await {
-            Ok(Ok(())) => record(tally, hist, start),
-            Ok(Err(_)) | Err(_) => Tally::count(&tally.errors),
-        }
+        finished(s, hists, done);
+    }
+}
+
+/// Counts a send whose outcome came: its latency from start to outcome, or an error.
+fn finished(
+    s: &Shared,
+    hists: &mut [Histogram<u64>; 2],
+    (start, ok, at): (Instant, bool, Instant),
+) {
+    let (tally, hist) = pick(s, start, hists);
+    Tally::count(&tally.requests);
+    if ok {
+        let _ = hist.record(at.duration_since(start).as_micros().max(1) as u64);
+        Tally::count(&tally.ops);
+    } else {
+        Tally::count(&tally.errors);
     }
 }

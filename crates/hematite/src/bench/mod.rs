@@ -273,6 +273,11 @@ impl Pacer {
         }
     }
 
+    /// When the next op is due; `None` when unpaced (at once, always).
+    pub(crate) fn due(&self) -> Option<Instant> {
+        self.interval.map(|_| self.next)
+    }
+
     async fn start(&mut self, deadline: Instant) -> Option<Instant> {
         let Some(i) = self.interval else {
             return Some(Instant::now());
