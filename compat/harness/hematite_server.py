@@ -135,11 +135,11 @@ def start(
     port = _free_port()
     log = tempfile.NamedTemporaryFile(prefix="hematite-compat-", suffix=".log", delete=False)
     # The Python suites run on the server's default, durable store (in a scratch data dir);
-    # HEMATITE_STORE=memory switches to --in-memory. The JS suite runs in memory, so both
+    # HEMATITE_TEST_STORE=memory switches to --in-memory. The JS suite runs in memory, so both
     # stores face an official SDK.
     # `data_dir` given: reuse it (a restart); the caller owns and removes it.
     keep_dir = data_dir is not None
-    if data_dir is None and os.environ.get("HEMATITE_STORE", "embedded") == "memory":
+    if data_dir is None and os.environ.get("HEMATITE_TEST_STORE", "embedded") == "memory":
         store_args = ["--in-memory"]
     else:
         data_dir = data_dir or tempfile.mkdtemp(prefix="hematite-compat-data-")

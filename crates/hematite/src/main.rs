@@ -82,12 +82,14 @@ fn main() -> anyhow::Result<()> {
 
 async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = args.resolve()?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let mut clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store: Arc<dyn Store> = match &config.store {
         StoreChoice::Memory => Arc::new(MemoryStore::new()),
         StoreChoice::Postgres(url) => {
             let started = std::time::Instant::now();
             let store = hematite_store_postgres::PostgresStore::open(url).await?;
+            // Nodes sharing the database share its clock, so leases end at one time for all.
+            clock = hematite_store_postgres::DbClock::start(&store).await?;
             tracing::info!(
                 took_ms = started.elapsed().as_millis(),
                 "PostgreSQL store open"

@@ -9,12 +9,15 @@
 //! loaded, run through the engine's own state machine and written back, so this store
 //! shares its semantics with the others and the conformance suite pins them.
 //!
-//! Times are the caller's (the engine's clock); the schema and its migrations are in
-//! [`schema`]. Batching concurrent calls into shared statements is not done yet.
+//! Times are the caller's; nodes sharing a database take them from [`DbClock`], so that
+//! their wall clocks need not agree. The schema and its migrations are in [`schema`]. Batching concurrent calls into shared statements is not done yet.
 
+pub mod clock;
 mod codec;
 mod entity;
 pub mod schema;
+
+pub use clock::DbClock;
 
 use std::sync::Arc;
 
@@ -105,6 +108,18 @@ impl PostgresStore {
             db: Arc::new(db),
             runtime: tokio::runtime::Handle::current(),
         })
+    }
+
+    /// Another handle on the same pool and runtime (for the clock's refresher).
+    fn clone_handle(&self) -> PostgresStore {
+        PostgresStore {
+            db: self.db.clone(),
+            runtime: self.runtime.clone(),
+        }
+    }
+
+    fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.runtime
     }
 
     /// Runs a call as a task on the store's runtime.

@@ -1,0 +1,130 @@
+"""Two `hematite serve` nodes on one PostgreSQL database (issue 14), driven by the official
+azure-storage-queue SDK: a message put on one node is received on the other, a lease taken on
+one holds on the other, a node killed with -9 while holding leases loses nothing and
+redelivers nothing early, and consumers on both nodes never share a message.
+
+The database server is `HEMATITE_TEST_POSTGRES` (`scripts/test` starts one); each test gets a
+database of its own."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+import uuid
+
+import pytest
+from azure.core.exceptions import HttpResponseError
+from azure.storage.queue import QueueClient
+
+import hematite_server
+from conftest import CLIENT_KWARGS, unique_name
+
+pytestmark = pytest.mark.skipif(
+    bool(os.environ.get("HEMATITE_URL")), reason="starts its own servers on PostgreSQL"
+)
+
+
+def fresh_database() -> str:
+    url = os.environ.get("HEMATITE_TEST_POSTGRES")
+    if not url:
+        pytest.fail("set HEMATITE_TEST_POSTGRES to a PostgreSQL URL (scripts/test starts a cluster and sets it)")
+    name = f"nodes_{uuid.uuid4().hex[:12]}"
+    subprocess.run(["psql", url, "-q", "-c", f"CREATE DATABASE {name}"], check=True, capture_output=True)
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture
+def nodes():
+    db = fresh_database()
+    started = [hematite_server.start(extra_args=["--store", db]) for _ in range(2)]
+    yield started
+    for s in started:
+        hematite_server.stop(s)
+
+
+def queue(node, name) -> QueueClient:
+    return QueueClient.from_connection_string(node.connection_string(), name, **CLIENT_KWARGS)
+
+
+def test_a_message_put_on_one_node_is_received_and_deleted_on_the_other(nodes):
+    a, b = nodes
+    name = unique_name()
+    queue(a, name).create_queue()
+    sent = {f"m{i}" for i in range(20)}
+    for text in sent:
+        queue(a, name).send_message(text)
+    got = list(queue(b, name).receive_messages(messages_per_page=32, visibility_timeout=30))
+    assert {m.content for m in got} == sent
+    assert list(queue(a, name).peek_messages(max_messages=32)) == [], "leased on b, invisible on a"
+    for m in got:
+        queue(a, name).delete_message(m.id, m.pop_receipt)
+    assert queue(b, name).get_queue_properties().approximate_message_count == 0
+
+
+def test_a_lease_taken_on_one_node_holds_on_the_other(nodes):
+    a, b = nodes
+    name = unique_name()
+    queue(a, name).create_queue()
+    queue(a, name).send_message("leased")
+    first = next(iter(queue(a, name).receive_messages(visibility_timeout=2)))
+    assert list(queue(b, name).receive_messages()) == []
+    time.sleep(2.5)
+    again = next(iter(queue(b, name).receive_messages(visibility_timeout=30)))
+    assert (again.id, again.dequeue_count) == (first.id, 2)
+    with pytest.raises(HttpResponseError) as e:
+        queue(a, name).delete_message(first.id, first.pop_receipt)
+    assert e.value.status_code == 404, "the old receipt no longer works"
+    queue(a, name).delete_message(again.id, again.pop_receipt)
+
+
+def test_a_node_killed_while_holding_leases_loses_nothing_and_redelivers_late(nodes):
+    a, b = nodes
+    name = unique_name()
+    queue(a, name).create_queue()
+    for i in range(5):
+        queue(a, name).send_message(f"k{i}")
+    held = list(queue(a, name).receive_messages(messages_per_page=5, visibility_timeout=3))
+    leased_at = time.monotonic()
+    assert len(held) == 5
+    hematite_server.kill9(a)
+    while time.monotonic() - leased_at < 2.5:
+        assert list(queue(b, name).receive_messages()) == [], "redelivered before the lease ended"
+        time.sleep(0.2)
+    time.sleep(1.0)
+    again = list(queue(b, name).receive_messages(messages_per_page=5, visibility_timeout=30))
+    assert sorted(m.content for m in again) == [f"k{i}" for i in range(5)]
+    assert all(m.dequeue_count == 2 for m in again)
+    for old in held:
+        with pytest.raises(HttpResponseError):
+            queue(b, name).delete_message(old.id, old.pop_receipt)
+
+
+def test_consumers_on_both_nodes_never_share_a_message(nodes):
+    a, b = nodes
+    name = unique_name()
+    queue(a, name).create_queue()
+    total = 300
+    for i in range(total):
+        queue(a if i % 2 else b, name).send_message(f"c{i}")
+    seen, lock = [], threading.Lock()
+
+    def consume(node):
+        q = queue(node, name)
+        while True:
+            batch = list(q.receive_messages(messages_per_page=8, visibility_timeout=60))
+            if not batch:
+                return
+            for m in batch:
+                q.delete_message(m.id, m.pop_receipt)
+                with lock:
+                    seen.append(m.content)
+
+    threads = [threading.Thread(target=consume, args=(n,)) for n in (a, b) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(seen) == total, "each message received and deleted once"
+    assert sorted(seen) == sorted(f"c{i}" for i in range(total))
