@@ -160,6 +160,8 @@ pub struct ServiceBusConfig {
     /// The certificate chain and key: AMQPS, and TLS on every Service Bus port.
     pub tls: Option<(PathBuf, PathBuf)>,
     pub namespace: Namespace,
+    /// The store is shared with other nodes: follow the entities they create.
+    pub shared_store: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -353,6 +355,7 @@ impl ServeArgs {
             amqps_explicit: self.amqps_listen.is_some(),
             tls: self.tls_cert.clone().zip(self.tls_key.clone()),
             namespace,
+            shared_store: self.store.is_some(),
         })
     }
 }

@@ -57,6 +57,10 @@ where
     let sb = ServiceBus::new(engine, config.namespace)
         .await
         .context("creating the Service Bus queues")?;
+    if config.shared_store {
+        // Entities other nodes create at run time are seen here within this.
+        sb.follow_shared_store(std::time::Duration::from_secs(2));
+    }
     let ports = Ports::new(
         sb.clone(),
         amqp_config(),

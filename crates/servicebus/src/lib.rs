@@ -48,6 +48,8 @@ pub struct ServiceBus {
     account: String,
     /// The queues that exist, configured or created since.
     catalog: Catalog,
+    /// Other nodes change the store too ([`ServiceBus::follow_shared_store`]).
+    shared: std::sync::atomic::AtomicBool,
 }
 
 /// What one connection has proved: a valid key over PLAIN, or tokens put on `$cbs`.
@@ -170,12 +172,45 @@ impl ServiceBus {
             engine,
             namespace,
             catalog,
+            shared: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
     /// The queue called `name` (any case), if it exists.
     pub fn queue(&self, name: &str) -> Option<Arc<QueueProperties>> {
         self.catalog.get(name)
+    }
+
+    /// For a store other nodes share: reads the catalog again every `every`, so entities
+    /// other nodes create, change or delete are seen here too, and reads an entity missing
+    /// here at once when a client asks for it ([`ServiceBus::ensure_known`]).
+    pub fn follow_shared_store(self: &Arc<Self>, every: std::time::Duration) {
+        self.shared
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(sb) = weak.upgrade() else { return };
+                if let Err(e) = sb.catalog.refresh().await {
+                    tracing::warn!(error = %e, "reading the Service Bus entities again failed");
+                }
+            }
+        });
+    }
+
+    /// On a shared store, an entity this node does not know is read from the store before
+    /// a client is told it does not exist.
+    pub(crate) async fn ensure_known(&self, name: &str) {
+        if !self.shared.load(std::sync::atomic::Ordering::Relaxed)
+            || self.catalog.get(name).is_some()
+            || self.catalog.topic(name).is_some()
+        {
+            return;
+        }
+        if let Err(e) = self.catalog.reload(name).await {
+            tracing::warn!(entity = name, error = %e, "reading a Service Bus entity failed");
+        }
     }
 
     pub fn namespace(&self) -> &Namespace {

@@ -273,6 +273,7 @@ pub(crate) async fn requests(
         Some((name, sub)) => crate::address::management_path(name, *sub),
     };
     if let Some((name, _)) = &entity {
+        sb.ensure_known(name).await;
         // Either claim opens the node; each operation then needs its own (management.rs).
         let open = sb
             .entity(&conn, name, &node, crate::sas::Right::Listen)

@@ -34,6 +34,7 @@ pub(crate) async fn run(
     sub: SubQueue,
 ) {
     let path = entity_path(&name, sub);
+    sb.ensure_known(&name).await;
     let props = match sb.entity(&conn, &name, &path, Right::Send) {
         Ok(p) => p,
         Err(e) => return link.refuse(e).await,

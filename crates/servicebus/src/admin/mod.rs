@@ -113,6 +113,12 @@ impl Admin {
         let lower = call.path.to_ascii_lowercase();
         let method = call.req.method();
         let sb = &self.sb;
+        if !lower.starts_with('$') {
+            // Another node sharing the store may have made or changed it.
+            let entity = subscriptions::Path::parse(&call.path)
+                .map_or(call.path.clone(), |p| p.topic().to_owned());
+            sb.ensure_known(&entity).await;
+        }
         if let Some(path) = subscriptions::Path::parse(&call.path) {
             return subscriptions::route(sb, call, &path).await;
         }

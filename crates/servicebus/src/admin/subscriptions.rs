@@ -26,6 +26,10 @@ pub(super) struct Path {
 }
 
 impl Path {
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
     /// `None` for a path that names no subscription or rule (a queue's or topic's).
     pub fn parse(path: &str) -> Option<Path> {
         let segs: Vec<&str> = path.split('/').collect();

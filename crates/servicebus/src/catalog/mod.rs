@@ -185,7 +185,36 @@ impl Catalog {
         self.engine.set_rules(q, props.rules()).await
     }
 
+    /// Reads every entity the store holds, then brings each one's lease rules up to its
+    /// description: an update writes the description, then the rules, and a crash between
+    /// the two left the rules behind (a no-op when they agree).
     async fn read_all(&self) -> Result<(), Error> {
+        let found = self.read_entities().await?;
+        let rules = found
+            .queues
+            .iter()
+            .map(|(k, p)| (k.clone(), p.rules()))
+            .chain(
+                found
+                    .topics
+                    .keys()
+                    .map(|k| (k.clone(), LeaseRules::default())),
+            )
+            .chain(
+                found
+                    .subscriptions
+                    .values()
+                    .map(|p| (stored::subscription_key(&p.topic, &p.name), p.lease_rules())),
+            );
+        for (key, r) in rules.collect::<Vec<_>>() {
+            self.engine.set_rules(self.q(&key), r).await?;
+        }
+        *self.write() = found;
+        Ok(())
+    }
+
+    /// Every entity the store holds, read only.
+    async fn read_entities(&self) -> Result<Entities, Error> {
         let mut start: Option<String> = None;
         let mut found = Entities::default();
         loop {
@@ -195,17 +224,9 @@ impl Catalog {
                 .await?;
             for s in page.queues {
                 // A queue from before descriptions were stored takes the defaults.
-                let entity = stored::read(&s.name, &s.metadata)
-                    .unwrap_or_else(|| Stored::Queue(QueueProperties::new(&s.name)));
-                // An update writes the description, then the rules: a crash between the two
-                // left the rules behind, and this brings them up (a no-op when they agree).
-                let rules = match &entity {
-                    Stored::Queue(p) => p.rules(),
-                    Stored::Topic(_) => LeaseRules::default(),
-                    Stored::Subscription(p) => p.lease_rules(),
-                };
-                self.engine.set_rules(self.q(&s.name), rules).await?;
-                match entity {
+                match stored::read(&s.name, &s.metadata)
+                    .unwrap_or_else(|| Stored::Queue(QueueProperties::new(&s.name)))
+                {
                     Stored::Queue(p) => {
                         found.queues.insert(s.name, Arc::new(p));
                     }
@@ -223,7 +244,40 @@ impl Catalog {
                 None => break,
             }
         }
+        Ok(found)
+    }
+
+    /// Reads the catalog again from the store, for a store other nodes change too. Changes
+    /// made here wait meanwhile, so none is lost from the copy.
+    pub async fn refresh(&self) -> Result<(), Error> {
+        let _change = self.changes.lock().await;
+        let found = self.read_entities().await?;
         *self.write() = found;
+        Ok(())
+    }
+
+    /// Reads the queue or topic called `name` from the store (another node may have just
+    /// created, changed or deleted it).
+    pub async fn reload(&self, name: &str) -> Result<(), Error> {
+        let key = name.to_ascii_lowercase();
+        let _change = self.changes.lock().await;
+        match self.engine.queue_info(self.q(&key)).await {
+            Ok(info) => match stored::read(&key, &info.metadata) {
+                Some(Stored::Queue(p)) => {
+                    self.write().queues.insert(key, Arc::new(p));
+                }
+                Some(Stored::Topic(p)) => {
+                    self.write().topics.insert(key, Arc::new(p));
+                }
+                Some(Stored::Subscription(_)) | None => {}
+            },
+            Err(Error::QueueNotFound) => {
+                let mut entities = self.write();
+                entities.queues.remove(&key);
+                entities.topics.remove(&key);
+            }
+            Err(e) => return Err(e),
+        }
         Ok(())
     }
 
