@@ -78,7 +78,7 @@ impl Handler for Admin {
     async fn handle(&self, req: Request) -> Response {
         let path = decode(req.path()).trim_matches('/').to_owned();
         if path.eq_ignore_ascii_case("health") {
-            return health(&req);
+            return self.health(&req).await;
         }
         let query = req
             .query()
@@ -209,15 +209,30 @@ impl Admin {
     }
 }
 
-fn health(req: &Request) -> Response {
-    let json = |status: u16, body: &str| {
-        let mut r = Response::new(status).header("Content-Type", "application/json");
-        r.body = body.as_bytes().to_vec();
-        r
-    };
-    match req.method() {
-        "GET" | "HEAD" => json(200, r#"{"status":"healthy"}"#),
-        _ => json(405, r#"{"error":"method not allowed"}"#),
+impl Admin {
+    /// Healthy while the store answers: a one-entry read, within two seconds (a node whose
+    /// database is unreachable reports so, and a load balancer takes it out).
+    async fn health(&self, req: &Request) -> Response {
+        let json = |status: u16, body: String| {
+            let mut r = Response::new(status).header("Content-Type", "application/json");
+            r.body = body.into_bytes();
+            r
+        };
+        if !matches!(req.method(), "GET" | "HEAD") {
+            return json(405, r#"{"error":"method not allowed"}"#.to_owned());
+        }
+        let read = self.sb.engine.list_queues(&self.sb.account, "", None, 1);
+        match tokio::time::timeout(std::time::Duration::from_secs(2), read).await {
+            Ok(Ok(_)) => json(200, r#"{"status":"healthy"}"#.to_owned()),
+            Ok(Err(e)) => json(
+                503,
+                serde_json::json!({"status": "unhealthy", "error": e.to_string()}).to_string(),
+            ),
+            Err(_) => json(
+                503,
+                r#"{"status":"unhealthy","error":"the store did not answer within 2 s"}"#.to_owned(),
+            ),
+        }
     }
 }
 
