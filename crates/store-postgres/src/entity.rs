@@ -21,7 +21,8 @@ use crate::codec::{self, sub_code, uuid, MESSAGE_COLUMNS};
 const EXPIRED_PER_CALL: i64 = 256;
 
 /// Which messages a call needs.
-pub enum Load<'a> {
+#[derive(Clone)]
+pub enum Load {
     Nothing,
     /// The head of `sub` in receive order (enough for `n` picks past lapsed locks and
     /// dead-letter moves), and expired messages.
@@ -37,7 +38,7 @@ pub enum Load<'a> {
     },
     BySequence {
         sub: SubQueue,
-        seqs: &'a [u64],
+        seqs: Vec<u64>,
     },
     /// Lapsed locks and expired messages, up to `budget` of each per sub-queue.
     Housekeeping {
@@ -77,56 +78,94 @@ pub async fn lock(
     }))
 }
 
-/// The rows `load` names.
+/// The rows the calls of a batch need, each once: heads of one sub-queue merged (their
+/// counts added, the latest `now`), ids, tokens and sequence numbers each in one statement.
 async fn rows(
     tx: &Transaction<'_>,
     sid: i64,
-    load: &Load<'_>,
+    loads: &[Load],
 ) -> Result<Vec<(SubQueue, Message)>, tokio_postgres::Error> {
     let select =
         |cond: &str| format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE sid = $1 AND {cond}");
     let mut out = Vec::new();
-    let mut run = |rows: Vec<tokio_postgres::Row>| out.extend(rows.iter().map(codec::message));
-    match load {
-        Load::Nothing => {}
-        Load::Head { sub, n, now } => {
-            let limit = (*n as i64).saturating_mul(2).saturating_add(16);
+    for sub in [SubQueue::Main, SubQueue::DeadLetter] {
+        let heads = loads.iter().filter_map(|l| match l {
+            Load::Head { sub: s, n, now } if *s == sub => Some((*n, *now)),
+            _ => None,
+        });
+        let (n, now) = heads.fold((0usize, None), |(n, at), (k, t)| {
+            (
+                n.saturating_add(k),
+                Some(at.map_or(t, |a: Timestamp| a.max(t))),
+            )
+        });
+        if let Some(now) = now {
+            let limit = (n as i64).saturating_mul(2).saturating_add(16);
             let now = now.as_millis();
             let sql = select(
                 "sub = $2 AND state <> 1 AND visible_at <= $3 AND expires_at > $3 \
                  ORDER BY visible_at, seq LIMIT $4",
             );
-            run(tx
-                .query(&sql, &[&sid, &sub_code(*sub), &now, &limit])
-                .await?);
+            let rows = tx
+                .query(&sql, &[&sid, &sub_code(sub), &now, &limit])
+                .await?;
+            out.extend(rows.iter().map(codec::message));
             let sql = select("sub = $2 AND expires_at <= $3 LIMIT $4");
-            run(tx
-                .query(&sql, &[&sid, &sub_code(*sub), &now, &EXPIRED_PER_CALL])
-                .await?);
+            let rows = tx
+                .query(&sql, &[&sid, &sub_code(sub), &now, &EXPIRED_PER_CALL])
+                .await?;
+            out.extend(rows.iter().map(codec::message));
         }
-        Load::ById(id) => {
-            run(tx.query(&select("id = $2"), &[&sid, &uuid(id.0)]).await?);
+        let receipts: Vec<uuid::Uuid> = loads
+            .iter()
+            .filter_map(|l| match l {
+                Load::ByReceipt { sub: s, receipt } if *s == sub => Some(uuid(receipt.0)),
+                _ => None,
+            })
+            .collect();
+        if !receipts.is_empty() {
+            let sql = select("sub = $2 AND receipt = ANY($3)");
+            let rows = tx.query(&sql, &[&sid, &sub_code(sub), &receipts]).await?;
+            out.extend(rows.iter().map(codec::message));
         }
-        Load::ByReceipt { sub, receipt } => {
-            let sql = select("sub = $2 AND receipt = $3");
-            run(tx
-                .query(&sql, &[&sid, &sub_code(*sub), &uuid(receipt.0)])
-                .await?);
-        }
-        Load::BySequence { sub, seqs } => {
-            let seqs: Vec<i64> = seqs.iter().map(|s| *s as i64).collect();
+        let seqs: Vec<i64> = loads
+            .iter()
+            .filter_map(|l| match l {
+                Load::BySequence { sub: s, seqs } if *s == sub => Some(seqs),
+                _ => None,
+            })
+            .flatten()
+            .map(|s| *s as i64)
+            .collect();
+        if !seqs.is_empty() {
             let sql = select("sub = $2 AND seq = ANY($3)");
-            run(tx.query(&sql, &[&sid, &sub_code(*sub), &seqs]).await?);
+            let rows = tx.query(&sql, &[&sid, &sub_code(sub), &seqs]).await?;
+            out.extend(rows.iter().map(codec::message));
         }
-        Load::Housekeeping { now, budget } => {
+    }
+    let ids: Vec<uuid::Uuid> = loads
+        .iter()
+        .filter_map(|l| match l {
+            Load::ById(id) => Some(uuid(id.0)),
+            _ => None,
+        })
+        .collect();
+    if !ids.is_empty() {
+        let rows = tx.query(&select("id = ANY($2)"), &[&sid, &ids]).await?;
+        out.extend(rows.iter().map(codec::message));
+    }
+    for l in loads {
+        if let Load::Housekeeping { now, budget } = l {
             let now = now.as_millis();
             let budget = *budget as i64;
             // Locks (states 3 and 5) that have lapsed, and expired messages.
             let sql = select("state IN (3, 5) AND visible_at <= $2 LIMIT $3");
-            run(tx.query(&sql, &[&sid, &now, &budget]).await?);
+            let rows = tx.query(&sql, &[&sid, &now, &budget]).await?;
+            out.extend(rows.iter().map(codec::message));
             let sql =
                 select("expires_at <= $2 AND NOT (state IN (3, 5) AND visible_at <= $2) LIMIT $3");
-            run(tx.query(&sql, &[&sid, &now, &budget]).await?);
+            let rows = tx.query(&sql, &[&sid, &now, &budget]).await?;
+            out.extend(rows.iter().map(codec::message));
         }
     }
     Ok(out)
@@ -140,17 +179,17 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// Loads what `load` names into the entity's state machine.
+    /// Loads what `loads` name into the entity's state machine.
     pub async fn new(
         tx: &Transaction<'_>,
         head: Head,
         next_seq: i64,
-        load: &Load<'_>,
+        loads: &[Load],
     ) -> Result<Loaded, tokio_postgres::Error> {
         let mut entity = Entity::new(head.rules);
         entity.main.raise_next_sequence(next_seq.max(1) as u64);
         let mut before = BTreeMap::new();
-        for (sub, m) in rows(tx, head.sid, load).await? {
+        for (sub, m) in rows(tx, head.sid, loads).await? {
             before.insert(m.sequence, (sub, m.clone()));
             entity.place(sub, m);
         }

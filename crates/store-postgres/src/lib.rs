@@ -10,8 +10,10 @@
 //! shares its semantics with the others and the conformance suite pins them.
 //!
 //! Times are the caller's; nodes sharing a database take them from [`DbClock`], so that
-//! their wall clocks need not agree. The schema and its migrations are in [`schema`]. Batching concurrent calls into shared statements is not done yet.
+//! their wall clocks need not agree. The schema and its migrations are in [`schema`]. Calls on one
+//! entity that arrive together share one transaction ([`batch`]).
 
+mod batch;
 pub mod clock;
 mod codec;
 mod entity;
@@ -35,7 +37,7 @@ use hematite_engine::{
 use tokio_postgres::{NoTls, Transaction};
 
 use crate::codec::{sub_code, MESSAGE_COLUMNS};
-use crate::entity::{Load, Loaded};
+use crate::entity::Load;
 
 /// Connections each node keeps to the database.
 const POOL_SIZE: usize = 16;
@@ -52,6 +54,7 @@ pub struct PostgresStore {
 
 struct Db {
     pool: Pool,
+    batches: batch::Batches,
 }
 
 /// A queue's name, owned, for a call's task.
@@ -102,7 +105,10 @@ impl PostgresStore {
             .max_size(POOL_SIZE)
             .build()
             .map_err(unavailable)?;
-        let db = Db { pool };
+        let db = Db {
+            pool,
+            batches: batch::Batches::default(),
+        };
         db.migrate().await?;
         Ok(PostgresStore {
             db: Arc::new(db),
@@ -161,28 +167,6 @@ impl Db {
                 .map_err(unavailable)?;
         }
         tx.commit().await.map_err(unavailable)
-    }
-
-    /// One call on one entity: its row locked, `load`'s messages run through `f`, the
-    /// changes written. `None` if the entity does not exist.
-    async fn on_entity<T: Send>(
-        &self,
-        q: QueueRef<'_>,
-        load: Load<'_>,
-        f: impl FnOnce(&mut Loaded) -> T + Send,
-    ) -> Result<Option<T>, StoreError> {
-        let mut client = self.pool.get().await.map_err(unavailable)?;
-        let tx = client.transaction().await.map_err(unavailable)?;
-        let Some((head, next_seq)) = entity::lock(&tx, q).await.map_err(unavailable)? else {
-            return Ok(None);
-        };
-        let mut loaded = Loaded::new(&tx, head, next_seq, &load)
-            .await
-            .map_err(unavailable)?;
-        let out = f(&mut loaded);
-        loaded.save(&tx).await.map_err(unavailable)?;
-        tx.commit().await.map_err(unavailable)?;
-        Ok(Some(out))
     }
 
     async fn sid(

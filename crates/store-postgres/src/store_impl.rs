@@ -1,5 +1,5 @@
 //! The [`Store`] contract on PostgreSQL: calls that change messages go through
-//! [`PostgresStore::on_entity`]; the others are single statements.
+//! the entity batches (`batch.rs`); the others are single statements.
 
 use super::*;
 
@@ -226,7 +226,7 @@ impl Store for PostgresStore {
     ) -> StoreFuture<'a, Option<Message>> {
         let q = Q::new(q);
         self.spawn(move |db| async move {
-            db.on_entity(q.r(), Load::Nothing, |l| l.entity.main.insert(message))
+            db.on_entity(q.r(), Load::Nothing, move |l| l.entity.main.insert(message))
                 .await
         })
     }
@@ -244,7 +244,7 @@ impl Store for PostgresStore {
                 n: grant.receipts.len(),
                 now,
             };
-            db.on_entity(q.r(), load, |l| l.entity.main.receive(now, &grant))
+            db.on_entity(q.r(), load, move |l| l.entity.main.receive(now, &grant))
                 .await
         })
     }
@@ -288,7 +288,7 @@ impl Store for PostgresStore {
         let q = Q::new(q);
         self.spawn(move |db| async move {
             let done = db
-                .on_entity(q.r(), Load::ById(id), |l| {
+                .on_entity(q.r(), Load::ById(id), move |l| {
                     l.entity.main.delete(id, receipt, now)
                 })
                 .await?;
@@ -311,7 +311,7 @@ impl Store for PostgresStore {
         let q = Q::new(q);
         self.spawn(move |db| async move {
             let done = db
-                .on_entity(q.r(), Load::ById(id), |l| {
+                .on_entity(q.r(), Load::ById(id), move |l| {
                     l.entity.main.update(id, receipt, now, update)
                 })
                 .await?;
@@ -397,7 +397,7 @@ impl Store for PostgresStore {
     ) -> StoreFuture<'a, Option<Enqueued>> {
         let q = Q::new(q);
         self.spawn(move |db| async move {
-            db.on_entity(q.r(), Load::Nothing, |l| {
+            db.on_entity(q.r(), Load::Nothing, move |l| {
                 let size_bytes = l.head.bytes.max(0) as u64;
                 if size_bytes >= max_bytes {
                     return Enqueued::Full { size_bytes };
@@ -434,7 +434,7 @@ impl Store for PostgresStore {
                 n: grant.receipts.len(),
                 now,
             };
-            db.on_entity(q.r(), load, |l| l.entity.lock(sub, now, &grant).0)
+            db.on_entity(q.r(), load, move |l| l.entity.lock(sub, now, &grant).0)
                 .await
         })
     }
@@ -449,7 +449,7 @@ impl Store for PostgresStore {
         let q = Q::new(q);
         self.spawn(move |db| async move {
             let load = Load::Head { sub, n: max, now };
-            db.on_entity(q.r(), load, |l| l.entity.take(sub, now, max).0)
+            db.on_entity(q.r(), load, move |l| l.entity.take(sub, now, max).0)
                 .await
         })
     }
@@ -468,7 +468,7 @@ impl Store for PostgresStore {
                 sub,
                 receipt: token,
             };
-            db.on_entity(q.r(), load, |l| {
+            db.on_entity(q.r(), load, move |l| {
                 l.entity.settle(sub, token, now, how).map(|(s, _)| s)
             })
             .await
@@ -523,9 +523,9 @@ impl Store for PostgresStore {
         self.spawn(move |db| async move {
             let load = Load::BySequence {
                 sub,
-                seqs: &sequences,
+                seqs: sequences.clone(),
             };
-            db.on_entity(q.r(), load, |l| {
+            db.on_entity(q.r(), load, move |l| {
                 l.entity
                     .queue_mut(sub)
                     .lock_deferred(&sequences, now, &grant)
@@ -544,9 +544,9 @@ impl Store for PostgresStore {
         self.spawn(move |db| async move {
             let load = Load::BySequence {
                 sub: SubQueue::Main,
-                seqs: &sequences,
+                seqs: sequences.clone(),
             };
-            db.on_entity(q.r(), load, |l| {
+            db.on_entity(q.r(), load, move |l| {
                 sequences
                     .iter()
                     .copied()
@@ -580,7 +580,7 @@ impl Store for PostgresStore {
                 let q = QueueRef::new(account, name);
                 let load = Load::Housekeeping { now, budget };
                 changed += db
-                    .on_entity(q, load, |l| {
+                    .on_entity(q, load, move |l| {
                         let c = l.entity.housekeep(now, budget);
                         c.upserted.len() + c.removed.len()
                     })

@@ -4,11 +4,9 @@
 
 use std::sync::Arc;
 
-use hematite_engine::store::{Enqueue, Enqueued, QueueSettings, SubQueue};
-use hematite_engine::{
-    LeaseRules, MessageId, Metadata, PopReceipt, QueueRef, Store, Timestamp,
-};
 use hematite_engine::model::NewMessage;
+use hematite_engine::store::{Enqueue, Enqueued, QueueSettings, SubQueue};
+use hematite_engine::{LeaseRules, MessageId, Metadata, PopReceipt, QueueRef, Store, Timestamp};
 use hematite_store_postgres::PostgresStore;
 
 const NOW: Timestamp = Timestamp::from_millis(1_800_000_000_000);
@@ -100,7 +98,10 @@ async fn a_reader_sees_sequence_numbers_from_two_writers_without_a_gap_or_a_step
             .expect("browse")
             .expect("queue");
         for m in page {
-            assert_eq!(m.sequence, next, "a gap or a step back in what the reader sees");
+            assert_eq!(
+                m.sequence, next,
+                "a gap or a step back in what the reader sees"
+            );
             next += 1;
         }
     }
@@ -129,14 +130,24 @@ async fn a_clear_on_one_node_takes_what_was_put_before_it_and_nothing_after() {
     put(&a, vec!["after".into()]).await;
     let _ = during.await.expect("putter");
     let left = bodies(&b).await;
-    assert!(!left.contains(&"before".to_owned()), "put before the clear survived it");
-    assert!(left.contains(&"after".to_owned()), "put after the clear was lost");
+    assert!(
+        !left.contains(&"before".to_owned()),
+        "put before the clear survived it"
+    );
+    assert!(
+        left.contains(&"after".to_owned()),
+        "put after the clear was lost"
+    );
     // What was put concurrently either went with the clear or survives whole, in order.
     let during_left: Vec<&String> = left.iter().filter(|b| b.starts_with("during")).collect();
     let first_kept = during_left.first().map(|s| s.as_str());
     if let Some(first) = first_kept {
         let n: usize = first["during".len()..].parse().expect("number");
-        assert_eq!(during_left.len(), 100 - n, "a gap among the puts after the clear");
+        assert_eq!(
+            during_left.len(),
+            100 - n,
+            "a gap among the puts after the clear"
+        );
     }
     assert!(cleared_at.elapsed().as_secs() < 60);
 }

@@ -230,7 +230,8 @@ impl Admin {
             ),
             Err(_) => json(
                 503,
-                r#"{"status":"unhealthy","error":"the store did not answer within 2 s"}"#.to_owned(),
+                r#"{"status":"unhealthy","error":"the store did not answer within 2 s"}"#
+                    .to_owned(),
             ),
         }
     }
