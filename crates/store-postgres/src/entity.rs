@@ -9,11 +9,11 @@
 
 use std::collections::BTreeMap;
 
+use deadpool_postgres::Transaction;
 use hematite_engine::index::Entity;
 use hematite_engine::store::{LeaseRules, SubQueue};
 use hematite_engine::{Message, MessageId, PopReceipt, QueueRef, Timestamp};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::Transaction;
 
 use crate::codec::{self, sub_code, uuid, MESSAGE_COLUMNS};
 
@@ -59,13 +59,13 @@ pub async fn lock(
     tx: &Transaction<'_>,
     q: QueueRef<'_>,
 ) -> Result<Option<(Head, i64)>, tokio_postgres::Error> {
-    let row = tx
-        .query_opt(
+    let lock = tx
+        .prepare_cached(
             "SELECT sid, next_seq, bytes, counting, lapsed_settles, max_deliveries, on_expiry \
              FROM entities WHERE account = $1 AND name = $2 FOR UPDATE",
-            &[&q.account, &q.queue],
         )
         .await?;
+    let row = tx.query_opt(&lock, &[&q.account, &q.queue]).await?;
     Ok(row.map(|r| {
         (
             Head {
@@ -102,19 +102,26 @@ async fn rows(
         if let Some(now) = now {
             let limit = (n as i64).saturating_mul(2).saturating_add(16);
             let now = now.as_millis();
-            let sql = select(
-                "sub = $2 AND state <> 1 AND visible_at <= $3 AND expires_at > $3 \
-                 ORDER BY visible_at, seq LIMIT $4",
+            let (head_sql, expired_sql) = (
+                select(
+                    "sub = $2 AND state <> 1 AND visible_at <= $3 AND expires_at > $3 \
+                     ORDER BY visible_at, seq LIMIT $4",
+                ),
+                select("sub = $2 AND expires_at <= $3 LIMIT $4"),
             );
-            let rows = tx
-                .query(&sql, &[&sid, &sub_code(sub), &now, &limit])
-                .await?;
-            out.extend(rows.iter().map(codec::message));
-            let sql = select("sub = $2 AND expires_at <= $3 LIMIT $4");
-            let rows = tx
-                .query(&sql, &[&sid, &sub_code(sub), &now, &EXPIRED_PER_CALL])
-                .await?;
-            out.extend(rows.iter().map(codec::message));
+            let (head, expired) = tokio::try_join!(
+                tx.prepare_cached(&head_sql),
+                tx.prepare_cached(&expired_sql),
+            )?;
+            let code = sub_code(sub);
+            let head_params: [&(dyn ToSql + Sync); 4] = [&sid, &code, &now, &limit];
+            let expired_params: [&(dyn ToSql + Sync); 4] = [&sid, &code, &now, &EXPIRED_PER_CALL];
+            // Sent together: one round trip.
+            let (rows, gone) = tokio::try_join!(
+                tx.query(&head, &head_params),
+                tx.query(&expired, &expired_params),
+            )?;
+            out.extend(rows.iter().chain(&gone).map(codec::message));
         }
         let receipts: Vec<uuid::Uuid> = loads
             .iter()
@@ -125,7 +132,12 @@ async fn rows(
             .collect();
         if !receipts.is_empty() {
             let sql = select("sub = $2 AND receipt = ANY($3)");
-            let rows = tx.query(&sql, &[&sid, &sub_code(sub), &receipts]).await?;
+            let rows = tx
+                .query(
+                    &tx.prepare_cached(&sql).await?,
+                    &[&sid, &sub_code(sub), &receipts],
+                )
+                .await?;
             out.extend(rows.iter().map(codec::message));
         }
         let seqs: Vec<i64> = loads
@@ -139,7 +151,12 @@ async fn rows(
             .collect();
         if !seqs.is_empty() {
             let sql = select("sub = $2 AND seq = ANY($3)");
-            let rows = tx.query(&sql, &[&sid, &sub_code(sub), &seqs]).await?;
+            let rows = tx
+                .query(
+                    &tx.prepare_cached(&sql).await?,
+                    &[&sid, &sub_code(sub), &seqs],
+                )
+                .await?;
             out.extend(rows.iter().map(codec::message));
         }
     }
@@ -151,7 +168,12 @@ async fn rows(
         })
         .collect();
     if !ids.is_empty() {
-        let rows = tx.query(&select("id = ANY($2)"), &[&sid, &ids]).await?;
+        let rows = tx
+            .query(
+                &tx.prepare_cached(&select("id = ANY($2)")).await?,
+                &[&sid, &ids],
+            )
+            .await?;
         out.extend(rows.iter().map(codec::message));
     }
     for l in loads {
@@ -160,11 +182,15 @@ async fn rows(
             let budget = *budget as i64;
             // Locks (states 3 and 5) that have lapsed, and expired messages.
             let sql = select("state IN (3, 5) AND visible_at <= $2 LIMIT $3");
-            let rows = tx.query(&sql, &[&sid, &now, &budget]).await?;
+            let rows = tx
+                .query(&tx.prepare_cached(&sql).await?, &[&sid, &now, &budget])
+                .await?;
             out.extend(rows.iter().map(codec::message));
             let sql =
                 select("expires_at <= $2 AND NOT (state IN (3, 5) AND visible_at <= $2) LIMIT $3");
-            let rows = tx.query(&sql, &[&sid, &now, &budget]).await?;
+            let rows = tx
+                .query(&tx.prepare_cached(&sql).await?, &[&sid, &now, &budget])
+                .await?;
             out.extend(rows.iter().map(codec::message));
         }
     }
@@ -227,23 +253,30 @@ impl Loaded {
         let size = |m: &Message| i64::from(m.size);
         let delta: i64 = after.values().map(|(_, m)| size(m)).sum::<i64>()
             - self.before.values().map(|(_, m)| size(m)).sum::<i64>();
-        if !gone.is_empty() {
-            tx.execute(
-                "DELETE FROM messages WHERE sid = $1 AND seq = ANY($2)",
-                &[&sid, &gone],
-            )
-            .await?;
-        }
-        if !changed.is_empty() {
-            upsert(tx, sid, &changed).await?;
-        }
         let next_seq = self.entity.main.next_sequence() as i64;
-        tx.execute(
-            "UPDATE entities SET next_seq = greatest(next_seq, $2), bytes = greatest(bytes + $3, 0) \
-             WHERE sid = $1",
-            &[&sid, &next_seq, &delta],
-        )
-        .await?;
+        let (delete, counters) = tokio::try_join!(
+            tx.prepare_cached("DELETE FROM messages WHERE sid = $1 AND seq = ANY($2)"),
+            tx.prepare_cached(
+                "UPDATE entities SET next_seq = greatest(next_seq, $2), \
+                 bytes = greatest(bytes + $3, 0) WHERE sid = $1",
+            ),
+        )?;
+        // The three writes touch different rows: sent together, they cost one round trip.
+        let deleted = async {
+            if !gone.is_empty() {
+                tx.execute(&delete, &[&sid, &gone]).await?;
+            }
+            Ok(())
+        };
+        let written = async {
+            if !changed.is_empty() {
+                upsert(tx, sid, &changed).await?;
+            }
+            Ok(())
+        };
+        let counter_params: [&(dyn ToSql + Sync); 3] = [&sid, &next_seq, &delta];
+        let counted = tx.execute(&counters, &counter_params);
+        tokio::try_join!(deleted, written, counted)?;
         Ok(())
     }
 }
@@ -303,8 +336,9 @@ async fn upsert(
         &size,
         &body,
     ];
-    tx.execute(
-        "INSERT INTO messages (sid, seq, sub, id, state, visible_at, expires_at, inserted_at, \
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO messages (sid, seq, sub, id, state, visible_at, expires_at, inserted_at, \
              dequeue_count, receipt, dl_reason, dl_description, size, body) \
          SELECT $1, * FROM unnest($2::int8[], $3::int2[], $4::uuid[], $5::int2[], $6::int8[], \
              $7::int8[], $8::int8[], $9::int4[], $10::uuid[], $11::text[], $12::text[], \
@@ -315,8 +349,8 @@ async fn upsert(
              dequeue_count = excluded.dequeue_count, receipt = excluded.receipt, \
              dl_reason = excluded.dl_reason, dl_description = excluded.dl_description, \
              size = excluded.size, body = excluded.body",
-        &params,
-    )
-    .await?;
+        )
+        .await?;
+    tx.execute(&insert, &params).await?;
     Ok(())
 }
