@@ -323,6 +323,12 @@ impl Engine {
         self.waiters.watch(q)
     }
 
+    /// Wakes `q`'s waiting receivers for a change made elsewhere: another node sharing the
+    /// store enqueued there.
+    pub fn wake(&self, q: QueueRef<'_>) {
+        self.waiters.wake(q);
+    }
+
     fn grant(&self, n: usize, lock: Duration) -> (Timestamp, LeaseGrant) {
         let now = self.now();
         let grant = LeaseGrant {

@@ -83,6 +83,7 @@ fn main() -> anyhow::Result<()> {
 async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = args.resolve()?;
     let mut clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let mut shared = None;
     let store: Arc<dyn Store> = match &config.store {
         StoreChoice::Memory => Arc::new(MemoryStore::new()),
         StoreChoice::Postgres(url) => {
@@ -94,7 +95,9 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
                 took_ms = started.elapsed().as_millis(),
                 "PostgreSQL store open"
             );
-            Arc::new(store)
+            let store = Arc::new(store);
+            shared = Some(store.clone());
+            store
         }
         StoreChoice::Embedded { dir, options } => {
             let started = std::time::Instant::now();
@@ -104,6 +107,13 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     let engine = Engine::new(store, clock);
+    if let Some(pg) = shared {
+        // Other nodes' sends wake this node's waiting receivers at once.
+        let e = engine.clone();
+        pg.on_remote_change(move |account, queue| {
+            e.wake(hematite_engine::QueueRef::new(account, queue))
+        });
+    }
     let tls = match &config.net.tls {
         Some((cert, key)) => Some(tls::acceptor(tls::load(cert, key, tls::ALPN_HTTP1)?)),
         None => None,

@@ -142,9 +142,16 @@ async fn run(db: &Db, q: QueueRef<'_>, calls: Vec<Call>) {
         replies.push(c.reply);
     }
     match transaction(db, q, &loads, applies).await {
-        Ok(Some(outs)) => {
+        Ok(Some((outs, available))) => {
             for (reply, out) in replies.into_iter().zip(outs) {
                 let _ = reply.send(Ok(Some(out)));
+            }
+            // After the answers: other nodes' receivers are told, this batch's callers
+            // do not wait for it.
+            if available {
+                if let Ok(client) = db.pool.get().await {
+                    crate::notify::announce(&client, db.node, q).await;
+                }
             }
         }
         Ok(None) => {
@@ -165,7 +172,7 @@ async fn transaction(
     q: QueueRef<'_>,
     loads: &[Load],
     applies: Vec<Apply>,
-) -> Result<Option<Vec<Output>>, StoreError> {
+) -> Result<Option<(Vec<Output>, bool)>, StoreError> {
     let mut client = db.pool.get().await.map_err(unavailable)?;
     let tx = client.transaction().await.map_err(unavailable)?;
     let Some((head, next_seq)) = entity::lock(&tx, q).await.map_err(unavailable)? else {
@@ -178,7 +185,7 @@ async fn transaction(
         .into_iter()
         .map(|apply| apply(&mut loaded))
         .collect();
-    loaded.save(&tx).await.map_err(unavailable)?;
+    let available = loaded.save(&tx).await.map_err(unavailable)?;
     tx.commit().await.map_err(unavailable)?;
-    Ok(Some(outs))
+    Ok(Some((outs, available)))
 }

@@ -227,7 +227,9 @@ impl Loaded {
     }
 
     /// Writes what the call changed: rows gone, rows new or changed, the entity's counters.
-    pub async fn save(self, tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
+    /// `true` when a message may have become available to receivers: one is new, or one
+    /// is visible sooner than it was (an abandon, a release).
+    pub async fn save(self, tx: &Transaction<'_>) -> Result<bool, tokio_postgres::Error> {
         let mut after: BTreeMap<u64, (SubQueue, &Message)> = BTreeMap::new();
         for sub in [SubQueue::Main, SubQueue::DeadLetter] {
             for m in self.entity.queue(sub).iter_ordered() {
@@ -277,7 +279,12 @@ impl Loaded {
         let counter_params: [&(dyn ToSql + Sync); 3] = [&sid, &next_seq, &delta];
         let counted = tx.execute(&counters, &counter_params);
         tokio::try_join!(deleted, written, counted)?;
-        Ok(())
+        let available = changed.iter().any(|(_, m)| {
+            self.before
+                .get(&m.sequence)
+                .is_none_or(|(_, was)| m.visible_at < was.visible_at)
+        });
+        Ok(available)
     }
 }
 

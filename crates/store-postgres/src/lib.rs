@@ -17,6 +17,7 @@ mod batch;
 pub mod clock;
 mod codec;
 mod entity;
+mod notify;
 pub mod schema;
 
 pub use clock::DbClock;
@@ -55,6 +56,10 @@ pub struct PostgresStore {
 struct Db {
     pool: Pool,
     batches: batch::Batches,
+    /// This store's id among the nodes, so that it ignores its own announcements.
+    node: u64,
+    /// Where to connect the listening session.
+    config: tokio_postgres::Config,
 }
 
 /// A queue's name, owned, for a call's task.
@@ -95,7 +100,7 @@ impl PostgresStore {
         );
         config.application_name("hematite");
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -108,12 +113,20 @@ impl PostgresStore {
         let db = Db {
             pool,
             batches: batch::Batches::default(),
+            node: rand_node_id(),
+            config,
         };
         db.migrate().await?;
         Ok(PostgresStore {
             db: Arc::new(db),
             runtime: tokio::runtime::Handle::current(),
         })
+    }
+
+    /// Calls `changed(account, queue)` whenever another node makes a message available on a
+    /// queue (to wake this node's waiting receivers), until the store is dropped.
+    pub fn on_remote_change(&self, changed: impl Fn(&str, &str) + Send + Sync + 'static) {
+        notify::listen(&self.db, &self.runtime, std::sync::Arc::new(changed));
     }
 
     /// Another handle on the same pool and runtime (for the clock's refresher).
@@ -199,3 +212,8 @@ impl Db {
 }
 
 mod store_impl;
+
+/// A node id: random, so two nodes started together differ.
+fn rand_node_id() -> u64 {
+    uuid::Uuid::new_v4().as_u64_pair().0
+}

@@ -1,0 +1,100 @@
+//! Waking other nodes' waiting receivers: after a transaction that made a message available
+//! commits, one `NOTIFY` on the `hematite` channel names the queue; every node listens on a
+//! session of its own and wakes its receivers for that queue.
+//!
+//! The announcement is its own transaction, after the data's commit, with
+//! `synchronous_commit` off: a `NOTIFY` inside the data's transaction takes a global lock at
+//! commit, which serialises every node's commits, and a lost announcement only leaves a
+//! receiver to its periodic look. A node ignores its own announcements (it woke its
+//! receivers itself) and, after its listening session breaks, connects again within a
+//! second; receivers look again on their own meanwhile.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use futures_util::stream::{self, StreamExt};
+use hematite_engine::QueueRef;
+use tokio_postgres::{AsyncMessage, NoTls};
+
+use crate::Db;
+
+const CHANNEL: &str = "hematite";
+
+/// A queue name as a SQL string literal.
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Announces that `q` has a message available; failures are logged, not raised: the data
+/// is committed, and receivers elsewhere look again on their own.
+pub(crate) async fn announce(client: &deadpool_postgres::Client, node: u64, q: QueueRef<'_>) {
+    let payload = format!("{node}\t{}\t{}", q.account, q.queue);
+    let sql = format!(
+        "BEGIN; SET LOCAL synchronous_commit = off; SELECT pg_notify('{CHANNEL}', {}); COMMIT",
+        literal(&payload)
+    );
+    if let Err(e) = client.batch_execute(&sql).await {
+        tracing::debug!(error = %e, "announcing a message to other nodes failed");
+    }
+}
+
+type OnChange = Arc<dyn Fn(&str, &str) + Send + Sync>;
+
+/// Listens for other nodes' announcements while the store lives.
+pub(crate) fn listen(db: &Arc<Db>, runtime: &tokio::runtime::Handle, changed: OnChange) {
+    let weak = Arc::downgrade(db);
+    runtime.spawn(async move {
+        loop {
+            let Some((config, node)) = weak.upgrade().map(|db| (db.config.clone(), db.node)) else {
+                return;
+            };
+            if let Err(e) = session(&config, node, &changed, &weak).await {
+                tracing::warn!(error = %e, "listening for other nodes' messages failed; connecting again");
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+}
+
+/// One listening session, until it breaks or the store is gone.
+async fn session(
+    config: &tokio_postgres::Config,
+    node: u64,
+    changed: &OnChange,
+    alive: &Weak<Db>,
+) -> Result<(), tokio_postgres::Error> {
+    let (client, mut connection) = config.connect(NoTls).await?;
+    // The connection carries both the LISTEN's answer and the notifications, so it is
+    // polled while the LISTEN runs.
+    let mut messages = stream::poll_fn(move |cx| connection.poll_message(cx));
+    let listen_sql = format!("LISTEN {CHANNEL}");
+    let listen = client.batch_execute(&listen_sql);
+    tokio::pin!(listen);
+    let mut listening = false;
+    loop {
+        tokio::select! {
+            done = &mut listen, if !listening => {
+                done?;
+                listening = true;
+            }
+            message = messages.next() => match message {
+                Some(Ok(AsyncMessage::Notification(n))) => {
+                    let mut parts = n.payload().splitn(3, '\t');
+                    if let (Some(from), Some(account), Some(queue)) = (parts.next(), parts.next(), parts.next()) {
+                        if from != node.to_string() {
+                            changed(account, queue);
+                        }
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e),
+                None => return Ok(()),
+            },
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {
+                if alive.strong_count() == 0 {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! A message made available on one node reaches the other node's waiting receivers through
+//! one `NOTIFY` after the commit; a node is not told of its own.
+
+use std::time::Duration;
+
+use hematite_engine::model::NewMessage;
+use hematite_engine::store::{Enqueue, QueueSettings};
+use hematite_engine::{LeaseRules, MessageId, Metadata, PopReceipt, QueueRef, Store, Timestamp};
+use hematite_store_postgres::PostgresStore;
+use tokio::sync::mpsc;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_on_one_node_is_announced_to_the_other_and_not_to_itself() {
+    let url = std::env::var("HEMATITE_TEST_POSTGRES").unwrap_or_else(|_| {
+        panic!("set HEMATITE_TEST_POSTGRES to a PostgreSQL URL (scripts/test starts a cluster and sets it)")
+    });
+    let (a, b) = tokio::join!(PostgresStore::open(&url), PostgresStore::open(&url));
+    let (a, b) = (a.expect("a"), b.expect("b"));
+    let (to_a, mut heard_a) = mpsc::unbounded_channel();
+    let (to_b, mut heard_b) = mpsc::unbounded_channel();
+    a.on_remote_change(move |acct, q| {
+        let _ = to_a.send((acct.to_owned(), q.to_owned()));
+    });
+    b.on_remote_change(move |acct, q| {
+        let _ = to_b.send((acct.to_owned(), q.to_owned()));
+    });
+    // The listening sessions start in the background.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let account = format!("notify{}", uuid::Uuid::new_v4().simple());
+    let q = QueueRef::new(&account, "q");
+    let settings = QueueSettings {
+        rules: LeaseRules::service_bus(10, false),
+    };
+    a.create_queue(q, &Metadata::default(), settings)
+        .await
+        .expect("create");
+    let now = Timestamp::from_millis(1_800_000_000_000);
+    let message = Enqueue {
+        message: NewMessage {
+            id: MessageId::random(),
+            body: b"hello".to_vec(),
+            inserted_at: now,
+            expires_at: Timestamp::NEVER,
+            visible_at: now,
+            receipt: PopReceipt::random(),
+        },
+        scheduled: false,
+    };
+    a.enqueue(q, vec![message], u64::MAX)
+        .await
+        .expect("enqueue");
+    let heard = tokio::time::timeout(Duration::from_secs(5), heard_b.recv())
+        .await
+        .expect("node b heard within 5 s")
+        .expect("a message");
+    assert_eq!(heard, (account.clone(), "q".to_owned()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        heard_a.try_recv().is_err(),
+        "node a was told of its own send"
+    );
+}
