@@ -194,3 +194,77 @@ def test_killed_connections_and_a_crashed_database_lose_no_acknowledged_put(node
     assert len(acked) > 50, f"the load ran ({len(acked)} acknowledged, {len(failed)} failed)"
     missing = set(acked) - stored
     assert not missing, f"{len(missing)} acknowledged puts lost, e.g. {sorted(missing)[:5]}"
+
+
+def test_lease_checker_32_consumers_with_updates_and_pauses(nodes):
+    """32 consumers on two nodes take 1-2 s leases, sometimes extend them (Update Message)
+    and sometimes pause past them. The checker holds each consumer to what the SDK
+    acknowledged:
+    - no two consumers hold one message in overlapping certain leases (a lease is certain
+      from the receive's answer to its end as the server stated it);
+    - nothing is deleted twice;
+    - every put is received and deleted."""
+    import random
+
+    a, b = nodes
+    name = unique_name()
+    queue(a, name).create_queue()
+    total = 200
+    for i in range(total):
+        queue(a if i % 2 else b, name).send_message(f"l{i}")
+    # content -> [(start, end, who)]: when each consumer certainly held it.
+    leases, deleted, lock = {}, [], threading.Lock()
+    deadline = time.monotonic() + 60
+
+    def consume(who, node):
+        rnd = random.Random(who)
+        q = queue(node, name)
+        while time.monotonic() < deadline:
+            lease = rnd.choice([1, 2])
+            sent = time.monotonic()
+            batch = list(q.receive_messages(messages_per_page=2, visibility_timeout=lease))
+            got_at = time.monotonic()
+            if not batch:
+                with lock:
+                    if len(deleted) >= total:
+                        return
+                time.sleep(0.1)
+                continue
+            for m in batch:
+                # Certain from the answer until the lease's earliest possible end: the
+                # server began it no sooner than the request was sent (one clock: the
+                # server takes the database's, on this machine).
+                start, end = got_at, sent + lease
+                receipt = m.pop_receipt
+                if rnd.random() < 0.3:
+                    try:
+                        updating = time.monotonic()
+                        upd = q.update_message(m.id, receipt, visibility_timeout=2)
+                        receipt = upd.pop_receipt
+                        end = max(end, updating + 2)
+                    except HttpResponseError:
+                        continue  # the lease had lapsed and someone else took it
+                with lock:
+                    leases.setdefault(m.content, []).append((start, end, who))
+                if rnd.random() < 0.2:
+                    time.sleep(2.5)  # past the lease: the delete must fail
+                try:
+                    q.delete_message(m.id, receipt)
+                except HttpResponseError:
+                    continue
+                with lock:
+                    deleted.append(m.content)
+
+    threads = [
+        threading.Thread(target=consume, args=(i, a if i % 2 else b)) for i in range(32)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(deleted) == len(set(deleted)), "a message was deleted twice"
+    assert sorted(deleted) == sorted(f"l{i}" for i in range(total)), "every put received and deleted"
+    for content, held in leases.items():
+        held.sort()
+        for (s1, e1, w1), (s2, e2, w2) in zip(held, held[1:]):
+            assert s2 >= e1 or w1 == w2, f"{content}: consumers {w1} and {w2} held overlapping leases"
