@@ -4,6 +4,7 @@
     record.py FILE bench --round R --target T --point P --scenario S --clients C --backlog B
                          --rc RC --wall SECONDS --out BENCH_JSON --err STDERR [--set k=v]...
     record.py FILE redis  (same flags; --out is redis-benchmark's --csv output)
+    record.py FILE pgbench (same flags; --out is pgbench's output, --log-dir its -l logs)
     record.py FILE note   --round R --target T --point P --set k=v...   (adds fields to a record)
     record.py FILE show   --round R --target T --point P                (one-line summary)
     record.py FILE get    --round R --target T --point P --field F      (a result field, or None)
@@ -126,6 +127,46 @@ def from_redis(a):
     return rec
 
 
+def from_pgbench(a):
+    """pgbench's tps, and latency percentiles from its per-transaction logs (-l: the third
+    field is the latency in µs)."""
+    import glob
+    import os
+
+    rec = base(a, "pgbench")
+    text = tail(a.out, 10**6)
+    tps = None
+    for line in text.splitlines():
+        if line.startswith("tps = "):
+            tps = float(line.split()[2])
+    lat = []
+    for path in glob.glob(os.path.join(a.log_dir or "", "*")):
+        with open(path) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 3:
+                    lat.append(int(parts[2]) / 1000.0)
+    lat.sort()
+    pct = lambda q: lat[min(len(lat) - 1, int(len(lat) * q))] if lat else None
+    if a.rc == 0 and tps:
+        per = rec["extra"].get("messages_per_transaction", 1)
+        rec["status"] = "ok"
+        rec["result"] = {
+            "scenario": a.scenario,
+            "clients": a.clients,
+            "message_size": 1024,
+            "ops": len(lat) * per,
+            "ops_per_s": tps * per,
+            "requests_per_s": tps,
+            "errors": 0,
+            "latency_ms": {"p50": pct(0.5), "p99": pct(0.99), "p999": pct(0.999),
+                           "max": lat[-1] if lat else None},
+        }
+    else:
+        rec["error"] = f"exit status {a.rc}: {tail(a.err) or tail(a.out)}"
+    return rec
+
+
 def summary(r):
     if r is None:
         return "no record"
@@ -145,7 +186,8 @@ def summary(r):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("file")
-    p.add_argument("cmd", choices=["bench", "redis", "note", "show", "get"])
+    p.add_argument("cmd", choices=["bench", "redis", "pgbench", "note", "show", "get"])
+    p.add_argument("--log-dir")
     p.add_argument("--round", type=int, required=True)
     p.add_argument("--target", required=True)
     p.add_argument("--point", required=True)
@@ -161,8 +203,8 @@ def main():
     a = p.parse_args()
 
     records = read(a.file)
-    if a.cmd in ("bench", "redis"):
-        rec = from_bench(a) if a.cmd == "bench" else from_redis(a)
+    if a.cmd in ("bench", "redis", "pgbench"):
+        rec = {"bench": from_bench, "redis": from_redis, "pgbench": from_pgbench}[a.cmd](a)
         with open(a.file, "a") as f:
             f.write(json.dumps(rec, sort_keys=True) + "\n")
     elif a.cmd == "note":

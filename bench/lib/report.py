@@ -25,6 +25,9 @@ TARGETS = {
     "sb-durable": "Hematite, durable, AMQP",
     "sb-memory": "Hematite, in-memory, AMQP",
     "rabbitmq": "RabbitMQ, quorum queue, AMQP 1.0",
+    "hematite-pg": "Hematite on PostgreSQL, 1 node",
+    "hematite-pg2": "Hematite on PostgreSQL, 2 nodes",
+    "pgbench": "pgbench, one row per statement",
 }
 TARGET_ORDER = list(TARGETS)
 
@@ -158,6 +161,10 @@ def point_label(point, run, target=None):
         "sb-cycle-c16-huge": f"AMQP receive+complete, 16 links, {k(backlog)} backlog",
         "sb-cycle-c16-small-if8": f"AMQP receive+complete, 16 links, {k(backlog)} backlog, refills 8 in flight",
         "sb-rad-c16-small": f"AMQP receive-and-delete, 16 links, {k(backlog)} backlog",
+        "pg-put-c16": "put, 16 clients",
+        "pg-put-c64": "put, 64 clients",
+        "pg-cycle-c16": "receive+delete, 16 clients",
+        "pg-cycle-c64": "receive+delete, 64 clients",
     }
     return labels.get(point, point)
 
@@ -338,6 +345,60 @@ def build_servicebus(run):
                 + ", ".join(ms(v) for v in mem) + " ms",
     })
     return R, T
+
+
+def build_postgres(run):
+    """Ratios and issue 14's targets for the PostgreSQL section."""
+    H, H2, PB = "hematite-pg", "hematite-pg2", "pgbench"
+    R = {}
+    def add(key, label, num_tp, den_tp, num_field="ops_per_s", den_field="ops_per_s"):
+        med, per = run.ratio(num_tp, den_tp, num_field, den_field)
+        R[key] = {"label": label, "median": med, "per_round": per}
+    for c in (16, 64):
+        add(f"put{c}", f"Put Message ÷ pgbench put ({c} clients)", (H, f"pg-put-c{c}"), (PB, f"pg-put-c{c}"))
+        add(f"cycle{c}", f"receive+delete ÷ pgbench receive+delete ({c} clients)", (H, f"pg-cycle-c{c}"), (PB, f"pg-cycle-c{c}"))
+    add("p99_put16", "p99 of Put Message ÷ pgbench's p99 (16 clients)", (H, "pg-put-c16"), (PB, "pg-put-c16"), "p99", "p99")
+    add("two_nodes", "two nodes ÷ one node, put (64 clients)", (H2, "pg-put-c64"), (H, "pg-put-c64"))
+    T = []
+    def target(name, key, need, check):
+        v = R[key]["median"]
+        T.append({"target": name, "measured": v, "need": need,
+                  "result": "NOT MEASURED" if v is None else ("PASS" if check(v) else "MISS"),
+                  "per_round": R[key]["per_round"], "note": ""})
+    target("Put Message ≥ 1.5× pgbench at 16 clients", "put16", "≥ 1.5×", lambda v: v >= 1.5)
+    target("Put Message ≥ 3× pgbench at 64 clients", "put64", "≥ 3×", lambda v: v >= 3)
+    target("receive+delete ≥ 1.0× pgbench at 16 clients", "cycle16", "≥ 1.0×", lambda v: v >= 1.0)
+    target("receive+delete ≥ 2× pgbench at 64 clients", "cycle64", "≥ 2×", lambda v: v >= 2)
+    target("p99 ≤ 2× pgbench's p99 (put, 16 clients)", "p99_put16", "≤ 2×", lambda v: v <= 2)
+    target("two nodes together at least as fast as one (put, 64 clients)", "two_nodes", "≥ 1.0×", lambda v: v >= 1.0)
+    return R, T
+
+
+def postgres_section(run, R, T, w):
+    w("## PostgreSQL store")
+    w("")
+    w("Hematite nodes with `--store postgres://…` on one throwaway PostgreSQL cluster (fsync and "
+      "synchronous_commit on), driven over Queue REST by `hematite bench`, against pgbench running "
+      "the same work one row per statement (`bench/postgres/`) on the same cluster in the same run. "
+      "A pgbench receive+delete is one transaction of its script: a receive with a lease, then a "
+      "delete by receipt. Hematite's is the REST cycle: receive, delete, and a put back. Two nodes "
+      "share the clients evenly, and their figures are added together. Each point starts on a "
+      "fresh database.")
+    w("")
+    w("| target (issue 14) | measured (median) | per round | needed | result |")
+    w("|---|---:|---|---|---|")
+    target_rows(T, w)
+    w("")
+    w("| ratio | median | per round |")
+    w("|---|---:|---|")
+    for r in R.values():
+        w(f"| {r['label']} | {ratio(r['median'])} | {per_round(r['per_round'])} |")
+    w("")
+    rows = [(t, p) for p in ("pg-put-c16", "pg-put-c64", "pg-cycle-c16", "pg-cycle-c64")
+            for t in ("hematite-pg", "pgbench")]
+    rows.append(("hematite-pg2", "pg-put-c64"))
+    w(figures_table(run, rows))
+    w("")
 
 
 def servicebus_chart(run, out_png, workdir):
@@ -568,7 +629,7 @@ def headline(run, R, T):
     return out
 
 
-def render(run, R, T, RS=None, TS=None):
+def render(run, R, T, RS=None, TS=None, RP=None, TP=None):
     D, M, NG, RD, AZ = "hematite-durable", "hematite-memory", "nginx", "redis", "azurite"
     meta, s = run.meta, run.meta["settings"]
     out = []
@@ -662,6 +723,8 @@ def render(run, R, T, RS=None, TS=None):
     w("")
     if RS is not None:
         servicebus_section(run, RS, TS, w)
+    if RP is not None and any(r["target"] in ("hematite-pg", "pgbench") for r in run.records):
+        postgres_section(run, RP, TP, w)
     w("## Latency at half the maximum rate")
     w("")
     w("Durable Hematite, 16 clients, paced (`hematite bench --rate`) at half the throughput the same "
@@ -770,17 +833,19 @@ def main():
     run = Run(records, meta)
     R, T = build(run)
     RS, TS = build_servicebus(run)
+    RP, TP = build_postgres(run)
     os.makedirs(os.path.join(a.out, "bench-results"), exist_ok=True)
     with open(os.path.join(a.out, "bench-results", "latest.json"), "w") as f:
         json.dump({"meta": meta, "ratios": R, "targets": T, "servicebus_ratios": RS,
-                   "servicebus_targets": TS, "records": records}, f, indent=1, sort_keys=True)
+                   "servicebus_targets": TS, "postgres_ratios": RP, "postgres_targets": TP,
+                   "records": records}, f, indent=1, sort_keys=True)
         f.write("\n")
     gnuplot_chart(run, os.path.join(a.out, "benchmarks.png"), a.workdir)
     if any(r["target"] in ("sb-durable", "sb-memory", "rabbitmq") for r in records):
         servicebus_chart(run, os.path.join(a.out, "benchmarks-servicebus.png"), a.workdir)
     with open(os.path.join(a.out, "benchmarks.md"), "w") as f:
-        f.write(render(run, R, T, RS, TS))
-    for t in T + TS:
+        f.write(render(run, R, T, RS, TS, RP, TP))
+    for t in T + TS + TP:
         print(f"{t['result']:>12}  {t['target']}", file=sys.stderr)
 
 
