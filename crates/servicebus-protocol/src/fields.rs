@@ -4,8 +4,11 @@
 use hematite_queue_protocol::xml::dom::Element;
 use hematite_queue_protocol::xml::writer::push_text;
 
+use std::time::Duration;
+
 use crate::atom::AdminError;
-use crate::queue::CountDetails;
+use crate::duration::format_duration;
+use crate::queue::{CountDetails, MAX_LOCK, MIN_LOCK};
 use crate::COUNTS_NS;
 
 pub(crate) fn boolean(s: &str) -> Option<bool> {
@@ -109,4 +112,63 @@ pub(crate) fn read_counts(el: &Element) -> CountDetails {
         transfer: count("TransferMessageCount"),
         transfer_dead_letter: count("TransferDeadLetterMessageCount"),
     }
+}
+
+// ---- The ranges Azure enforces, shared by the descriptions, with its wording --------------
+
+pub(crate) fn check_lock(lock: Duration) -> Result<(), AdminError> {
+    if lock > MAX_LOCK {
+        return Err(AdminError::bad_request(
+            "The supplied lock time exceeds the allowed maximum of '00:05:00'.",
+        ));
+    }
+    if lock < MIN_LOCK {
+        return Err(AdminError::bad_request(
+            "The supplied lock time is below the allowed minimum of '00:00:05'.",
+        ));
+    }
+    Ok(())
+}
+
+/// A count that must not be zero (MaxDeliveryCount, MaxSizeInMegabytes).
+pub(crate) fn check_nonzero(name: &str, n: u64) -> Result<(), AdminError> {
+    if n == 0 {
+        return Err(invalid(name, "0"));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_ttl(ttl: Duration) -> Result<(), AdminError> {
+    if ttl < Duration::from_secs(1) {
+        return Err(AdminError::bad_request(
+            "The value supplied for DefaultMessageTimeToLive must be at least one second.",
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_duplicate_window(window: Duration) -> Result<(), AdminError> {
+    if !(20..=7 * 86_400).contains(&window.as_secs()) {
+        return Err(invalid(
+            "DuplicateDetectionHistoryTimeWindow",
+            &format_duration(window),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_auto_delete(idle: Duration) -> Result<(), AdminError> {
+    if idle < Duration::from_secs(300) {
+        return Err(AdminError::bad_request(
+            "The value supplied for AutoDeleteOnIdle must be at least five minutes.",
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_max_message_kb(kb: u64) -> Result<(), AdminError> {
+    if !(1..=102_400).contains(&kb) {
+        return Err(invalid("MaxMessageSizeInKilobytes", &kb.to_string()));
+    }
+    Ok(())
 }

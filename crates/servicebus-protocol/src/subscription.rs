@@ -12,9 +12,10 @@ use time::OffsetDateTime;
 use crate::atom::AdminError;
 use crate::duration::{format_duration, parse_duration, TIMESPAN_MAX};
 use crate::fields::{
-    boolean, el, expect, invalid, open_description, push_counts, read, read_counts, read_string,
+    boolean, check_auto_delete, check_lock, check_nonzero, check_ttl, el, expect, open_description,
+    push_counts, read, read_counts, read_string,
 };
-use crate::queue::{CountDetails, EntityStatus, MAX_LOCK, MIN_LOCK};
+use crate::queue::{CountDetails, EntityStatus};
 use crate::rule::RuleDescription;
 
 /// The properties a client sets on a subscription.
@@ -125,30 +126,10 @@ impl SubscriptionDescription {
 
     /// The ranges Azure enforces, with the queue's wording.
     pub fn check(&self) -> Result<(), AdminError> {
-        if self.lock_duration > MAX_LOCK {
-            return Err(AdminError::bad_request(
-                "The supplied lock time exceeds the allowed maximum of '00:05:00'.",
-            ));
-        }
-        if self.lock_duration < MIN_LOCK {
-            return Err(AdminError::bad_request(
-                "The supplied lock time is below the allowed minimum of '00:00:05'.",
-            ));
-        }
-        if self.max_delivery_count == 0 {
-            return Err(invalid("MaxDeliveryCount", "0"));
-        }
-        if self.default_message_time_to_live < Duration::from_secs(1) {
-            return Err(AdminError::bad_request(
-                "The value supplied for DefaultMessageTimeToLive must be at least one second.",
-            ));
-        }
-        if self.auto_delete_on_idle < Duration::from_secs(300) {
-            return Err(AdminError::bad_request(
-                "The value supplied for AutoDeleteOnIdle must be at least five minutes.",
-            ));
-        }
-        Ok(())
+        check_lock(self.lock_duration)?;
+        check_nonzero("MaxDeliveryCount", u64::from(self.max_delivery_count))?;
+        check_ttl(self.default_message_time_to_live)?;
+        check_auto_delete(self.auto_delete_on_idle)
     }
 
     /// The `<SubscriptionDescription>` element in the service's order. The default rule is

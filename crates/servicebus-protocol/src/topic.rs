@@ -14,7 +14,8 @@ use time::OffsetDateTime;
 use crate::atom::AdminError;
 use crate::duration::{format_duration, parse_duration, TIMESPAN_MAX};
 use crate::fields::{
-    boolean, el, expect, invalid, open_description, push_counts, read, read_counts, read_string,
+    boolean, check_auto_delete, check_duplicate_window, check_max_message_kb, check_nonzero,
+    check_ttl, el, expect, open_description, push_counts, read, read_counts, read_string,
 };
 use crate::queue::{CountDetails, EntityStatus};
 
@@ -146,32 +147,11 @@ impl TopicDescription {
 
     /// The ranges Azure enforces.
     pub fn check(&self) -> Result<(), AdminError> {
-        if self.max_size_in_megabytes == 0 {
-            return Err(invalid("MaxSizeInMegabytes", "0"));
-        }
-        if self.default_message_time_to_live < Duration::from_secs(1) {
-            return Err(AdminError::bad_request(
-                "The value supplied for DefaultMessageTimeToLive must be at least one second.",
-            ));
-        }
-        if !(20..=7 * 86_400).contains(&self.duplicate_detection_history_time_window.as_secs()) {
-            return Err(invalid(
-                "DuplicateDetectionHistoryTimeWindow",
-                &format_duration(self.duplicate_detection_history_time_window),
-            ));
-        }
-        if self.auto_delete_on_idle < Duration::from_secs(300) {
-            return Err(AdminError::bad_request(
-                "The value supplied for AutoDeleteOnIdle must be at least five minutes.",
-            ));
-        }
-        if !(1..=102_400).contains(&self.max_message_size_in_kilobytes) {
-            return Err(invalid(
-                "MaxMessageSizeInKilobytes",
-                &self.max_message_size_in_kilobytes.to_string(),
-            ));
-        }
-        Ok(())
+        check_nonzero("MaxSizeInMegabytes", self.max_size_in_megabytes)?;
+        check_ttl(self.default_message_time_to_live)?;
+        check_duplicate_window(self.duplicate_detection_history_time_window)?;
+        check_auto_delete(self.auto_delete_on_idle)?;
+        check_max_message_kb(self.max_message_size_in_kilobytes)
     }
 
     /// The `<TopicDescription>` element in the service's order; runtime properties appear
