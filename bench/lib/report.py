@@ -380,10 +380,10 @@ def postgres_section(run, R, T, w):
     w("Hematite nodes with `--store postgres://…` on one throwaway PostgreSQL cluster (fsync and "
       "synchronous_commit on), driven over Queue REST by `hematite bench`, against pgbench running "
       "the same work one row per statement (`bench/postgres/`) on the same cluster in the same run. "
-      "A pgbench receive+delete is one transaction of its script: a receive with a lease, then a "
-      "delete by receipt. Hematite's is the REST cycle: receive, delete, and a put back. Two nodes "
-      "share the clients evenly, and their figures are added together. Each point starts on a "
-      "fresh database.")
+      "A receive+delete is a receive with a lease, then a delete by receipt (two commits), for "
+      "both: each starts from the same backlog, loaded first and followed by VACUUM ANALYZE and a "
+      "CHECKPOINT, and nothing is put back while it runs. Two nodes share the clients evenly, and "
+      "their figures are added together. Each point starts on a fresh database.")
     w("")
     w("| target (issue 14) | measured (median) | per round | needed | result |")
     w("|---|---:|---|---|---|")

@@ -12,48 +12,111 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use hematite_engine::store::{Enqueue, Enqueued, LeaseRules};
 use hematite_engine::{QueueRef, StoreError};
 use tokio::sync::oneshot;
+use tokio_postgres::Row;
 
 use crate::entity::{self, Load, Loaded};
+use crate::pipeline::{together, Open, Request};
+use crate::put::{self, Outcome, Put};
 use crate::{unavailable, Db};
 
 /// The most calls one transaction serves.
 const MAX_BATCH: usize = 256;
 
+/// Batches in flight per entity on one node. One: every commit on an entity waits its
+/// flush under the entity's row lock, so a second batch in flight only splits the calls
+/// into smaller batches and more commits. Measured with two (the next batch's lock request
+/// waiting on the server while the one before commits): Put Message at 16 clients fell from
+/// 12,500 to 9,700/s and receive+delete from 2,700 to 2,200/s.
+const WORKERS: usize = 1;
+
 type Output = Box<dyn Any + Send>;
 type Apply = Box<dyn FnOnce(&mut Loaded) -> Output + Send>;
 type Reply = oneshot::Sender<Result<Option<Output>, StoreError>>;
+type Key = (String, String);
+
+/// What a call does.
+enum Work {
+    /// Reads `load`'s messages and runs a step of the state machine on them.
+    Apply { load: Load, apply: Apply },
+    /// Adds messages, reading nothing ([`put`]).
+    Put(Put),
+}
 
 struct Call {
-    load: Load,
-    apply: Apply,
+    work: Work,
     reply: Reply,
 }
 
-/// The calls waiting per entity; an entity is listed while a worker serves it.
-#[derive(Default)]
-pub struct Batches(Mutex<HashMap<(String, String), Vec<Call>>>);
-
-impl Batches {
-    fn lock(&self) -> MutexGuard<'_, HashMap<(String, String), Vec<Call>>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+impl Call {
+    fn is_put(&self) -> bool {
+        matches!(self.work, Work::Put(_))
     }
 }
 
-/// Takes the entity off the list if its worker ends without doing so (a panic in a call),
-/// so the next call starts a new worker instead of waiting for none; the calls it held are
-/// dropped, which their callers see as an error.
+/// An entity's waiting calls and how many workers serve it.
+#[derive(Default)]
+struct Entity {
+    waiting: Vec<Call>,
+    workers: usize,
+}
+
+/// The calls waiting per entity; an entity is listed while a worker serves it. And each
+/// entity's id and lease rules as last seen, so that a transaction can send its reads with
+/// its lock instead of after it.
+#[derive(Default)]
+pub struct Batches {
+    entities: Mutex<HashMap<Key, Entity>>,
+    heads: Mutex<HashMap<Key, (i64, LeaseRules)>>,
+}
+
+impl Batches {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Key, Entity>> {
+        self.entities.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn heads(&self) -> MutexGuard<'_, HashMap<Key, (i64, LeaseRules)>> {
+        self.heads.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The next batch for a worker of `key`, or `None` when nothing waits, in which case
+    /// the worker is counted out (and the entity unlisted with its last worker).
+    fn next(&self, key: &Key) -> Option<Vec<Call>> {
+        let mut entities = self.lock();
+        let entity = entities.get_mut(key)?;
+        if entity.waiting.is_empty() {
+            entity.workers = entity.workers.saturating_sub(1);
+            if entity.workers == 0 {
+                entities.remove(key);
+            }
+            return None;
+        }
+        let n = entity.waiting.len().min(MAX_BATCH);
+        Some(entity.waiting.drain(..n).collect())
+    }
+}
+
+/// Counts a worker out if it ends without doing so (a panic in a call), so that calls do
+/// not wait for a worker that is gone; the calls it held are dropped, which their callers
+/// see as an error.
 struct Serving {
     db: Arc<Db>,
-    key: (String, String),
+    key: Key,
     done: bool,
 }
 
 impl Drop for Serving {
     fn drop(&mut self) {
         if !self.done {
-            self.db.batches.lock().remove(&self.key);
+            let mut entities = self.db.batches.lock();
+            if let Some(entity) = entities.get_mut(&self.key) {
+                entity.workers = entity.workers.saturating_sub(1);
+                if entity.workers == 0 && entity.waiting.is_empty() {
+                    entities.remove(&self.key);
+                }
+            }
         }
     }
 }
@@ -68,25 +131,36 @@ impl Db {
         load: Load,
         f: impl FnOnce(&mut Loaded) -> T + Send + 'static,
     ) -> Result<Option<T>, StoreError> {
+        let apply: Apply = Box::new(move |l| Box::new(f(l)) as Output);
+        self.call(q, Work::Apply { load, apply }).await
+    }
+
+    /// New messages on one entity, batched with the puts that wait with them. `None` if the
+    /// entity does not exist.
+    pub(crate) async fn put(
+        self: &Arc<Db>,
+        q: QueueRef<'_>,
+        batch: Vec<Enqueue>,
+        max_bytes: u64,
+    ) -> Result<Option<Enqueued>, StoreError> {
+        self.call(q, Work::Put(Put { batch, max_bytes })).await
+    }
+
+    async fn call<T: Send + 'static>(
+        self: &Arc<Db>,
+        q: QueueRef<'_>,
+        work: Work,
+    ) -> Result<Option<T>, StoreError> {
         let (reply, answer) = oneshot::channel();
-        let call = Call {
-            load,
-            apply: Box::new(move |l| Box::new(f(l)) as Output),
-            reply,
-        };
+        let call = Call { work, reply };
         let key = (q.account.to_owned(), q.queue.to_owned());
         let start = {
-            let mut batches = self.batches.lock();
-            match batches.get_mut(&key) {
-                Some(waiting) => {
-                    waiting.push(call);
-                    false
-                }
-                None => {
-                    batches.insert(key.clone(), vec![call]);
-                    true
-                }
-            }
+            let mut entities = self.batches.lock();
+            let entity = entities.entry(key.clone()).or_default();
+            entity.waiting.push(call);
+            let start = entity.workers < WORKERS;
+            entity.workers += usize::from(start);
+            start
         };
         if start {
             tokio::spawn(serve(self.clone(), key));
@@ -104,54 +178,96 @@ impl Db {
     }
 }
 
-/// Serves an entity's waiting calls, batch after batch, until none waits.
-async fn serve(db: Arc<Db>, key: (String, String)) {
+/// One of an entity's workers: serves its waiting calls, batch after batch, until none
+/// waits. A batch of puts only is one statement ([`put`]); any other batch is one
+/// transaction, puts and all: every commit on an entity waits its flush under the entity's
+/// row lock, so a batch is worth most as one commit.
+async fn serve(db: Arc<Db>, key: Key) {
     let mut serving = Serving {
         db: db.clone(),
         key: key.clone(),
         done: false,
     };
-    loop {
-        let calls: Vec<Call> = {
-            let mut batches = db.batches.lock();
-            let Some(waiting) = batches.get_mut(&key) else {
-                serving.done = true;
-                return;
-            };
-            if waiting.is_empty() {
-                batches.remove(&key);
-                serving.done = true;
-                return;
-            }
-            let n = waiting.len().min(MAX_BATCH);
-            waiting.drain(..n).collect()
-        };
-        run(&db, QueueRef::new(&key.0, &key.1), calls).await;
+    while let Some(calls) = db.batches.next(&key) {
+        let q = QueueRef::new(&key.0, &key.1);
+        if calls.iter().all(Call::is_put) {
+            run_puts(&db, q, calls).await;
+        } else {
+            run(&db, q, calls).await;
+        }
     }
+    serving.done = true;
+}
+
+/// Puts in one statement; the general way if the entity refuses them as a batch.
+async fn run_puts(db: &Arc<Db>, q: QueueRef<'_>, calls: Vec<Call>) {
+    let mut puts = Vec::with_capacity(calls.len());
+    let mut replies = Vec::with_capacity(calls.len());
+    for c in calls {
+        if let Work::Put(p) = c.work {
+            puts.push(p);
+            replies.push(c.reply);
+        }
+    }
+    let outcome = match db.pool.get().await {
+        Ok(client) => put::put(&client, q, puts).await.map_err(unavailable),
+        Err(e) => Err(unavailable(e)),
+    };
+    match outcome {
+        Ok(Outcome::Stored(stored, rules)) => {
+            for (reply, messages) in replies.into_iter().zip(stored) {
+                let _ = reply.send(Ok(Some(Box::new(Enqueued::Stored(messages)))));
+            }
+            if crate::notify::waited_on(&rules) {
+                crate::notify::announce(db, q);
+            }
+        }
+        Ok(Outcome::Refused(puts)) => {
+            let calls = puts
+                .into_iter()
+                .zip(replies)
+                .map(|(p, reply)| Call {
+                    work: Work::Put(p),
+                    reply,
+                })
+                .collect();
+            run(db, q, calls).await;
+        }
+        Err(e) => {
+            for reply in replies {
+                let _ = reply.send(Err(e.clone()));
+            }
+        }
+    }
+}
+
+/// A put as a step of the state machine.
+fn put_apply(p: Put) -> Apply {
+    Box::new(move |l| Box::new(put::apply(l, p)) as Output)
 }
 
 /// One transaction for `calls`; every call is answered with its own result or the batch's
 /// error.
-async fn run(db: &Db, q: QueueRef<'_>, calls: Vec<Call>) {
+async fn run(db: &Arc<Db>, q: QueueRef<'_>, calls: Vec<Call>) {
     let mut loads = Vec::with_capacity(calls.len());
     let mut applies = Vec::with_capacity(calls.len());
     let mut replies = Vec::with_capacity(calls.len());
     for c in calls {
-        loads.push(c.load);
-        applies.push(c.apply);
+        let (load, apply) = match c.work {
+            Work::Apply { load, apply } => (load, apply),
+            Work::Put(p) => (Load::Nothing, put_apply(p)),
+        };
+        loads.push(load);
+        applies.push(apply);
         replies.push(c.reply);
     }
     match transaction(db, q, &loads, applies).await {
-        Ok(Some((outs, available))) => {
+        Ok(Some((outs, announce))) => {
             for (reply, out) in replies.into_iter().zip(outs) {
                 let _ = reply.send(Ok(Some(out)));
             }
-            // After the answers: other nodes' receivers are told, this batch's callers
-            // do not wait for it.
-            if available {
-                if let Ok(client) = db.pool.get().await {
-                    crate::notify::announce(&client, db.node, q).await;
-                }
+            if announce {
+                crate::notify::announce(db, q);
             }
         }
         Ok(None) => {
@@ -167,25 +283,71 @@ async fn run(db: &Db, q: QueueRef<'_>, calls: Vec<Call>) {
     }
 }
 
+/// Lock, reads, the calls, writes, commit: two round trips. `BEGIN`, the lock and the reads
+/// go together, the reads built from the entity's id and rules as last seen; the server runs
+/// them in order, so they read what the lock's holder before committed. If the entity turns
+/// out to be another (deleted and made again) or its rules changed, the reads are sent again.
+/// The answers, and whether to announce a message made available.
 async fn transaction(
     db: &Db,
     q: QueueRef<'_>,
     loads: &[Load],
     applies: Vec<Apply>,
 ) -> Result<Option<(Vec<Output>, bool)>, StoreError> {
-    let mut client = db.pool.get().await.map_err(unavailable)?;
-    let tx = client.transaction().await.map_err(unavailable)?;
-    let Some((head, next_seq)) = entity::lock(&tx, q).await.map_err(unavailable)? else {
-        return Ok(None);
-    };
-    let mut loaded = Loaded::new(&tx, head, next_seq, loads)
+    let open = Open::new(db.pool.get().await.map_err(unavailable)?);
+    let client = open.client();
+    let key = (q.account.to_owned(), q.queue.to_owned());
+    let seen = db.batches.heads().get(&key).copied();
+    let reads = seen.map_or_else(Vec::new, |(sid, rules)| entity::reads(sid, &rules, loads));
+    let lock = client
+        .prepare_cached(entity::LOCK_SQL)
         .await
         .map_err(unavailable)?;
+    let lock_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&q.account, &q.queue];
+    let mut first: Vec<Request<'_, Vec<Row>>> = vec![
+        Box::pin(async { client.batch_execute("BEGIN").await.map(|_| Vec::new()) }),
+        Box::pin(client.query(&lock, &lock_params)),
+    ];
+    first.extend(
+        entity::requests(client, &reads)
+            .await
+            .map_err(unavailable)?,
+    );
+    let mut answers = together(first).await.into_iter();
+    answers.next().transpose().map_err(unavailable)?;
+    let locked = answers.next().transpose().map_err(unavailable)?;
+    let Some(row) = locked.as_ref().and_then(|rows| rows.first()) else {
+        db.batches.heads().remove(&key);
+        client
+            .batch_execute("ROLLBACK")
+            .await
+            .map_err(unavailable)?;
+        open.ended();
+        return Ok(None);
+    };
+    let (head, next_seq) = entity::head(row);
+    let mut rows = Vec::new();
+    if seen == Some((head.sid, head.rules)) {
+        for answer in answers {
+            rows.extend(answer.map_err(unavailable)?);
+        }
+    } else {
+        db.batches.heads().insert(key, (head.sid, head.rules));
+        let reads = entity::reads(head.sid, &head.rules, loads);
+        let requests = entity::requests(client, &reads)
+            .await
+            .map_err(unavailable)?;
+        for answer in together(requests).await {
+            rows.extend(answer.map_err(unavailable)?);
+        }
+    }
+    let waited_on = crate::notify::waited_on(&head.rules);
+    let mut loaded = Loaded::new(head, next_seq, &rows);
     let outs = applies
         .into_iter()
         .map(|apply| apply(&mut loaded))
         .collect();
-    let available = loaded.save(&tx).await.map_err(unavailable)?;
-    tx.commit().await.map_err(unavailable)?;
-    Ok(Some((outs, available)))
+    let available = loaded.commit(client).await.map_err(unavailable)?;
+    open.ended();
+    Ok(Some((outs, available && waited_on)))
 }

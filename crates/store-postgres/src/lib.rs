@@ -18,6 +18,8 @@ pub mod clock;
 mod codec;
 mod entity;
 mod notify;
+mod pipeline;
+mod put;
 pub mod schema;
 
 pub use clock::DbClock;
@@ -56,6 +58,7 @@ pub struct PostgresStore {
 struct Db {
     pool: Pool,
     batches: batch::Batches,
+    announcements: notify::Announcements,
     /// This store's id among the nodes, so that it ignores its own announcements.
     node: u64,
     /// Where to connect the listening session.
@@ -113,6 +116,7 @@ impl PostgresStore {
         let db = Db {
             pool,
             batches: batch::Batches::default(),
+            announcements: notify::Announcements::default(),
             node: rand_node_id(),
             config,
         };

@@ -9,10 +9,12 @@
 //! receivers itself) and, after its listening session breaks, connects again within a
 //! second; receivers look again on their own meanwhile.
 
-use std::sync::{Arc, Weak};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
+use hematite_engine::store::LeaseRules;
 use hematite_engine::QueueRef;
 use tokio_postgres::{AsyncMessage, NoTls};
 
@@ -25,9 +27,58 @@ fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-/// Announces that `q` has a message available; failures are logged, not raised: the data
-/// is committed, and receivers elsewhere look again on their own.
-pub(crate) async fn announce(client: &deadpool_postgres::Client, node: u64, q: QueueRef<'_>) {
+/// Whether receivers wait for `rules`' entities to have a message: Service Bus receivers
+/// do (a link's credit waits for messages); Azure Queue Storage has no waiting receive, so
+/// nothing listens for its puts and they are not announced.
+pub(crate) fn waited_on(rules: &LeaseRules) -> bool {
+    rules.locks()
+}
+
+/// The entities whose announcement is being sent, each with whether another was asked for
+/// meanwhile.
+#[derive(Default)]
+pub(crate) struct Announcements(Mutex<HashMap<(String, String), bool>>);
+
+impl Announcements {
+    fn lock(&self) -> MutexGuard<'_, HashMap<(String, String), bool>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Announces, in a task of its own, that `q` has a message available. One announcement per
+/// entity is on the way at a time: one asked for meanwhile is sent after it, once however
+/// many were asked for, since a receiver woken by it reads everything committed by then.
+pub(crate) fn announce(db: &Arc<Db>, q: QueueRef<'_>) {
+    let key = (q.account.to_owned(), q.queue.to_owned());
+    {
+        let mut on_the_way = db.announcements.lock();
+        if let Some(again) = on_the_way.get_mut(&key) {
+            *again = true;
+            return;
+        }
+        on_the_way.insert(key.clone(), false);
+    }
+    let db = db.clone();
+    tokio::spawn(async move {
+        loop {
+            if let Ok(client) = db.pool.get().await {
+                send(&client, db.node, QueueRef::new(&key.0, &key.1)).await;
+            }
+            let mut on_the_way = db.announcements.lock();
+            match on_the_way.get_mut(&key) {
+                Some(again) if *again => *again = false,
+                _ => {
+                    on_the_way.remove(&key);
+                    return;
+                }
+            }
+        }
+    });
+}
+
+/// Sends one announcement; failures are logged, not raised: the data is committed, and
+/// receivers elsewhere look again on their own.
+async fn send(client: &deadpool_postgres::Client, node: u64, q: QueueRef<'_>) {
     let payload = format!("{node}\t{}\t{}", q.account, q.queue);
     let sql = format!(
         "BEGIN; SET LOCAL synchronous_commit = off; SELECT pg_notify('{CHANNEL}', {}); COMMIT",

@@ -3,7 +3,8 @@
 //! apply each once. Names sort in byte order (`COLLATE "C"`), as Azure lists queues.
 
 /// The migrations, in order; a released one never changes, a change is a new one.
-pub const MIGRATIONS: &[&str] = &[r#"
+pub const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE entities (
     account        text COLLATE "C" NOT NULL,
     name           text COLLATE "C" NOT NULL,
@@ -46,4 +47,13 @@ CREATE TABLE account_documents (
     value   bytea NOT NULL,
     PRIMARY KEY (account, key)
 );
-"#];
+"#,
+    // Only a locked message (states 3 and 5) settles by its token or lapses: those two indexes
+    // hold locked rows only, so a put indexes nothing there, and housekeeping finds lapsed
+    // locks without walking the queue.
+    r#"
+DROP INDEX messages_receipt;
+CREATE INDEX messages_receipt ON messages (sid, receipt) WHERE state IN (3, 5);
+CREATE INDEX messages_locks ON messages (sid, visible_at) WHERE state IN (3, 5);
+"#,
+];

@@ -226,8 +226,15 @@ impl Store for PostgresStore {
     ) -> StoreFuture<'a, Option<Message>> {
         let q = Q::new(q);
         self.spawn(move |db| async move {
-            db.on_entity(q.r(), Load::Nothing, move |l| l.entity.main.insert(message))
-                .await
+            let put = vec![Enqueue {
+                message,
+                scheduled: false,
+            }];
+            match db.put(q.r(), put, u64::MAX).await? {
+                None => Ok(None),
+                Some(Enqueued::Stored(stored)) => Ok(stored.into_iter().next()),
+                Some(Enqueued::Full { .. }) => Err(unavailable("a queue without a bound was full")),
+            }
         })
     }
 
@@ -396,28 +403,7 @@ impl Store for PostgresStore {
         max_bytes: u64,
     ) -> StoreFuture<'a, Option<Enqueued>> {
         let q = Q::new(q);
-        self.spawn(move |db| async move {
-            db.on_entity(q.r(), Load::Nothing, move |l| {
-                let size_bytes = l.head.bytes.max(0) as u64;
-                if size_bytes >= max_bytes {
-                    return Enqueued::Full { size_bytes };
-                }
-                let main = &mut l.entity.main;
-                Enqueued::Stored(
-                    batch
-                        .into_iter()
-                        .map(|b| match b.scheduled {
-                            true => {
-                                let at = b.message.visible_at;
-                                main.insert_scheduled(b.message, at)
-                            }
-                            false => main.insert(b.message),
-                        })
-                        .collect(),
-                )
-            })
-            .await
-        })
+        self.spawn(move |db| async move { db.put(q.r(), batch, max_bytes).await })
     }
 
     fn lock<'a>(
@@ -565,8 +551,9 @@ impl Store for PostgresStore {
                 client
                     .query(
                         "SELECT e.account, e.name FROM entities e WHERE EXISTS \
-                         (SELECT 1 FROM messages m WHERE m.sid = e.sid AND \
-                          (m.expires_at <= $1 OR (m.state IN (3, 5) AND m.visible_at <= $1)))",
+                         (SELECT 1 FROM messages m WHERE m.sid = e.sid AND m.expires_at <= $1) \
+                         OR EXISTS (SELECT 1 FROM messages m WHERE m.sid = e.sid \
+                          AND m.state IN (3, 5) AND m.visible_at <= $1)",
                         &[&now.as_millis()],
                     )
                     .await

@@ -1,5 +1,6 @@
 //! A message made available on one node reaches the other node's waiting receivers through
-//! one `NOTIFY` after the commit; a node is not told of its own.
+//! one `NOTIFY` after the commit; a node is not told of its own, and a storage queue's put,
+//! which nobody waits for, is not announced.
 
 use std::time::Duration;
 
@@ -46,7 +47,7 @@ async fn a_send_on_one_node_is_announced_to_the_other_and_not_to_itself() {
         },
         scheduled: false,
     };
-    a.enqueue(q, vec![message], u64::MAX)
+    a.enqueue(q, vec![message.clone()], u64::MAX)
         .await
         .expect("enqueue");
     let heard = tokio::time::timeout(Duration::from_secs(5), heard_b.recv())
@@ -58,5 +59,24 @@ async fn a_send_on_one_node_is_announced_to_the_other_and_not_to_itself() {
     assert!(
         heard_a.try_recv().is_err(),
         "node a was told of its own send"
+    );
+
+    // Azure Queue Storage has no waiting receive: its puts cost no announcement.
+    let storage = QueueRef::new(&account, "storage");
+    let settings = QueueSettings {
+        rules: LeaseRules::AZURE_QUEUE,
+    };
+    a.create_queue(storage, &Metadata::default(), settings)
+        .await
+        .expect("create");
+    let mut put = message.clone();
+    put.message.id = MessageId::random();
+    a.enqueue(storage, vec![put], u64::MAX)
+        .await
+        .expect("enqueue");
+    let heard = tokio::time::timeout(Duration::from_millis(700), heard_b.recv()).await;
+    assert!(
+        heard.is_err(),
+        "a storage queue's put was announced: {heard:?}"
     );
 }
