@@ -34,6 +34,7 @@ macro_rules! store_conformance_tests {
             put_with_visibility_delay, expired_messages_vanish, peek_does_not_lease,
             update_message_rules, clear_removes_every_message, receive_order_and_batch,
             missing_queue_everywhere, accounts_are_isolated, account_documents_round_trip,
+            metadata_swaps_only_what_was_read,
             sequence_numbers_increase, racing_receivers_never_share_a_message,
             sb_counts_failed_deliveries_and_loses_lapsed_locks,
             sb_dead_letters_at_max_deliveries_and_on_request,
@@ -794,6 +795,47 @@ pub async fn accounts_are_isolated(store: Arc<dyn Store>) {
     assert!(f.engine.queue_info(b).await.is_ok());
 }
 
+/// Metadata changes by compare-and-set: a write based on a stale read is refused, and the
+/// exact pairs (order and case) are what is compared.
+pub async fn metadata_swaps_only_what_was_read(store: Arc<dyn Store>) {
+    let f = fixture(store);
+    let q = f.q("swapped");
+    f.engine
+        .create_queue(q, Metadata::default())
+        .await
+        .expect("create");
+    let one = Metadata(vec![("a".into(), "1".into())]);
+    let two = Metadata(vec![("a".into(), "2".into())]);
+    assert!(f
+        .engine
+        .swap_metadata(q, Metadata::default(), one.clone())
+        .await
+        .expect("swap"));
+    assert!(!f
+        .engine
+        .swap_metadata(q, Metadata::default(), two.clone())
+        .await
+        .expect("stale"));
+    let upper = Metadata(vec![("A".into(), "1".into())]);
+    assert!(!f
+        .engine
+        .swap_metadata(q, upper, two.clone())
+        .await
+        .expect("case differs"));
+    assert!(f
+        .engine
+        .swap_metadata(q, one, two.clone())
+        .await
+        .expect("swap"));
+    assert_eq!(f.engine.queue_info(q).await.expect("info").metadata, two);
+    assert!(matches!(
+        f.engine
+            .swap_metadata(f.q("nowhere"), Metadata::default(), two)
+            .await,
+        Err(Error::QueueNotFound)
+    ));
+}
+
 pub async fn account_documents_round_trip(store: Arc<dyn Store>) {
     let f = fixture(store);
     assert_eq!(
@@ -803,14 +845,20 @@ pub async fn account_documents_round_trip(store: Arc<dyn Store>) {
             .expect("get"),
         None
     );
-    f.engine
-        .set_account_document(&f.account, "props", b"<x/>".to_vec())
-        .await
-        .expect("set");
-    f.engine
-        .set_account_document(&f.account, "props", b"<y/>".to_vec())
-        .await
-        .expect("set");
+    let swap = |expected: Option<&[u8]>, value: &[u8]| {
+        f.engine.swap_account_document(
+            &f.account,
+            "props",
+            expected.map(<[u8]>::to_vec),
+            value.to_vec(),
+        )
+    };
+    assert!(swap(None, b"<x/>").await.expect("create"));
+    // A writer that read before the first write does not overwrite it.
+    assert!(!swap(None, b"<lost/>").await.expect("stale create"));
+    assert!(!swap(Some(b"<w/>"), b"<lost/>").await.expect("stale"));
+    assert!(swap(Some(b"<x/>"), b"<y/>").await.expect("swap"));
+    assert!(!swap(Some(b"<x/>"), b"<lost/>").await.expect("stale"));
     assert_eq!(
         f.engine
             .account_document(&f.account, "props")

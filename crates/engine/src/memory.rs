@@ -150,6 +150,23 @@ impl Store for MemoryStore {
         Box::pin(async move { Ok(self.with_queue(q, |e| e.metadata = metadata).is_some()) })
     }
 
+    fn swap_metadata<'a>(
+        &'a self,
+        q: QueueRef<'a>,
+        expected: Metadata,
+        metadata: Metadata,
+    ) -> StoreFuture<'a, Option<bool>> {
+        Box::pin(async move {
+            Ok(self.with_queue(q, |e| {
+                let same = e.metadata == expected;
+                if same {
+                    e.metadata = metadata;
+                }
+                same
+            }))
+        })
+    }
+
     fn set_rules<'a>(&'a self, q: QueueRef<'a>, rules: LeaseRules) -> StoreFuture<'a, bool> {
         Box::pin(async move { Ok(self.with_queue(q, |e| e.entity.set_rules(rules)).is_some()) })
     }
@@ -256,20 +273,21 @@ impl Store for MemoryStore {
         })
     }
 
-    fn set_account_document<'a>(
+    fn swap_account_document<'a>(
         &'a self,
         account: &'a str,
         key: &'a str,
+        expected: Option<Vec<u8>>,
         value: Vec<u8>,
-    ) -> StoreFuture<'a, ()> {
+    ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let mut accounts = self.accounts.write().unwrap_or_else(|e| e.into_inner());
-            accounts
-                .entry(account.to_owned())
-                .or_default()
-                .documents
-                .insert(key.to_owned(), value);
-            Ok(())
+            let documents = &mut accounts.entry(account.to_owned()).or_default().documents;
+            if documents.get(key) != expected.as_ref() {
+                return Ok(false);
+            }
+            documents.insert(key.to_owned(), value);
+            Ok(true)
         })
     }
 

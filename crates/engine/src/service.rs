@@ -136,6 +136,20 @@ impl Engine {
         found(self.store.set_metadata(q, metadata).await?)
     }
 
+    /// Replaces a queue's metadata if it is still `expected` (see [`Store::swap_metadata`]);
+    /// `false` if it was not.
+    pub async fn swap_metadata(
+        &self,
+        q: QueueRef<'_>,
+        expected: Metadata,
+        metadata: Metadata,
+    ) -> Result<bool, Error> {
+        self.store
+            .swap_metadata(q, expected, metadata)
+            .await?
+            .ok_or(Error::QueueNotFound)
+    }
+
     /// Replaces a queue's lease rules (see [`Store::set_rules`]).
     pub async fn set_rules(&self, q: QueueRef<'_>, rules: LeaseRules) -> Result<(), Error> {
         found(self.store.set_rules(q, rules).await?)
@@ -258,13 +272,19 @@ impl Engine {
         Ok(self.store.account_document(account, key).await?)
     }
 
-    pub async fn set_account_document(
+    /// Writes an account document if it is still `expected` (see
+    /// [`Store::swap_account_document`]); `false` if it was not.
+    pub async fn swap_account_document(
         &self,
         account: &str,
         key: &str,
+        expected: Option<Vec<u8>>,
         value: Vec<u8>,
-    ) -> Result<(), Error> {
-        Ok(self.store.set_account_document(account, key, value).await?)
+    ) -> Result<bool, Error> {
+        Ok(self
+            .store
+            .swap_account_document(account, key, expected, value)
+            .await?)
     }
 }
 

@@ -283,6 +283,17 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces the metadata. `false` if the queue does not exist.
     fn set_metadata<'a>(&'a self, q: QueueRef<'a>, metadata: Metadata) -> StoreFuture<'a, bool>;
 
+    /// Replaces the metadata if it is still exactly `expected` (same pairs, same order and
+    /// case): a compare-and-set for a front that keeps a document in a queue's metadata and
+    /// changes it from several nodes. `None` if the queue does not exist, `Some(false)` if
+    /// the metadata was something else.
+    fn swap_metadata<'a>(
+        &'a self,
+        q: QueueRef<'a>,
+        expected: Metadata,
+        metadata: Metadata,
+    ) -> StoreFuture<'a, Option<bool>>;
+
     /// Replaces the queue's lease rules, durably (a Service Bus entity whose MaxDeliveryCount
     /// or expiry behaviour changed in its configuration). Messages keep their state and
     /// counts; the new rules apply from each message's next event, and locks held stay
@@ -352,12 +363,16 @@ pub trait Store: Send + Sync + 'static {
         key: &'a str,
     ) -> StoreFuture<'a, Option<Vec<u8>>>;
 
-    fn set_account_document<'a>(
+    /// Writes an account document if it is still `expected` (`None`: there is none), and
+    /// says whether it did: a compare-and-set, so that fronts on several nodes sharing a store
+    /// can read, change and write a document without losing each other's changes.
+    fn swap_account_document<'a>(
         &'a self,
         account: &'a str,
         key: &'a str,
+        expected: Option<Vec<u8>>,
         value: Vec<u8>,
-    ) -> StoreFuture<'a, ()>;
+    ) -> StoreFuture<'a, bool>;
 
     // ---- Locks settled by token, sub-queues, browsing (Service Bus) ---------------------------
 

@@ -290,6 +290,15 @@ impl Store for EmbeddedStore {
         self.run(move |s, log| s.set_metadata(log, q.account, q.queue, metadata))
     }
 
+    fn swap_metadata<'a>(
+        &'a self,
+        q: QueueRef<'a>,
+        expected: Metadata,
+        metadata: Metadata,
+    ) -> StoreFuture<'a, Option<bool>> {
+        self.run(move |s, log| s.swap_metadata(log, q.account, q.queue, &expected, metadata))
+    }
+
     fn set_rules<'a>(&'a self, q: QueueRef<'a>, rules: LeaseRules) -> StoreFuture<'a, bool> {
         self.run(move |s, log| s.set_rules(log, q.account, q.queue, rules))
     }
@@ -368,13 +377,19 @@ impl Store for EmbeddedStore {
         self.read(move |s, _| Ok(s.document(account, key)))
     }
 
-    fn set_account_document<'a>(
+    fn swap_account_document<'a>(
         &'a self,
         account: &'a str,
         key: &'a str,
+        expected: Option<Vec<u8>>,
         value: Vec<u8>,
-    ) -> StoreFuture<'a, ()> {
-        self.run(move |s, log| s.set_document(log, account, key, value))
+    ) -> StoreFuture<'a, bool> {
+        self.run(move |s, log| {
+            if s.document(account, key) != expected {
+                return Ok(false);
+            }
+            s.set_document(log, account, key, value).map(|()| true)
+        })
     }
 
     fn enqueue<'a>(

@@ -577,6 +577,27 @@ impl State {
         self.redefine(log, account, name, |e| e.metadata = metadata)
     }
 
+    /// Replaces a queue's metadata if it is still `expected`: `None` if there is no such
+    /// queue, `Some(false)` if the metadata was something else.
+    pub fn swap_metadata(
+        &mut self,
+        log: &mut Log,
+        account: &str,
+        name: &str,
+        expected: &Metadata,
+        metadata: Metadata,
+    ) -> io::Result<Option<bool>> {
+        let Some((id, e)) = Self::entry(&self.names, &mut self.queues, account, name) else {
+            return Ok(None);
+        };
+        if e.metadata != *expected {
+            return Ok(Some(false));
+        }
+        e.metadata = metadata;
+        Self::write_definition(&mut self.live, log, id, e)?;
+        Ok(Some(true))
+    }
+
     pub fn set_rules(
         &mut self,
         log: &mut Log,

@@ -153,7 +153,7 @@ async fn restart_preserves_everything_leases_included() {
         e.set_access_policies(Q, vec![policy.clone()])
             .await
             .expect("acl");
-        e.set_account_document("acct", "props", b"<doc/>".to_vec())
+        e.swap_account_document("acct", "props", None, b"<doc/>".to_vec())
             .await
             .expect("doc");
         let put = fill(&e, 10).await;

@@ -116,7 +116,7 @@ async fn write_the_format_2_fixture() {
         .expect("send");
     }
     e.clear_messages(q("cleared")).await.expect("clear");
-    e.set_account_document(ACCOUNT, "service-properties", b"<Props/>".to_vec())
+    e.swap_account_document(ACCOUNT, "service-properties", None, b"<Props/>".to_vec())
         .await
         .expect("document");
 

@@ -303,15 +303,36 @@ impl Run {
                 assert_eq!(a, b, "metadata");
             }
             Op::Document { v } => {
+                // A compare-and-set on what each store holds, then one on a stale value.
                 let value = vec![v; 100];
-                self.real()
-                    .set_account_document("acct", "doc", value.clone())
+                let stale = Some(vec![v; 99]);
+                let was = self
+                    .model
+                    .account_document("acct", "doc")
                     .await
                     .expect("doc");
-                self.model
-                    .set_account_document("acct", "doc", value)
+                let a = self
+                    .real()
+                    .swap_account_document("acct", "doc", was.clone(), value.clone())
                     .await
                     .expect("doc");
+                let b = self
+                    .model
+                    .swap_account_document("acct", "doc", was, value.clone())
+                    .await
+                    .expect("doc");
+                assert_eq!((a, b), (true, true), "document swap");
+                let a = self
+                    .real()
+                    .swap_account_document("acct", "doc", stale.clone(), vec![0])
+                    .await
+                    .expect("doc");
+                let b = self
+                    .model
+                    .swap_account_document("acct", "doc", stale, vec![0])
+                    .await
+                    .expect("doc");
+                assert_eq!((a, b), (false, false), "stale document swap");
             }
             Op::Advance { s } => self.clock.advance(Duration::from_secs(s)),
             Op::Settle => tokio::time::sleep(Duration::from_millis(20)).await,

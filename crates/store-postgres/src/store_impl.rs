@@ -159,6 +159,34 @@ impl Store for PostgresStore {
         })
     }
 
+    fn swap_metadata<'a>(
+        &'a self,
+        q: QueueRef<'a>,
+        expected: Metadata,
+        metadata: Metadata,
+    ) -> StoreFuture<'a, Option<bool>> {
+        let q = Q::new(q);
+        self.spawn(move |db| async move {
+            let (old, new) = (
+                codec::metadata_array(&expected),
+                codec::metadata_array(&metadata),
+            );
+            let client = db.pool.get().await.map_err(unavailable)?;
+            let row = client
+                .query_opt(
+                    "WITH e AS (SELECT sid, metadata = $3 AS same FROM entities \
+                         WHERE account = $1 AND name = $2 FOR UPDATE), \
+                     u AS (UPDATE entities SET metadata = $4 FROM e \
+                         WHERE entities.sid = e.sid AND e.same) \
+                     SELECT same FROM e",
+                    &[&q.account, &q.queue, &old, &new],
+                )
+                .await
+                .map_err(unavailable)?;
+            Ok(row.map(|r| r.get::<_, bool>(0)))
+        })
+    }
+
     fn set_rules<'a>(&'a self, q: QueueRef<'a>, rules: LeaseRules) -> StoreFuture<'a, bool> {
         let q = Q::new(q);
         self.spawn(move |db| async move {
@@ -375,24 +403,38 @@ impl Store for PostgresStore {
         })
     }
 
-    fn set_account_document<'a>(
+    fn swap_account_document<'a>(
         &'a self,
         account: &'a str,
         key: &'a str,
+        expected: Option<Vec<u8>>,
         value: Vec<u8>,
-    ) -> StoreFuture<'a, ()> {
+    ) -> StoreFuture<'a, bool> {
         let (account, key) = (account.to_owned(), key.to_owned());
         self.spawn(move |db| async move {
             let client = db.pool.get().await.map_err(unavailable)?;
-            client
-                .execute(
-                    "INSERT INTO account_documents (account, key, value) VALUES ($1, $2, $3) \
-                     ON CONFLICT (account, key) DO UPDATE SET value = excluded.value",
-                    &[&account, &key, &value],
-                )
-                .await
-                .map_err(unavailable)?;
-            Ok(())
+            // The row's own value is the version: the write lands only on what was read.
+            let written = match &expected {
+                None => {
+                    client
+                        .execute(
+                            "INSERT INTO account_documents (account, key, value) \
+                             VALUES ($1, $2, $3) ON CONFLICT (account, key) DO NOTHING",
+                            &[&account, &key, &value],
+                        )
+                        .await
+                }
+                Some(old) => {
+                    client
+                        .execute(
+                            "UPDATE account_documents SET value = $4 \
+                             WHERE account = $1 AND key = $2 AND value = $3",
+                            &[&account, &key, old, &value],
+                        )
+                        .await
+                }
+            };
+            Ok(written.map_err(unavailable)? == 1)
         })
     }
 

@@ -87,6 +87,14 @@ impl Store for TwoNodes {
     fn set_metadata<'a>(&'a self, q: QueueRef<'a>, metadata: Metadata) -> StoreFuture<'a, bool> {
         self.node().set_metadata(q, metadata)
     }
+    fn swap_metadata<'a>(
+        &'a self,
+        q: QueueRef<'a>,
+        expected: Metadata,
+        metadata: Metadata,
+    ) -> StoreFuture<'a, Option<bool>> {
+        self.node().swap_metadata(q, expected, metadata)
+    }
     fn set_rules<'a>(&'a self, q: QueueRef<'a>, rules: LeaseRules) -> StoreFuture<'a, bool> {
         self.node().set_rules(q, rules)
     }
@@ -155,13 +163,15 @@ impl Store for TwoNodes {
     ) -> StoreFuture<'a, Option<Vec<u8>>> {
         self.node().account_document(account, key)
     }
-    fn set_account_document<'a>(
+    fn swap_account_document<'a>(
         &'a self,
         account: &'a str,
         key: &'a str,
+        expected: Option<Vec<u8>>,
         value: Vec<u8>,
-    ) -> StoreFuture<'a, ()> {
-        self.node().set_account_document(account, key, value)
+    ) -> StoreFuture<'a, bool> {
+        self.node()
+            .swap_account_document(account, key, expected, value)
     }
     fn enqueue<'a>(
         &'a self,

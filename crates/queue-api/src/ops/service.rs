@@ -121,9 +121,7 @@ pub async fn get_properties(call: &Call<'_>) -> Result<Response, ApiError> {
 pub async fn set_properties(call: &Call<'_>) -> Result<Response, ApiError> {
     let legacy = call.version < ApiVersion::V2013_08_15;
     let patch = xml::parse_service_properties(&call.req.body, legacy).map_err(xml_error)?;
-    let mut props = properties::load(call.engine, &call.target.account).await?;
-    props.apply(patch);
-    properties::save(call.engine, &call.target.account, &props).await?;
+    properties::change(call.engine, &call.target.account, &patch).await?;
     Ok(Response::new(202))
 }
 

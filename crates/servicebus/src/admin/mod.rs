@@ -310,6 +310,12 @@ pub(crate) fn catalog_error(call: &Call<'_>, what: &str, e: CatalogError) -> Adm
             format!("The messaging entity that '{what}' belongs to could not be found."),
         ),
         CatalogError::Quota(text) => AdminError::new(403, text),
+        CatalogError::Busy => AdminError::new(
+            503,
+            format!(
+                "The messaging entity '{what}' kept changing under this request. Please retry."
+            ),
+        ),
         CatalogError::Engine(e) => engine_error(e),
     }
 }

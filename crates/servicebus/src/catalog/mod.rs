@@ -5,7 +5,10 @@
 //! Each entity is an engine queue whose metadata holds its description ([`stored`]), so
 //! creating an entity and recording how it was created is one store operation, and deleting
 //! it removes both. The catalog keeps a copy in memory for lookups on every attach;
-//! administrative changes are serialised so the copy and the store agree.
+//! administrative changes are serialised so the copy and the store agree. Nodes sharing a
+//! store change descriptions by compare-and-set on the metadata last seen ([`Catalog::swap`]),
+//! so a change made from a stale copy (another node's rule added a moment ago) is refused,
+//! the copy read again and the change made on it: no node loses another's.
 
 mod stored;
 mod topics;
@@ -40,9 +43,16 @@ pub enum CatalogError {
     /// A quota is reached; the text says which.
     #[error("{0}")]
     Quota(String),
+    /// The entity kept changing under the request (other nodes writing it), so its
+    /// change was not made.
+    #[error("the entity kept changing; retry")]
+    Busy,
     #[error(transparent)]
     Engine(#[from] Error),
 }
+
+/// Attempts at a compare-and-set change before [`CatalogError::Busy`].
+const ATTEMPTS: usize = 8;
 
 /// Every entity, by lowercase name (subscriptions by their topic's and their own).
 #[derive(Default)]
@@ -50,6 +60,9 @@ struct Entities {
     queues: BTreeMap<String, Arc<QueueProperties>>,
     topics: BTreeMap<String, Arc<TopicProperties>>,
     subscriptions: BTreeMap<(String, String), Arc<SubscriptionProperties>>,
+    /// Each entity's metadata as last read or written, by engine key: what a change
+    /// expects to replace.
+    seen: BTreeMap<String, Metadata>,
 }
 
 impl Entities {
@@ -120,10 +133,13 @@ impl Catalog {
     ) -> Result<(), CatalogError> {
         match self
             .engine
-            .create_queue_with(self.q(key), metadata, QueueSettings { rules })
+            .create_queue_with(self.q(key), metadata.clone(), QueueSettings { rules })
             .await
         {
-            Ok(Created::New) => Ok(()),
+            Ok(Created::New) => {
+                self.write().seen.insert(key.to_owned(), metadata);
+                Ok(())
+            }
             Ok(Created::AlreadyIdentical) | Err(Error::QueueAlreadyExists) => {
                 Err(CatalogError::Exists)
             }
@@ -134,7 +150,10 @@ impl Catalog {
     /// Deletes an entity's engine queue; one already gone is fine.
     async fn delete_stored(&self, key: &str) -> Result<(), CatalogError> {
         match self.engine.delete_queue(self.q(key)).await {
-            Ok(()) | Err(Error::QueueNotFound) => Ok(()),
+            Ok(()) | Err(Error::QueueNotFound) => {
+                self.write().seen.remove(key);
+                Ok(())
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -181,8 +200,51 @@ impl Catalog {
     /// a description if a crash fell between the two).
     async fn rewrite(&self, key: &str, props: &QueueProperties) -> Result<(), Error> {
         let q = self.q(key);
-        self.engine.set_metadata(q, queue_metadata(props)).await?;
+        let metadata = queue_metadata(props);
+        self.engine.set_metadata(q, metadata.clone()).await?;
+        self.write().seen.insert(key.to_owned(), metadata);
         self.engine.set_rules(q, props.rules()).await
+    }
+
+    /// Writes `metadata` over the entity stored under `key` if the store still holds what
+    /// this catalog last saw there; `false` (and the entity read again) if another node
+    /// changed it meanwhile.
+    async fn swap(&self, key: &str, metadata: Metadata) -> Result<bool, CatalogError> {
+        let Some(expected) = self.read().seen.get(key).cloned() else {
+            self.read_key(key).await?;
+            return Ok(false);
+        };
+        match self
+            .engine
+            .swap_metadata(self.q(key), expected, metadata.clone())
+            .await
+        {
+            Ok(true) => {
+                self.write().seen.insert(key.to_owned(), metadata);
+                Ok(true)
+            }
+            Ok(false) | Err(Error::QueueNotFound) => {
+                self.read_key(key).await?;
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Makes a change by compare-and-set: `change` turns the catalog's copy into the new
+    /// metadata (and what to answer); refused, it runs again on the copy read afresh.
+    async fn change<T>(
+        &self,
+        key: &str,
+        mut change: impl FnMut(&Self) -> Result<(Metadata, T), CatalogError>,
+    ) -> Result<T, CatalogError> {
+        for _ in 0..ATTEMPTS {
+            let (metadata, out) = change(self)?;
+            if self.swap(key, metadata).await? {
+                return Ok(out);
+            }
+        }
+        Err(CatalogError::Busy)
     }
 
     /// Reads every entity the store holds, then brings each one's lease rules up to its
@@ -223,6 +285,7 @@ impl Catalog {
                 .list_queues(&self.account, "", start.as_deref(), 1000)
                 .await?;
             for s in page.queues {
+                found.seen.insert(s.name.clone(), s.metadata.clone());
                 // A queue from before descriptions were stored takes the defaults.
                 match stored::read(&s.name, &s.metadata)
                     .unwrap_or_else(|| Stored::Queue(QueueProperties::new(&s.name)))
@@ -259,24 +322,41 @@ impl Catalog {
     /// Reads the queue or topic called `name` from the store (another node may have just
     /// created, changed or deleted it).
     pub async fn reload(&self, name: &str) -> Result<(), Error> {
-        let key = name.to_ascii_lowercase();
         let _change = self.changes.lock().await;
-        match self.engine.queue_info(self.q(&key)).await {
-            Ok(info) => match stored::read(&key, &info.metadata) {
-                Some(Stored::Queue(p)) => {
-                    self.write().queues.insert(key, Arc::new(p));
-                }
-                Some(Stored::Topic(p)) => {
-                    self.write().topics.insert(key, Arc::new(p));
-                }
-                Some(Stored::Subscription(_)) | None => {}
-            },
+        self.read_key(&name.to_ascii_lowercase()).await
+    }
+
+    /// Reads the entity stored under engine key `key` into the copy, or takes it out of the
+    /// copy if the store no longer holds it.
+    async fn read_key(&self, key: &str) -> Result<(), Error> {
+        let info = match self.engine.queue_info(self.q(key)).await {
+            Ok(info) => info,
             Err(Error::QueueNotFound) => {
                 let mut entities = self.write();
-                entities.queues.remove(&key);
-                entities.topics.remove(&key);
+                entities.queues.remove(key);
+                entities.topics.remove(key);
+                entities
+                    .subscriptions
+                    .retain(|(t, s), _| stored::subscription_key(t, s) != key);
+                entities.seen.remove(key);
+                return Ok(());
             }
             Err(e) => return Err(e),
+        };
+        let mut entities = self.write();
+        entities.seen.insert(key.to_owned(), info.metadata.clone());
+        match stored::read(key, &info.metadata) {
+            Some(Stored::Queue(p)) => {
+                entities.queues.insert(key.to_owned(), Arc::new(p));
+            }
+            Some(Stored::Topic(p)) => {
+                entities.topics.insert(key.to_owned(), Arc::new(p));
+            }
+            Some(Stored::Subscription(p)) => {
+                let sub = (p.topic.to_ascii_lowercase(), p.name.to_ascii_lowercase());
+                entities.subscriptions.insert(sub, Arc::from(p));
+            }
+            None => {}
         }
         Ok(())
     }
@@ -318,13 +398,18 @@ impl Catalog {
     ) -> Result<Arc<QueueProperties>, CatalogError> {
         let _change = self.changes.lock().await;
         let key = name.to_ascii_lowercase();
-        let old = self.get(&key).ok_or(CatalogError::NotFound)?;
-        let props = QueueProperties {
-            description,
-            updated_at: date(self.engine.now()),
-            ..(*old).clone()
-        };
-        self.rewrite(&key, &props).await?;
+        let props = self
+            .change(&key, |c| {
+                let old = c.get(&key).ok_or(CatalogError::NotFound)?;
+                let props = QueueProperties {
+                    description: description.clone(),
+                    updated_at: date(c.engine.now()),
+                    ..(*old).clone()
+                };
+                Ok((queue_metadata(&props), props))
+            })
+            .await?;
+        self.engine.set_rules(self.q(&key), props.rules()).await?;
         Ok(self.insert(key, props))
     }
 

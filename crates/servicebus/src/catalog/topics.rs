@@ -56,14 +56,16 @@ impl Catalog {
     ) -> Result<Arc<TopicProperties>, CatalogError> {
         let _change = self.changes.lock().await;
         let key = name.to_ascii_lowercase();
-        let old = self.topic(&key).ok_or(CatalogError::NotFound)?;
-        let props = TopicProperties {
-            description,
-            updated_at: date(self.engine.now()),
-            ..(*old).clone()
-        };
-        self.engine
-            .set_metadata(self.q(&key), topic_metadata(&props))
+        let props = self
+            .change(&key, |c| {
+                let old = c.topic(&key).ok_or(CatalogError::NotFound)?;
+                let props = TopicProperties {
+                    description: description.clone(),
+                    updated_at: date(c.engine.now()),
+                    ..(*old).clone()
+                };
+                Ok((topic_metadata(&props), props))
+            })
             .await?;
         let props = Arc::new(props);
         self.write().topics.insert(key, props.clone());
@@ -173,17 +175,20 @@ impl Catalog {
         mut description: SubscriptionDescription,
     ) -> Result<Arc<SubscriptionProperties>, CatalogError> {
         let _change = self.changes.lock().await;
-        let old = self
-            .subscription(topic, name)
-            .ok_or(CatalogError::NotFound)?;
         // Rules change through their own requests.
         description.default_rule = None;
-        let props = SubscriptionProperties {
-            description,
-            updated_at: date(self.engine.now()),
-            ..(*old).clone()
-        };
-        self.rewrite_subscription(props).await
+        self.change_subscription(topic, name, CatalogError::NotFound, |c, old| {
+            Ok((
+                SubscriptionProperties {
+                    description: description.clone(),
+                    updated_at: date(c.engine.now()),
+                    ..old.clone()
+                },
+                (),
+            ))
+        })
+        .await
+        .map(|(props, ())| props)
     }
 
     pub async fn delete_subscription(&self, topic: &str, name: &str) -> Result<(), CatalogError> {
@@ -205,38 +210,38 @@ impl Catalog {
         update: bool,
     ) -> Result<StoredRule, CatalogError> {
         let _change = self.changes.lock().await;
-        let old = self
-            .subscription(topic, subscription)
-            .ok_or(CatalogError::NoParent)?;
-        let mut props = (*old).clone();
-        let now = date(self.engine.now());
-        let at = props
-            .rules
-            .iter()
-            .position(|r| r.rule.name.eq_ignore_ascii_case(&rule.name));
-        let stored = match (at, update) {
-            (Some(_), false) => return Err(CatalogError::Exists),
-            (None, true) => return Err(CatalogError::NotFound),
-            (Some(i), true) => {
-                props.rules[i].rule = rule;
-                props.rules[i].clone()
-            }
-            (None, false) if props.rules.len() >= MAX_RULES => {
-                return Err(CatalogError::Quota(format!(
-                    "SubCode=40300. The subscription already holds its maximum of {MAX_RULES} rules."
-                )))
-            }
-            (None, false) => {
-                let stored = StoredRule {
-                    rule,
-                    created_at: now,
-                };
-                props.rules.push(stored.clone());
-                stored
-            }
-        };
-        self.rewrite_subscription(props).await?;
-        Ok(stored)
+        self.change_subscription(topic, subscription, CatalogError::NoParent, |c, old| {
+            let mut props = old.clone();
+            let now = date(c.engine.now());
+            let at = props
+                .rules
+                .iter()
+                .position(|r| r.rule.name.eq_ignore_ascii_case(&rule.name));
+            let stored = match (at, update) {
+                (Some(_), false) => return Err(CatalogError::Exists),
+                (None, true) => return Err(CatalogError::NotFound),
+                (Some(i), true) => {
+                    props.rules[i].rule = rule.clone();
+                    props.rules[i].clone()
+                }
+                (None, false) if props.rules.len() >= MAX_RULES => {
+                    return Err(CatalogError::Quota(format!(
+                        "SubCode=40300. The subscription already holds its maximum of {MAX_RULES} rules."
+                    )))
+                }
+                (None, false) => {
+                    let stored = StoredRule {
+                        rule: rule.clone(),
+                        created_at: now,
+                    };
+                    props.rules.push(stored.clone());
+                    stored
+                }
+            };
+            Ok((props, stored))
+        })
+        .await
+        .map(|(_, stored)| stored)
     }
 
     pub async fn delete_rule(
@@ -246,33 +251,50 @@ impl Catalog {
         name: &str,
     ) -> Result<(), CatalogError> {
         let _change = self.changes.lock().await;
-        let old = self
-            .subscription(topic, subscription)
-            .ok_or(CatalogError::NotFound)?;
-        let mut props = (*old).clone();
-        let before = props.rules.len();
-        props
-            .rules
-            .retain(|r| !r.rule.name.eq_ignore_ascii_case(name));
-        if props.rules.len() == before {
-            return Err(CatalogError::NotFound);
-        }
-        self.rewrite_subscription(props).await.map(drop)
+        self.change_subscription(topic, subscription, CatalogError::NotFound, |_, old| {
+            let mut props = old.clone();
+            let before = props.rules.len();
+            props
+                .rules
+                .retain(|r| !r.rule.name.eq_ignore_ascii_case(name));
+            if props.rules.len() == before {
+                return Err(CatalogError::NotFound);
+            }
+            Ok((props, ()))
+        })
+        .await
+        .map(drop)
     }
 
-    /// Writes a subscription's description and rules, then its lease rules (loading brings
-    /// the lease rules up to the description if a crash fell between the two).
-    async fn rewrite_subscription(
+    /// Changes a subscription by compare-and-set (see [`Catalog::change`]): `change` makes
+    /// the new properties from the current ones; `missing` is the error when there is no
+    /// such subscription. Then its lease rules follow (loading brings them up to the
+    /// description if a crash fell between the two).
+    async fn change_subscription<T>(
         &self,
-        props: SubscriptionProperties,
-    ) -> Result<Arc<SubscriptionProperties>, CatalogError> {
-        let key = subscription_key(&props.topic, &props.name);
-        let q = self.q(&key);
-        self.engine
-            .set_metadata(q, subscription_metadata(&props))
+        topic: &str,
+        name: &str,
+        missing: CatalogError,
+        mut change: impl FnMut(
+            &Self,
+            &SubscriptionProperties,
+        ) -> Result<(SubscriptionProperties, T), CatalogError>,
+    ) -> Result<(Arc<SubscriptionProperties>, T), CatalogError> {
+        let key = subscription_key(topic, name);
+        let mut missing = Some(missing);
+        let (props, out) = self
+            .change(&key, |c| {
+                let Some(old) = c.subscription(topic, name) else {
+                    return Err(missing.take().unwrap_or(CatalogError::NotFound));
+                };
+                let (props, out) = change(c, &old)?;
+                Ok((subscription_metadata(&props), (props, out)))
+            })
             .await?;
-        self.engine.set_rules(q, props.lease_rules()).await?;
-        Ok(self.insert_subscription(props))
+        self.engine
+            .set_rules(self.q(&key), props.lease_rules())
+            .await?;
+        Ok((self.insert_subscription(props), out))
     }
 
     fn insert_subscription(&self, props: SubscriptionProperties) -> Arc<SubscriptionProperties> {
