@@ -16,7 +16,8 @@ import uuid
 
 import pytest
 from azure.core.exceptions import HttpResponseError
-from azure.storage.queue import QueueClient
+from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.queue import Metrics, QueueClient, QueueServiceClient, RetentionPolicy
 
 import hematite_server
 from conftest import CLIENT_KWARGS, unique_name
@@ -99,6 +100,124 @@ def test_a_node_killed_while_holding_leases_loses_nothing_and_redelivers_late(no
     for old in held:
         with pytest.raises(HttpResponseError):
             queue(b, name).delete_message(old.id, old.pop_receipt)
+
+
+class Writers:
+    """Threads putting numbered messages through one node until stopped, each put's start and
+    end time and outcome recorded."""
+
+    def __init__(self, node, name, threads=4):
+        self.q = [queue(node, name) for _ in range(threads)]
+        self.log, self.lock, self.stop = [], threading.Lock(), threading.Event()
+        self.threads = [threading.Thread(target=self.run, args=(i,)) for i in range(threads)]
+        for t in self.threads:
+            t.start()
+
+    def run(self, i):
+        n = 0
+        while not self.stop.is_set():
+            text, n = f"w{i}-{n}", n + 1
+            start = time.monotonic()
+            try:
+                self.q[i].send_message(text)
+                outcome = "stored"
+            except ResourceNotFoundError:
+                outcome = "missing"
+            except HttpResponseError as e:
+                outcome = f"error {e.status_code}"
+            with self.lock:
+                self.log.append((text, start, time.monotonic(), outcome))
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join()
+        return self.log
+
+
+def test_delete_queue_on_one_node_racing_puts_on_the_other(nodes):
+    """Puts through node b while node a deletes the queue: a put that starts after the delete
+    answered is refused (404), and the queue made again holds none of the old messages."""
+    a, b = nodes
+    name = unique_name()
+    queue(a, name).create_queue()
+    writers = Writers(b, name)
+    time.sleep(1.0)
+    queue(a, name).delete_queue()
+    deleted = time.monotonic()
+    time.sleep(1.0)
+    log = writers.finish()
+    assert [o for _, _, _, o in log if o.startswith("error")] == []
+    before = [t for t, _, end, o in log if o == "stored" and end < deleted]
+    late = [(t, o) for t, start, _, o in log if start > deleted and o != "missing"]
+    assert len(before) > 20, "puts ran before the delete"
+    assert late == [], "a put after the delete was not refused"
+    queue(a, name).create_queue()
+    assert list(queue(b, name).peek_messages(max_messages=32)) == []
+    assert queue(a, name).get_queue_properties().approximate_message_count == 0
+
+
+def test_clear_on_one_node_racing_puts_on_the_other(nodes):
+    """Puts through node b while node a clears the queue: every put done before the clear
+    began is gone, and every put begun after the clear answered is kept."""
+    a, b = nodes
+    name = unique_name()
+    queue(a, name).create_queue()
+    writers = Writers(b, name)
+    time.sleep(1.0)
+    began = time.monotonic()
+    queue(a, name).clear_messages()
+    cleared = time.monotonic()
+    time.sleep(1.0)
+    log = writers.finish()
+    assert all(o == "stored" for _, _, _, o in log), "every put succeeds"
+    kept = set()
+    q = queue(a, name)
+    while True:
+        batch = list(q.receive_messages(messages_per_page=32, visibility_timeout=60))
+        if not batch:
+            break
+        for m in batch:
+            kept.add(m.content)
+            q.delete_message(m.id, m.pop_receipt)
+    done_before = {t for t, _, end, _ in log if end < began}
+    begun_after = {t for t, start, _, _ in log if start > cleared}
+    assert len(done_before) > 20 and len(begun_after) > 20
+    assert kept & done_before == set(), "a put from before the clear survived it"
+    assert begun_after <= kept, "a put from after the clear was lost"
+
+
+def test_service_properties_set_on_both_nodes_at_once_keep_both_changes(nodes):
+    """Set Service Properties changes only the elements it names: node a sets the hour
+    metrics while node b sets the minute metrics, many times at once, and each reads back
+    after every write that its half holds what it wrote. Each node reads, patches and writes
+    the whole document; without compare-and-set, a write from one node made on a read from
+    before the other's last write carries the other's old half back."""
+    a, b = nodes
+    rounds = 40
+    lost = []
+
+    def set_metrics(node, which):
+        svc = QueueServiceClient.from_connection_string(node.connection_string(), **CLIENT_KWARGS)
+        for days in range(1, rounds + 1):
+            m = Metrics(enabled=True, include_apis=True, retention_policy=RetentionPolicy(enabled=True, days=days))
+            svc.set_service_properties(**{which: m})
+            now = svc.get_service_properties()[which].retention_policy.days
+            if now != days:
+                lost.append((which, days, now))
+
+    threads = [
+        threading.Thread(target=set_metrics, args=(a, "hour_metrics")),
+        threading.Thread(target=set_metrics, args=(b, "minute_metrics")),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert lost == [], "a node's change was undone by the other's"
+    props = QueueServiceClient.from_connection_string(a.connection_string(), **CLIENT_KWARGS).get_service_properties()
+    assert props["hour_metrics"].retention_policy.days == rounds
+    assert props["minute_metrics"].retention_policy.days == rounds
 
 
 def test_consumers_on_both_nodes_never_share_a_message(nodes):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
 import uuid
 from datetime import timedelta
@@ -17,7 +18,7 @@ from datetime import timedelta
 import hematite_server
 import pytest
 from azure.servicebus import ServiceBusClient, ServiceBusMessage
-from azure.servicebus.management import ServiceBusAdministrationClient
+from azure.servicebus.management import ServiceBusAdministrationClient, SqlRuleFilter
 from test_queues import receive
 
 pytestmark = pytest.mark.skipif(
@@ -90,3 +91,35 @@ def test_a_lock_taken_on_one_node_holds_on_the_other(nodes):
             [again] = receive(rb, 1, wait=10)
             assert (again.sequence_number, again.delivery_count) == (held.sequence_number, 1)
             rb.complete_message(again)
+
+
+def test_rules_added_through_both_nodes_at_once_are_all_kept(nodes):
+    """A subscription's rules live in one description that each node reads, changes and
+    writes back. Rules added through both nodes at once must all be kept: a node writing from
+    a copy that misses the other's newest rule would drop it, so a change lands only on the
+    description it was made from, and is made again otherwise."""
+    a, b = nodes
+    topic = f"t-{uuid.uuid4().hex[:8]}"
+    with admin(a) as ad:
+        ad.create_topic(topic)
+        ad.create_subscription(topic, "s")
+    errors = []
+
+    def add(node, prefix):
+        try:
+            with admin(node) as ad:
+                for i in range(12):
+                    ad.create_rule(topic, "s", f"{prefix}{i}", filter=SqlRuleFilter(f"n = {i}"))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=add, args=(n, p)) for n, p in ((a, "a"), (b, "b"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    want = sorted(["$Default"] + [f"{p}{i}" for p in "ab" for i in range(12)])
+    for node in (a, b):
+        with admin(node) as ad:
+            assert sorted(r.name for r in ad.list_rules(topic, "s")) == want

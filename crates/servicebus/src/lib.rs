@@ -213,6 +213,22 @@ impl ServiceBus {
         }
     }
 
+    /// Reads entity `name` (and its subscription `sub`) from a shared store again, so that an
+    /// administrative request answers from what other nodes last wrote, not from a copy up
+    /// to one refresh old. A store this node alone writes is never read again.
+    pub(crate) async fn read_again(&self, name: &str, sub: Option<&str>) {
+        if !self.shared.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let mut read = self.catalog.reload(name).await;
+        if let (Ok(()), Some(sub)) = (&read, sub) {
+            read = self.catalog.reload_subscription(name, sub).await;
+        }
+        if let Err(e) = read {
+            tracing::warn!(entity = name, error = %e, "reading a Service Bus entity failed");
+        }
+    }
+
     pub fn namespace(&self) -> &Namespace {
         &self.namespace
     }

@@ -114,10 +114,11 @@ impl Admin {
         let method = call.req.method();
         let sb = &self.sb;
         if !lower.starts_with('$') {
-            // Another node sharing the store may have made or changed it.
-            let entity = subscriptions::Path::parse(&call.path)
-                .map_or(call.path.clone(), |p| p.topic().to_owned());
-            sb.ensure_known(&entity).await;
+            // Another node sharing the store may have made or changed it: read it again.
+            let path = subscriptions::Path::parse(&call.path);
+            let entity = path.as_ref().map_or(call.path.as_str(), |p| p.topic());
+            sb.read_again(entity, path.as_ref().and_then(|p| p.subscription()))
+                .await;
         }
         if let Some(path) = subscriptions::Path::parse(&call.path) {
             return subscriptions::route(sb, call, &path).await;

@@ -30,6 +30,10 @@ impl Path {
         &self.topic
     }
 
+    pub fn subscription(&self) -> Option<&str> {
+        self.subscription.as_deref()
+    }
+
     /// `None` for a path that names no subscription or rule (a queue's or topic's).
     pub fn parse(path: &str) -> Option<Path> {
         let segs: Vec<&str> = path.split('/').collect();

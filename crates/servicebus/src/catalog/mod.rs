@@ -326,6 +326,13 @@ impl Catalog {
         self.read_key(&name.to_ascii_lowercase()).await
     }
 
+    /// Reads subscription `name` of `topic` from the store (another node may have just
+    /// created, changed or deleted it).
+    pub async fn reload_subscription(&self, topic: &str, name: &str) -> Result<(), Error> {
+        let _change = self.changes.lock().await;
+        self.read_key(&stored::subscription_key(topic, name)).await
+    }
+
     /// Reads the entity stored under engine key `key` into the copy, or takes it out of the
     /// copy if the store no longer holds it.
     async fn read_key(&self, key: &str) -> Result<(), Error> {
