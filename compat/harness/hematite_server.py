@@ -118,10 +118,12 @@ def start(
     extra_args: Sequence[str] = (),
     https: bool = False,
     servicebus: bool = False,
+    env: Optional[dict] = None,
 ) -> Server:
     """Starts a server; ``https`` says ``extra_args`` make it serve TLS. Service Bus is
     served, on free ports, only when ``servicebus`` asks for it (``sb_config``: a path
-    to an emulator ``config.json`` passed in ``extra_args``)."""
+    to an emulator ``config.json`` passed in ``extra_args``). ``env`` adds to the server's
+    environment."""
     url = os.environ.get("HEMATITE_URL", "").strip()
     if url:
         return Server(base_url=url.rstrip("/"))
@@ -169,6 +171,7 @@ def start(
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        env={**os.environ, **(env or {})},
     )
     log.close()
     server = Server(

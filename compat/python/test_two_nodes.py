@@ -8,6 +8,7 @@ database of its own."""
 
 from __future__ import annotations
 
+import glob
 import os
 import subprocess
 import threading
@@ -218,6 +219,38 @@ def test_service_properties_set_on_both_nodes_at_once_keep_both_changes(nodes):
     props = QueueServiceClient.from_connection_string(a.connection_string(), **CLIENT_KWARGS).get_service_properties()
     assert props["hour_metrics"].retention_policy.days == rounds
     assert props["minute_metrics"].retention_policy.days == rounds
+
+
+def skewed_clock(offset: str) -> dict:
+    """The environment that runs a process with its wall clock moved by `offset` (libfaketime,
+    which `scripts/test` installs)."""
+    libs = glob.glob("/usr/lib/*/faketime/libfaketime.so.1")
+    if not libs:
+        pytest.fail("libfaketime is missing: install Debian's faketime (scripts/test does)")
+    return {"LD_PRELOAD": libs[0], "FAKETIME": offset, "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+
+
+def test_a_node_whose_clock_runs_an_hour_ahead_redelivers_nothing_early():
+    """Node b's wall clock runs an hour ahead. Nodes take their time from the database, so b
+    neither sees a's 30-second lease as long over nor stamps its puts an hour late."""
+    db = fresh_database()
+    a = hematite_server.start(extra_args=["--store", db])
+    b = hematite_server.start(extra_args=["--store", db], env=skewed_clock("+1h"))
+    try:
+        name = unique_name()
+        queue(a, name).create_queue()
+        queue(a, name).send_message("leased on a")
+        leased = next(iter(queue(a, name).receive_messages(visibility_timeout=30)))
+        assert list(queue(b, name).receive_messages(visibility_timeout=30)) == [], "redelivered early"
+        queue(b, name).send_message("put on b")
+        seen = list(queue(b, name).peek_messages(max_messages=32))
+        assert [m.content for m in seen] == ["put on b"]
+        skew = abs(seen[0].inserted_on.timestamp() - time.time())
+        assert skew < 60, f"node b stamps its puts {skew:.0f} s off"
+        queue(b, name).delete_message(leased.id, leased.pop_receipt)
+    finally:
+        hematite_server.stop(a)
+        hematite_server.stop(b)
 
 
 def test_consumers_on_both_nodes_never_share_a_message(nodes):
