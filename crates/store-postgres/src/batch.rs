@@ -12,11 +12,12 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use hematite_engine::store::{Enqueue, Enqueued, LeaseRules};
-use hematite_engine::{QueueRef, StoreError};
+use hematite_engine::store::{Enqueue, Enqueued, LeaseGrant, LeaseRules, ReceiptError};
+use hematite_engine::{Message, MessageId, PopReceipt, QueueRef, StoreError, Timestamp};
 use tokio::sync::oneshot;
 use tokio_postgres::Row;
 
+use crate::claim::{self, Delete, Receive};
 use crate::entity::{self, Load, Loaded};
 use crate::pipeline::{together, Open, Request};
 use crate::put::{self, Outcome, Put};
@@ -43,6 +44,34 @@ enum Work {
     Apply { load: Load, apply: Apply },
     /// Adds messages, reading nothing ([`put`]).
     Put(Put),
+    /// Get Messages: without the entity's lock on an Azure queue ([`claim`]).
+    Receive(Receive),
+    /// Delete Message: without the entity's lock on an Azure queue ([`claim`]).
+    Delete(Delete),
+}
+
+impl Work {
+    /// The work as a step of the state machine, with the rows it reads.
+    fn general(self) -> (Load, Apply) {
+        match self {
+            Work::Apply { load, apply } => (load, apply),
+            Work::Put(p) => (Load::Nothing, Box::new(move |l| Box::new(put::apply(l, p)))),
+            Work::Receive(Receive { now, grant }) => {
+                let load = Load::Head {
+                    sub: hematite_engine::store::SubQueue::Main,
+                    n: grant.receipts.len(),
+                    now,
+                };
+                let apply: Apply = Box::new(move |l| Box::new(l.entity.main.receive(now, &grant)));
+                (load, apply)
+            }
+            Work::Delete(Delete { id, receipt, now }) => {
+                let apply: Apply =
+                    Box::new(move |l| Box::new(l.entity.main.delete(id, receipt, now)));
+                (Load::ById(id), apply)
+            }
+        }
+    }
 }
 
 struct Call {
@@ -146,6 +175,28 @@ impl Db {
         self.call(q, Work::Put(Put { batch, max_bytes })).await
     }
 
+    /// Get Messages on one entity.
+    pub(crate) async fn receive(
+        self: &Arc<Db>,
+        q: QueueRef<'_>,
+        now: Timestamp,
+        grant: LeaseGrant,
+    ) -> Result<Option<Vec<Message>>, StoreError> {
+        self.call(q, Work::Receive(Receive { now, grant })).await
+    }
+
+    /// Delete Message on one entity.
+    pub(crate) async fn delete(
+        self: &Arc<Db>,
+        q: QueueRef<'_>,
+        id: MessageId,
+        receipt: PopReceipt,
+        now: Timestamp,
+    ) -> Result<Option<Result<Message, ReceiptError>>, StoreError> {
+        self.call(q, Work::Delete(Delete { id, receipt, now }))
+            .await
+    }
+
     async fn call<T: Send + 'static>(
         self: &Arc<Db>,
         q: QueueRef<'_>,
@@ -190,13 +241,152 @@ async fn serve(db: Arc<Db>, key: Key) {
     };
     while let Some(calls) = db.batches.next(&key) {
         let q = QueueRef::new(&key.0, &key.1);
-        if calls.iter().all(Call::is_put) {
-            run_puts(&db, q, calls).await;
-        } else {
-            run(&db, q, calls).await;
+        let lock_free = db
+            .batches
+            .heads()
+            .get(&key)
+            .filter(|(_, rules)| claim::applies(rules))
+            .map(|(sid, _)| *sid);
+        let (mut receives, mut deletes, mut rest) = (Vec::new(), Vec::new(), Vec::new());
+        for c in calls {
+            match (&c.work, lock_free) {
+                (Work::Receive(_), Some(_)) => receives.push(c),
+                (Work::Delete(_), Some(_)) => deletes.push(c),
+                _ => rest.push(c),
+            }
+        }
+        // The lock-free statements and the entity's transaction run side by side; what the
+        // statements leave goes through a transaction after.
+        let (left, more, ()) = tokio::join!(
+            run_receives(&db, q, lock_free, receives),
+            run_deletes(&db, q, lock_free, deletes),
+            async {
+                if rest.is_empty() {
+                } else if rest.iter().all(Call::is_put) {
+                    run_puts(&db, q, rest).await;
+                } else {
+                    run(&db, q, rest).await;
+                }
+            },
+        );
+        let left: Vec<Call> = left.into_iter().chain(more).collect();
+        if !left.is_empty() {
+            run(&db, q, left).await;
         }
     }
     serving.done = true;
+}
+
+/// Receives in one claim statement; the calls it could not serve are handed back.
+async fn run_receives(
+    db: &Arc<Db>,
+    q: QueueRef<'_>,
+    sid: Option<i64>,
+    calls: Vec<Call>,
+) -> Vec<Call> {
+    let Some(sid) = sid.filter(|_| !calls.is_empty()) else {
+        return calls;
+    };
+    let mut receives = Vec::with_capacity(calls.len());
+    let mut replies = Vec::with_capacity(calls.len());
+    for c in calls {
+        if let Work::Receive(r) = c.work {
+            receives.push(r);
+            replies.push(c.reply);
+        }
+    }
+    let outcome = match db.pool.get().await {
+        Ok(client) => claim::receive(&client, q, sid, &receives)
+            .await
+            .map_err(unavailable),
+        Err(e) => Err(unavailable(e)),
+    };
+    match outcome {
+        Ok(Some(leased)) => {
+            for (reply, messages) in replies.into_iter().zip(leased) {
+                let _ = reply.send(Ok(Some(Box::new(messages))));
+            }
+            Vec::new()
+        }
+        Ok(None) => {
+            forget(db, q);
+            receives
+                .into_iter()
+                .zip(replies)
+                .map(|(r, reply)| Call {
+                    work: Work::Receive(r),
+                    reply,
+                })
+                .collect()
+        }
+        Err(e) => {
+            for reply in replies {
+                let _ = reply.send(Err(e.clone()));
+            }
+            Vec::new()
+        }
+    }
+}
+
+/// Deletes in one statement; the calls it could not serve are handed back.
+async fn run_deletes(
+    db: &Arc<Db>,
+    q: QueueRef<'_>,
+    sid: Option<i64>,
+    calls: Vec<Call>,
+) -> Vec<Call> {
+    let Some(sid) = sid.filter(|_| !calls.is_empty()) else {
+        return calls;
+    };
+    let mut deletes = Vec::with_capacity(calls.len());
+    let mut replies = Vec::with_capacity(calls.len());
+    for c in calls {
+        if let Work::Delete(d) = c.work {
+            deletes.push(d);
+            replies.push(c.reply);
+        }
+    }
+    let outcome = match db.pool.get().await {
+        Ok(client) => claim::delete(&client, q, sid, &deletes)
+            .await
+            .map_err(unavailable),
+        Err(e) => Err(unavailable(e)),
+    };
+    let done = match outcome {
+        Ok(Some(done)) => done,
+        Ok(None) => {
+            forget(db, q);
+            vec![None; deletes.len()]
+        }
+        Err(e) => {
+            for reply in replies {
+                let _ = reply.send(Err(e.clone()));
+            }
+            return Vec::new();
+        }
+    };
+    let mut left = Vec::new();
+    for ((d, reply), done) in deletes.into_iter().zip(replies).zip(done) {
+        match done {
+            Some(m) => {
+                let answer: Result<Message, ReceiptError> = Ok(m);
+                let _ = reply.send(Ok(Some(Box::new(answer))));
+            }
+            None => left.push(Call {
+                work: Work::Delete(d),
+                reply,
+            }),
+        }
+    }
+    left
+}
+
+/// Drops what was last seen of an entity that turned out different: the next transaction
+/// reads it again.
+fn forget(db: &Db, q: QueueRef<'_>) {
+    db.batches
+        .heads()
+        .remove(&(q.account.to_owned(), q.queue.to_owned()));
 }
 
 /// Puts in one statement; the general way if the entity refuses them as a batch.
@@ -214,7 +404,9 @@ async fn run_puts(db: &Arc<Db>, q: QueueRef<'_>, calls: Vec<Call>) {
         Err(e) => Err(unavailable(e)),
     };
     match outcome {
-        Ok(Outcome::Stored(stored, rules)) => {
+        Ok(Outcome::Stored(stored, sid, rules)) => {
+            let key = (q.account.to_owned(), q.queue.to_owned());
+            db.batches.heads().insert(key, (sid, rules));
             for (reply, messages) in replies.into_iter().zip(stored) {
                 let _ = reply.send(Ok(Some(Box::new(Enqueued::Stored(messages)))));
             }
@@ -241,11 +433,6 @@ async fn run_puts(db: &Arc<Db>, q: QueueRef<'_>, calls: Vec<Call>) {
     }
 }
 
-/// A put as a step of the state machine.
-fn put_apply(p: Put) -> Apply {
-    Box::new(move |l| Box::new(put::apply(l, p)) as Output)
-}
-
 /// One transaction for `calls`; every call is answered with its own result or the batch's
 /// error.
 async fn run(db: &Arc<Db>, q: QueueRef<'_>, calls: Vec<Call>) {
@@ -253,10 +440,7 @@ async fn run(db: &Arc<Db>, q: QueueRef<'_>, calls: Vec<Call>) {
     let mut applies = Vec::with_capacity(calls.len());
     let mut replies = Vec::with_capacity(calls.len());
     for c in calls {
-        let (load, apply) = match c.work {
-            Work::Apply { load, apply } => (load, apply),
-            Work::Put(p) => (Load::Nothing, put_apply(p)),
-        };
+        let (load, apply) = c.work.general();
         loads.push(load);
         applies.push(apply);
         replies.push(c.reply);

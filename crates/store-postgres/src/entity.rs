@@ -114,7 +114,10 @@ fn head_limit(n: usize, rules: &LeaseRules) -> i64 {
 
 /// The statements that read the rows the calls of a batch need, each once: heads of one
 /// sub-queue merged (their counts added, the latest `now`), ids, tokens and sequence
-/// numbers each in one statement.
+/// numbers each in one statement. Every read locks its rows: an Azure queue's receives and
+/// deletes change rows without the entity's lock ([`crate::claim`]), and a row read here
+/// must not change before this transaction writes it back. The head and housekeeping
+/// reads pass over rows held by others (a receiver holds them, so they are not available).
 pub fn reads(sid: i64, rules: &LeaseRules, loads: &[Load]) -> Vec<Read> {
     let select =
         |cond: &str| format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE sid = $1 AND {cond}");
@@ -136,7 +139,7 @@ pub fn reads(sid: i64, rules: &LeaseRules, loads: &[Load]) -> Vec<Read> {
             out.push(Read::new(
                 select(
                     "sub = $2 AND state <> 1 AND visible_at <= $3 AND expires_at > $3 \
-                     ORDER BY visible_at, seq LIMIT $4",
+                     ORDER BY visible_at, seq LIMIT $4 FOR UPDATE SKIP LOCKED",
                 ),
                 vec![
                     Box::new(sid),
@@ -146,7 +149,7 @@ pub fn reads(sid: i64, rules: &LeaseRules, loads: &[Load]) -> Vec<Read> {
                 ],
             ));
             out.push(Read::new(
-                select("sub = $2 AND expires_at <= $3 LIMIT $4"),
+                select("sub = $2 AND expires_at <= $3 LIMIT $4 FOR UPDATE SKIP LOCKED"),
                 vec![
                     Box::new(sid),
                     Box::new(code),
@@ -165,7 +168,7 @@ pub fn reads(sid: i64, rules: &LeaseRules, loads: &[Load]) -> Vec<Read> {
         if !receipts.is_empty() {
             // Only a locked message settles by its token (the receipt index holds those).
             out.push(Read::new(
-                select("sub = $2 AND receipt = ANY($3) AND state IN (3, 5)"),
+                select("sub = $2 AND receipt = ANY($3) AND state IN (3, 5) FOR UPDATE"),
                 vec![Box::new(sid), Box::new(code), Box::new(receipts)],
             ));
         }
@@ -180,7 +183,7 @@ pub fn reads(sid: i64, rules: &LeaseRules, loads: &[Load]) -> Vec<Read> {
             .collect();
         if !seqs.is_empty() {
             out.push(Read::new(
-                select("sub = $2 AND seq = ANY($3)"),
+                select("sub = $2 AND seq = ANY($3) FOR UPDATE"),
                 vec![Box::new(sid), Box::new(code), Box::new(seqs)],
             ));
         }
@@ -194,7 +197,7 @@ pub fn reads(sid: i64, rules: &LeaseRules, loads: &[Load]) -> Vec<Read> {
         .collect();
     if !ids.is_empty() {
         out.push(Read::new(
-            select("id = ANY($2)"),
+            select("id = ANY($2) FOR UPDATE"),
             vec![Box::new(sid), Box::new(ids)],
         ));
     }
@@ -203,11 +206,14 @@ pub fn reads(sid: i64, rules: &LeaseRules, loads: &[Load]) -> Vec<Read> {
             let (now, budget) = (now.as_millis(), *budget as i64);
             // Locks (states 3 and 5) that have lapsed, and expired messages.
             out.push(Read::new(
-                select("state IN (3, 5) AND visible_at <= $2 LIMIT $3"),
+                select("state IN (3, 5) AND visible_at <= $2 LIMIT $3 FOR UPDATE SKIP LOCKED"),
                 vec![Box::new(sid), Box::new(now), Box::new(budget)],
             ));
             out.push(Read::new(
-                select("expires_at <= $2 AND NOT (state IN (3, 5) AND visible_at <= $2) LIMIT $3"),
+                select(
+                    "expires_at <= $2 AND NOT (state IN (3, 5) AND visible_at <= $2) LIMIT $3 \
+                     FOR UPDATE SKIP LOCKED",
+                ),
                 vec![Box::new(sid), Box::new(now), Box::new(budget)],
             ));
         }

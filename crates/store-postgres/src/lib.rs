@@ -14,6 +14,7 @@
 //! entity that arrive together share one transaction ([`batch`]).
 
 mod batch;
+mod claim;
 pub mod clock;
 mod codec;
 mod entity;

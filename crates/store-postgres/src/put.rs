@@ -26,8 +26,8 @@ pub struct Put {
 
 /// What a batch of puts came to.
 pub enum Outcome {
-    /// Each call's messages, as stored, and the entity's lease rules.
-    Stored(Vec<Vec<Message>>, LeaseRules),
+    /// Each call's messages, as stored, and the entity's id and lease rules.
+    Stored(Vec<Vec<Message>>, i64, LeaseRules),
     /// Not done: the entity is missing or at its size bound. The puts, untouched.
     Refused(Vec<Put>),
 }
@@ -45,7 +45,7 @@ const PUT_SQL: &str = "WITH e AS ( \
            $11::uuid[], $12::int4[], $13::bytea[]) \
          WITH ORDINALITY AS u(id, state, visible_at, expires_at, inserted_at, receipt, size, \
            body, ord)) \
-     SELECT first, counting, lapsed_settles, max_deliveries, on_expiry FROM e";
+     SELECT first, counting, lapsed_settles, max_deliveries, on_expiry, sid FROM e";
 
 /// Stores `puts` on `q` in one statement, or hands them back.
 pub async fn put(
@@ -94,7 +94,7 @@ pub async fn put(
                 .collect()
         })
         .collect();
-    Ok(Outcome::Stored(stored, rules))
+    Ok(Outcome::Stored(stored, row.get(5), rules))
 }
 
 /// A new message's state: held back if scheduled.

@@ -273,15 +273,7 @@ impl Store for PostgresStore {
         grant: LeaseGrant,
     ) -> StoreFuture<'a, Option<Vec<Message>>> {
         let q = Q::new(q);
-        self.spawn(move |db| async move {
-            let load = Load::Head {
-                sub: SubQueue::Main,
-                n: grant.receipts.len(),
-                now,
-            };
-            db.on_entity(q.r(), load, move |l| l.entity.main.receive(now, &grant))
-                .await
-        })
+        self.spawn(move |db| async move { db.receive(q.r(), now, grant).await })
     }
 
     fn peek<'a>(
@@ -322,11 +314,7 @@ impl Store for PostgresStore {
     ) -> StoreFuture<'a, ReceiptOutcome<()>> {
         let q = Q::new(q);
         self.spawn(move |db| async move {
-            let done = db
-                .on_entity(q.r(), Load::ById(id), move |l| {
-                    l.entity.main.delete(id, receipt, now)
-                })
-                .await?;
+            let done = db.delete(q.r(), id, receipt, now).await?;
             Ok(match done {
                 None => ReceiptOutcome::QueueNotFound,
                 Some(Ok(_)) => ReceiptOutcome::Done(()),
