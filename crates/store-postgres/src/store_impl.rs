@@ -113,7 +113,7 @@ impl Store for PostgresStore {
             let client = db.pool.get().await.map_err(unavailable)?;
             let Some(row) = client
                 .query_opt(
-                    "SELECT sid, metadata, bytes, on_expiry FROM entities \
+                    "SELECT sid, metadata, on_expiry FROM entities \
                      WHERE account = $1 AND name = $2",
                     &[&q.account, &q.queue],
                 )
@@ -125,12 +125,13 @@ impl Store for PostgresStore {
             let sid: i64 = row.get(0);
             // Expired messages that dead-letter wait for housekeeping and still count, as
             // in the other stores; those that are deleted are gone already.
-            let counts_expired = row.get::<_, i16>(3) == 1;
+            let counts_expired = row.get::<_, i16>(2) == 1;
             let counts = client
                 .query_one(
                     "SELECT count(*) FILTER (WHERE sub = 0 AND ($3 OR expires_at > $2)), \
                             count(*) FILTER (WHERE sub = 0 AND state = 4 AND ($3 OR expires_at > $2)), \
-                            count(*) FILTER (WHERE sub = 1) \
+                            count(*) FILTER (WHERE sub = 1), \
+                            coalesce(sum(size), 0)::int8 \
                      FROM messages WHERE sid = $1",
                     &[&sid, &now.as_millis(), &counts_expired],
                 )
@@ -141,7 +142,9 @@ impl Store for PostgresStore {
                 message_count: counts.get::<_, i64>(0) as u64,
                 scheduled_count: counts.get::<_, i64>(1) as u64,
                 dead_letter_count: counts.get::<_, i64>(2) as u64,
-                size_bytes: row.get::<_, i64>(2).max(0) as u64,
+                // Summed, not the entity's counter: an Azure queue's deletes do not keep
+                // that counter (they do not take the entity's lock, see claim.rs).
+                size_bytes: counts.get::<_, i64>(3).max(0) as u64,
             }))
         })
     }
