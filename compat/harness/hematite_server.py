@@ -18,6 +18,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -111,6 +112,19 @@ def dev_cert(out_dir: str) -> dict:
         [str(binary()), "dev-cert", "--out", out_dir], check=True, stdout=subprocess.DEVNULL
     )
     return {name: str(Path(out_dir) / f"{name}.pem") for name in ("ca", "cert", "key")}
+
+
+def fresh_postgres_database(prefix: str) -> str:
+    """A new, empty database on the PostgreSQL server ``$HEMATITE_TEST_POSTGRES`` (which
+    ``scripts/test`` starts), for one test's nodes; its URL."""
+    url = os.environ.get("HEMATITE_TEST_POSTGRES")
+    if not url:
+        raise RuntimeError(
+            "set HEMATITE_TEST_POSTGRES to a PostgreSQL URL (scripts/test starts a cluster and sets it)"
+        )
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    subprocess.run(["psql", url, "-q", "-c", f"CREATE DATABASE {name}"], check=True, capture_output=True)
+    return url.rsplit("/", 1)[0] + "/" + name
 
 
 def start(

@@ -13,11 +13,9 @@ import os
 import subprocess
 import threading
 import time
-import uuid
 
 import pytest
-from azure.core.exceptions import HttpResponseError
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.storage.queue import Metrics, QueueClient, QueueServiceClient, RetentionPolicy
 
 import hematite_server
@@ -29,12 +27,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def fresh_database() -> str:
-    url = os.environ.get("HEMATITE_TEST_POSTGRES")
-    if not url:
-        pytest.fail("set HEMATITE_TEST_POSTGRES to a PostgreSQL URL (scripts/test starts a cluster and sets it)")
-    name = f"nodes_{uuid.uuid4().hex[:12]}"
-    subprocess.run(["psql", url, "-q", "-c", f"CREATE DATABASE {name}"], check=True, capture_output=True)
-    return url.rsplit("/", 1)[0] + "/" + name
+    return hematite_server.fresh_postgres_database("nodes")
 
 
 @pytest.fixture

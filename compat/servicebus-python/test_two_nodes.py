@@ -9,7 +9,6 @@ database of its own."""
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 import time
 import uuid
@@ -27,12 +26,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def fresh_database() -> str:
-    url = os.environ.get("HEMATITE_TEST_POSTGRES")
-    if not url:
-        pytest.fail("set HEMATITE_TEST_POSTGRES to a PostgreSQL URL (scripts/test starts a cluster and sets it)")
-    name = f"sb_nodes_{uuid.uuid4().hex[:12]}"
-    subprocess.run(["psql", url, "-q", "-c", f"CREATE DATABASE {name}"], check=True, capture_output=True)
-    return url.rsplit("/", 1)[0] + "/" + name
+    return hematite_server.fresh_postgres_database("sb_nodes")
 
 
 @pytest.fixture
