@@ -13,6 +13,8 @@ import os
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
@@ -212,6 +214,47 @@ def test_service_properties_set_on_both_nodes_at_once_keep_both_changes(nodes):
     props = QueueServiceClient.from_connection_string(a.connection_string(), **CLIENT_KWARGS).get_service_properties()
     assert props["hour_metrics"].retention_policy.days == rounds
     assert props["minute_metrics"].retention_policy.days == rounds
+
+
+def health(node) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(node.base_url + "/health", timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def until(what, check, seconds):
+    deadline = time.monotonic() + seconds
+    while True:
+        got = check()
+        if what(got) or time.monotonic() > deadline:
+            return got
+        time.sleep(0.2)
+
+
+def test_health_follows_the_database():
+    """A load balancer's `GET /health` on the Queue port: 200 while the database answers,
+    503 while it refuses the node, 200 again once it takes connections."""
+    db = fresh_database()
+    name = db.rsplit("/", 1)[1]
+    admin = os.environ["HEMATITE_TEST_POSTGRES"]
+    node = hematite_server.start(extra_args=["--store", db])
+
+    def psql(sql):
+        subprocess.run(["psql", admin, "-q", "-c", sql], check=True, capture_output=True)
+
+    try:
+        assert health(node) == (200, '{"status":"healthy"}')
+        psql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+        psql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+        status, body = until(lambda r: r[0] == 503, lambda: health(node), 10)
+        assert status == 503 and '"unhealthy"' in body, body
+        psql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+        assert until(lambda r: r[0] == 200, lambda: health(node), 15)[0] == 200
+    finally:
+        psql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+        hematite_server.stop(node)
 
 
 def skewed_clock(offset: str) -> dict:

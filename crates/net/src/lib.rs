@@ -10,6 +10,7 @@
 //!   that the HTTP fronts build on.
 //! - [`budget`]: the process-wide budget of response bytes, so that many slow readers cannot
 //!   pin memory without bound.
+//! - [`health`]: `GET /health`, answered from a probe of the node's store.
 //! - [`system`]: the file-descriptor limit and the machine's memory, from which defaults are
 //!   derived.
 
@@ -19,6 +20,7 @@ pub mod budget;
 pub mod conns;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod health;
 pub mod http1;
 pub mod listener;
 pub mod system;

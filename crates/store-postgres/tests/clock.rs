@@ -1,14 +1,14 @@
 //! Nodes on one database take their time from it (`DbClock`): two nodes agree to within a
 //! round trip whatever their wall clocks say, and time never runs backwards.
 
+mod common;
+
 use hematite_engine::Clock;
 use hematite_store_postgres::{DbClock, PostgresStore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_read_one_time_from_the_database() {
-    let url = std::env::var("HEMATITE_TEST_POSTGRES").unwrap_or_else(|_| {
-        panic!("set HEMATITE_TEST_POSTGRES to a PostgreSQL URL (scripts/test starts a cluster and sets it)")
-    });
+    let url = common::server_url();
     let (a, b) = tokio::join!(PostgresStore::open(&url), PostgresStore::open(&url));
     let (a, b) = (a.expect("node a"), b.expect("node b"));
     let (ca, cb) = (

@@ -2,6 +2,8 @@
 //! one `NOTIFY` after the commit; a node is not told of its own, and a storage queue's put,
 //! which nobody waits for, is not announced.
 
+mod common;
+
 use std::time::Duration;
 
 use hematite_engine::model::NewMessage;
@@ -12,9 +14,7 @@ use tokio::sync::mpsc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_on_one_node_is_announced_to_the_other_and_not_to_itself() {
-    let url = std::env::var("HEMATITE_TEST_POSTGRES").unwrap_or_else(|_| {
-        panic!("set HEMATITE_TEST_POSTGRES to a PostgreSQL URL (scripts/test starts a cluster and sets it)")
-    });
+    let url = common::server_url();
     let (a, b) = tokio::join!(PostgresStore::open(&url), PostgresStore::open(&url));
     let (a, b) = (a.expect("a"), b.expect("b"));
     let (to_a, mut heard_a) = mpsc::unbounded_channel();

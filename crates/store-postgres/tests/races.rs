@@ -2,6 +2,8 @@
 //! backwards or skip, a clear takes what was put before it and nothing put after, and a
 //! queue deleted and made again never shows the old one's messages.
 
+mod common;
+
 use std::sync::Arc;
 
 use hematite_engine::model::NewMessage;
@@ -12,20 +14,7 @@ use hematite_store_postgres::PostgresStore;
 const NOW: Timestamp = Timestamp::from_millis(1_800_000_000_000);
 
 async fn two_nodes() -> (Arc<PostgresStore>, Arc<PostgresStore>) {
-    let url = std::env::var("HEMATITE_TEST_POSTGRES").unwrap_or_else(|_| {
-        panic!("set HEMATITE_TEST_POSTGRES to a PostgreSQL URL (scripts/test starts a cluster and sets it)")
-    });
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(conn);
-    let name = format!("races_{}", uuid::Uuid::new_v4().simple());
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create database");
-    let (base, _) = url.rsplit_once('/').expect("a database path");
-    let db = format!("{base}/{name}");
+    let db = common::fresh_database("races").await;
     let (a, b) = tokio::join!(PostgresStore::open(&db), PostgresStore::open(&db));
     (Arc::new(a.expect("a")), Arc::new(b.expect("b")))
 }

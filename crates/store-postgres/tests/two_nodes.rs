@@ -4,6 +4,8 @@
 //!
 //! Like `conformance.rs`, it needs `HEMATITE_TEST_POSTGRES` (`scripts/test` sets it).
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -30,20 +32,7 @@ impl TwoNodes {
 }
 
 async fn fresh() -> Arc<dyn Store> {
-    let url = std::env::var("HEMATITE_TEST_POSTGRES").unwrap_or_else(|_| {
-        panic!("set HEMATITE_TEST_POSTGRES to a PostgreSQL URL (scripts/test starts a cluster and sets it)")
-    });
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .expect("connect to the test server");
-    tokio::spawn(conn);
-    let name = format!("two_nodes_{}", uuid::Uuid::new_v4().simple());
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create database");
-    let (base, _) = url.rsplit_once('/').expect("a database path in the URL");
-    let db = format!("{base}/{name}");
+    let db = common::fresh_database("two_nodes").await;
     let (a, b) = tokio::join!(PostgresStore::open(&db), PostgresStore::open(&db));
     Arc::new(TwoNodes {
         nodes: [a.expect("node a"), b.expect("node b")],

@@ -211,30 +211,10 @@ impl Admin {
 }
 
 impl Admin {
-    /// Healthy while the store answers: a one-entry read, within two seconds (a node whose
-    /// database is unreachable reports so, and a load balancer takes it out).
+    /// Healthy while the store answers a one-entry read (`hematite_net::health`).
     async fn health(&self, req: &Request) -> Response {
-        let json = |status: u16, body: String| {
-            let mut r = Response::new(status).header("Content-Type", "application/json");
-            r.body = body.into_bytes();
-            r
-        };
-        if !matches!(req.method(), "GET" | "HEAD") {
-            return json(405, r#"{"error":"method not allowed"}"#.to_owned());
-        }
         let read = self.sb.engine.list_queues(&self.sb.account, "", None, 1);
-        match tokio::time::timeout(std::time::Duration::from_secs(2), read).await {
-            Ok(Ok(_)) => json(200, r#"{"status":"healthy"}"#.to_owned()),
-            Ok(Err(e)) => json(
-                503,
-                serde_json::json!({"status": "unhealthy", "error": e.to_string()}).to_string(),
-            ),
-            Err(_) => json(
-                503,
-                r#"{"status":"unhealthy","error":"the store did not answer within 2 s"}"#
-                    .to_owned(),
-            ),
-        }
+        hematite_net::health::answer(req, async { read.await.map(drop) }).await
     }
 }
 
