@@ -317,12 +317,13 @@ async fn run_receives(
             replies.push(c.reply);
         }
     }
-    let outcome = match db.pool.get().await {
-        Ok(client) => claim::receive(&client, q, sid, &receives)
+    let outcome = async {
+        let client = db.client().await?;
+        claim::receive(&client, q, sid, &receives)
             .await
-            .map_err(unavailable),
-        Err(e) => Err(unavailable(e)),
-    };
+            .map_err(unavailable)
+    }
+    .await;
     match outcome {
         Ok(Some(leased)) => {
             for (reply, messages) in replies.into_iter().zip(leased) {
@@ -368,12 +369,13 @@ async fn run_deletes(
             replies.push(c.reply);
         }
     }
-    let outcome = match db.pool.get().await {
-        Ok(client) => claim::delete(&client, q, sid, &deletes)
+    let outcome = async {
+        let client = db.client().await?;
+        claim::delete(&client, q, sid, &deletes)
             .await
-            .map_err(unavailable),
-        Err(e) => Err(unavailable(e)),
-    };
+            .map_err(unavailable)
+    }
+    .await;
     let done = match outcome {
         Ok(Some(done)) => done,
         Ok(None) => {
@@ -421,10 +423,11 @@ async fn run_puts(db: &Arc<Db>, q: QueueRef<'_>, calls: Vec<Call>) {
             replies.push(c.reply);
         }
     }
-    let outcome = match db.pool.get().await {
-        Ok(client) => put::put(&client, q, puts).await.map_err(unavailable),
-        Err(e) => Err(unavailable(e)),
-    };
+    let outcome = async {
+        let client = db.client().await?;
+        put::put(&client, q, puts).await.map_err(unavailable)
+    }
+    .await;
     match outcome {
         Ok(Outcome::Stored(stored, sid, rules)) => {
             let key = (q.account.to_owned(), q.queue.to_owned());
@@ -500,7 +503,7 @@ async fn transaction(
     loads: &[Load],
     applies: Vec<Apply>,
 ) -> Result<Option<(Vec<Output>, bool)>, StoreError> {
-    let open = Open::new(db.pool.get().await.map_err(unavailable)?);
+    let open = Open::new(db.client().await?);
     let client = open.client();
     let key = (q.account.to_owned(), q.queue.to_owned());
     let seen = db.batches.heads().get(&key).copied();

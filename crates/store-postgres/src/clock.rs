@@ -53,7 +53,7 @@ impl DbClock {
 
 /// The database's time now, in ms, and the local instant it stands for.
 async fn sync(store: &PostgresStore) -> Result<(i64, Instant), StoreError> {
-    let client = store.db.pool.get().await.map_err(unavailable)?;
+    let client = store.db.client().await?;
     let sent = Instant::now();
     let row = client
         .query_one(

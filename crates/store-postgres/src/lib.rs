@@ -21,13 +21,15 @@ mod entity;
 mod notify;
 mod pipeline;
 mod put;
+mod reconnect;
 pub mod schema;
 
 pub use clock::DbClock;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod};
 use hematite_engine::model::NewMessage;
 use hematite_engine::store::{
     CreateOutcome, Enqueue, Enqueued, LeaseGrant, LeaseRules, MessageUpdate, QueueSettings,
@@ -45,6 +47,10 @@ use crate::entity::Load;
 
 /// Connections each node keeps to the database.
 const POOL_SIZE: usize = 16;
+
+/// The first and the longest wait before connecting again after a failed connect.
+const RECONNECT_FLOOR: Duration = Duration::from_millis(50);
+const RECONNECT_CEILING: Duration = Duration::from_secs(5);
 
 /// The store: a pool of connections, used from tasks on the runtime it was opened on.
 ///
@@ -64,6 +70,8 @@ struct Db {
     node: u64,
     /// Where to connect the listening session.
     config: tokio_postgres::Config,
+    /// Connecting again after the database refused a connection ([`reconnect`]).
+    backoff: reconnect::Backoff,
 }
 
 /// A queue's name, owned, for a call's task.
@@ -103,6 +111,14 @@ impl PostgresStore {
              -c idle_in_transaction_session_timeout=60000",
         );
         config.application_name("hematite");
+        // A database that vanished from the network is noticed in seconds, not at the TCP
+        // timeouts' minutes: connects give up after 5 s, and idle pooled connections are
+        // probed from 30 s on.
+        config
+            .connect_timeout(Duration::from_secs(5))
+            .keepalives_idle(Duration::from_secs(30))
+            .keepalives_interval(Duration::from_secs(10))
+            .keepalives_retries(3);
         let manager = Manager::from_config(
             config.clone(),
             NoTls,
@@ -120,6 +136,7 @@ impl PostgresStore {
             announcements: notify::Announcements::default(),
             node: rand_node_id(),
             config,
+            backoff: reconnect::Backoff::new(RECONNECT_FLOOR, RECONNECT_CEILING),
         };
         db.migrate().await?;
         Ok(PostgresStore {
@@ -163,8 +180,31 @@ impl PostgresStore {
 }
 
 impl Db {
+    /// A pooled connection, or an error straight away while the node waits to connect again
+    /// after a failed connect ([`reconnect`]).
+    async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
+        if let Some(left) = self.backoff.left(Instant::now()) {
+            return Err(unavailable(format!(
+                "the database refused a connection; trying again in {} ms",
+                left.as_millis()
+            )));
+        }
+        match self.pool.get().await {
+            Ok(client) => {
+                self.backoff.succeeded();
+                Ok(client)
+            }
+            Err(e) => {
+                if matches!(e, PoolError::Backend(_) | PoolError::Timeout(_)) {
+                    self.backoff.failed(Instant::now());
+                }
+                Err(unavailable(e))
+            }
+        }
+    }
+
     async fn migrate(&self) -> Result<(), StoreError> {
-        let mut client = self.pool.get().await.map_err(unavailable)?;
+        let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(unavailable)?;
         // One node at a time; the lock ends with the transaction.
         tx.execute("SELECT pg_advisory_xact_lock(7254123301)", &[])
@@ -207,7 +247,7 @@ impl Db {
         sql: &'static str,
         value: &(dyn tokio_postgres::types::ToSql + Sync),
     ) -> Result<bool, StoreError> {
-        let client = self.pool.get().await.map_err(unavailable)?;
+        let client = self.client().await?;
         let n = client
             .execute(sql, &[&q.account, &q.queue, value])
             .await

@@ -11,13 +11,14 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt};
 use hematite_engine::store::LeaseRules;
 use hematite_engine::QueueRef;
 use tokio_postgres::{AsyncMessage, NoTls};
 
+use crate::reconnect::Backoff;
 use crate::Db;
 
 const CHANNEL: &str = "hematite";
@@ -61,7 +62,7 @@ pub(crate) fn announce(db: &Arc<Db>, q: QueueRef<'_>) {
     let db = db.clone();
     tokio::spawn(async move {
         loop {
-            if let Ok(client) = db.pool.get().await {
+            if let Ok(client) = db.client().await {
                 send(&client, db.node, QueueRef::new(&key.0, &key.1)).await;
             }
             let mut on_the_way = db.announcements.lock();
@@ -95,14 +96,19 @@ type OnChange = Arc<dyn Fn(&str, &str) + Send + Sync>;
 pub(crate) fn listen(db: &Arc<Db>, runtime: &tokio::runtime::Handle, changed: OnChange) {
     let weak = Arc::downgrade(db);
     runtime.spawn(async move {
+        // Receivers poll meanwhile, so the wait may grow longer than the calls' own.
+        let backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         loop {
             let Some((config, node)) = weak.upgrade().map(|db| (db.config.clone(), db.node)) else {
                 return;
             };
-            if let Err(e) = session(&config, node, &changed, &weak).await {
+            if let Err(e) = session(&config, node, &changed, &weak, &backoff).await {
                 tracing::warn!(error = %e, "listening for other nodes' messages failed; connecting again");
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            backoff.failed(Instant::now());
+            if let Some(wait) = backoff.left(Instant::now()) {
+                tokio::time::sleep(wait).await;
+            }
         }
     });
 }
@@ -113,6 +119,7 @@ async fn session(
     node: u64,
     changed: &OnChange,
     alive: &Weak<Db>,
+    backoff: &Backoff,
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = config.connect(NoTls).await?;
     // The connection carries both the LISTEN's answer and the notifications, so it is
@@ -127,6 +134,7 @@ async fn session(
             done = &mut listen, if !listening => {
                 done?;
                 listening = true;
+                backoff.succeeded();
             }
             message = messages.next() => match message {
                 Some(Ok(AsyncMessage::Notification(n))) => {

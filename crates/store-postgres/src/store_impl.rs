@@ -14,7 +14,7 @@ impl Store for PostgresStore {
         let metadata = codec::metadata_array(metadata);
         self.spawn(move |db| async move {
             let r = codec::rule_columns(&settings.rules);
-            let client = db.pool.get().await.map_err(unavailable)?;
+            let client = db.client().await?;
             let created = client
                 .execute(
                     "INSERT INTO entities (account, name, counting, lapsed_settles, \
@@ -52,7 +52,7 @@ impl Store for PostgresStore {
     fn delete_queue<'a>(&'a self, q: QueueRef<'a>) -> StoreFuture<'a, bool> {
         let q = Q::new(q);
         self.spawn(move |db| async move {
-            let client = db.pool.get().await.map_err(unavailable)?;
+            let client = db.client().await?;
             let n = client
                 .execute(
                     "DELETE FROM entities WHERE account = $1 AND name = $2",
@@ -78,7 +78,7 @@ impl Store for PostgresStore {
         .to_owned();
         let (account, prefix) = (account.to_owned(), prefix.to_owned());
         self.spawn(move |db| async move {
-            let client = db.pool.get().await.map_err(unavailable)?;
+            let client = db.client().await?;
             let rows = client
                 .query(
                     "SELECT name, metadata FROM entities \
@@ -110,7 +110,7 @@ impl Store for PostgresStore {
     ) -> StoreFuture<'a, Option<QueueInfo>> {
         let q = Q::new(q);
         self.spawn(move |db| async move {
-            let client = db.pool.get().await.map_err(unavailable)?;
+            let client = db.client().await?;
             let Some(row) = client
                 .query_opt(
                     "SELECT sid, metadata, on_expiry FROM entities \
@@ -174,7 +174,7 @@ impl Store for PostgresStore {
                 codec::metadata_array(&expected),
                 codec::metadata_array(&metadata),
             );
-            let client = db.pool.get().await.map_err(unavailable)?;
+            let client = db.client().await?;
             let row = client
                 .query_opt(
                     "WITH e AS (SELECT sid, metadata = $3 AS same FROM entities \
@@ -194,7 +194,7 @@ impl Store for PostgresStore {
         let q = Q::new(q);
         self.spawn(move |db| async move {
             let r = codec::rule_columns(&rules);
-            let client = db.pool.get().await.map_err(unavailable)?;
+            let client = db.client().await?;
             let n = client
                 .execute(
                     "UPDATE entities SET counting = $3, lapsed_settles = $4, \
@@ -221,7 +221,7 @@ impl Store for PostgresStore {
     ) -> StoreFuture<'a, Option<Vec<AccessPolicy>>> {
         let q = Q::new(q);
         self.spawn(move |db| async move {
-            let client = db.pool.get().await.map_err(unavailable)?;
+            let client = db.client().await?;
             let row = client
                 .query_opt(
                     "SELECT policies FROM entities WHERE account = $1 AND name = $2",
@@ -287,7 +287,7 @@ impl Store for PostgresStore {
     ) -> StoreFuture<'a, Option<Vec<Message>>> {
         let q = Q::new(q);
         self.spawn(move |db| async move {
-            let mut client = db.pool.get().await.map_err(unavailable)?;
+            let mut client = db.client().await?;
             let tx = client.transaction().await.map_err(unavailable)?;
             let Some(sid) = Db::sid(&tx, q.r()).await.map_err(unavailable)? else {
                 return Ok(None);
@@ -352,7 +352,7 @@ impl Store for PostgresStore {
     fn clear_messages<'a>(&'a self, q: QueueRef<'a>) -> StoreFuture<'a, bool> {
         let q = Q::new(q);
         self.spawn(move |db| async move {
-            let mut client = db.pool.get().await.map_err(unavailable)?;
+            let mut client = db.client().await?;
             let tx = client.transaction().await.map_err(unavailable)?;
             let Some(_) = entity::lock(&tx, q.r()).await.map_err(unavailable)? else {
                 return Ok(false);
@@ -382,7 +382,7 @@ impl Store for PostgresStore {
     ) -> StoreFuture<'a, Option<Vec<u8>>> {
         let (account, key) = (account.to_owned(), key.to_owned());
         self.spawn(move |db| async move {
-            let client = db.pool.get().await.map_err(unavailable)?;
+            let client = db.client().await?;
             let row = client
                 .query_opt(
                     "SELECT value FROM account_documents WHERE account = $1 AND key = $2",
@@ -403,7 +403,7 @@ impl Store for PostgresStore {
     ) -> StoreFuture<'a, bool> {
         let (account, key) = (account.to_owned(), key.to_owned());
         self.spawn(move |db| async move {
-            let client = db.pool.get().await.map_err(unavailable)?;
+            let client = db.client().await?;
             // The row's own value is the version: the write lands only on what was read.
             let written = match &expected {
                 None => {
@@ -504,7 +504,7 @@ impl Store for PostgresStore {
     ) -> StoreFuture<'a, Option<Vec<Message>>> {
         let q = Q::new(q);
         self.spawn(move |db| async move {
-            let mut client = db.pool.get().await.map_err(unavailable)?;
+            let mut client = db.client().await?;
             let tx = client.transaction().await.map_err(unavailable)?;
             let Some(sid) = Db::sid(&tx, q.r()).await.map_err(unavailable)? else {
                 return Ok(None);
@@ -580,7 +580,7 @@ impl Store for PostgresStore {
         self.spawn(move |db| async move {
             // The entities with something due: lapsed locks, or expired messages.
             let due: Vec<(String, String)> = {
-                let client = db.pool.get().await.map_err(unavailable)?;
+                let client = db.client().await?;
                 client
                     .query(
                         "SELECT e.account, e.name FROM entities e WHERE EXISTS \
