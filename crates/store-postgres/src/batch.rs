@@ -309,14 +309,10 @@ async fn run_receives(
     let Some(sid) = sid.filter(|_| !calls.is_empty()) else {
         return calls;
     };
-    let mut receives = Vec::with_capacity(calls.len());
-    let mut replies = Vec::with_capacity(calls.len());
-    for c in calls {
-        if let Work::Receive(r) = c.work {
-            receives.push(r);
-            replies.push(c.reply);
-        }
-    }
+    let (receives, replies) = split(calls, |w| match w {
+        Work::Receive(r) => Some(r),
+        _ => None,
+    });
     let outcome = async {
         let client = db.client().await?;
         claim::receive(&client, q, sid, &receives)
@@ -333,19 +329,10 @@ async fn run_receives(
         }
         Ok(None) => {
             forget(db, q);
-            receives
-                .into_iter()
-                .zip(replies)
-                .map(|(r, reply)| Call {
-                    work: Work::Receive(r),
-                    reply,
-                })
-                .collect()
+            rejoin(receives, replies, Work::Receive)
         }
         Err(e) => {
-            for reply in replies {
-                let _ = reply.send(Err(e.clone()));
-            }
+            fail(replies, e);
             Vec::new()
         }
     }
@@ -361,14 +348,10 @@ async fn run_deletes(
     let Some(sid) = sid.filter(|_| !calls.is_empty()) else {
         return calls;
     };
-    let mut deletes = Vec::with_capacity(calls.len());
-    let mut replies = Vec::with_capacity(calls.len());
-    for c in calls {
-        if let Work::Delete(d) = c.work {
-            deletes.push(d);
-            replies.push(c.reply);
-        }
-    }
+    let (deletes, replies) = split(calls, |w| match w {
+        Work::Delete(d) => Some(d),
+        _ => None,
+    });
     let outcome = async {
         let client = db.client().await?;
         claim::delete(&client, q, sid, &deletes)
@@ -383,9 +366,7 @@ async fn run_deletes(
             vec![None; deletes.len()]
         }
         Err(e) => {
-            for reply in replies {
-                let _ = reply.send(Err(e.clone()));
-            }
+            fail(replies, e);
             return Vec::new();
         }
     };
@@ -405,6 +386,38 @@ async fn run_deletes(
     left
 }
 
+/// The work of the calls of one kind, beside their replies (a batch of one kind holds no
+/// other).
+fn split<T>(calls: Vec<Call>, kind: impl Fn(Work) -> Option<T>) -> (Vec<T>, Vec<Reply>) {
+    let mut work = Vec::with_capacity(calls.len());
+    let mut replies = Vec::with_capacity(calls.len());
+    for c in calls {
+        if let Some(w) = kind(c.work) {
+            work.push(w);
+            replies.push(c.reply);
+        }
+    }
+    (work, replies)
+}
+
+/// The calls again, from work handed back to go another way.
+fn rejoin<T>(work: Vec<T>, replies: Vec<Reply>, kind: fn(T) -> Work) -> Vec<Call> {
+    work.into_iter()
+        .zip(replies)
+        .map(|(w, reply)| Call {
+            work: kind(w),
+            reply,
+        })
+        .collect()
+}
+
+/// Answers every call of a failed batch with its error.
+fn fail(replies: Vec<Reply>, e: StoreError) {
+    for reply in replies {
+        let _ = reply.send(Err(e.clone()));
+    }
+}
+
 /// Drops what was last seen of an entity that turned out different: the next transaction
 /// reads it again.
 fn forget(db: &Db, q: QueueRef<'_>) {
@@ -415,14 +428,10 @@ fn forget(db: &Db, q: QueueRef<'_>) {
 
 /// Puts in one statement; the general way if the entity refuses them as a batch.
 async fn run_puts(db: &Arc<Db>, q: QueueRef<'_>, calls: Vec<Call>) {
-    let mut puts = Vec::with_capacity(calls.len());
-    let mut replies = Vec::with_capacity(calls.len());
-    for c in calls {
-        if let Work::Put(p) = c.work {
-            puts.push(p);
-            replies.push(c.reply);
-        }
-    }
+    let (puts, replies) = split(calls, |w| match w {
+        Work::Put(p) => Some(p),
+        _ => None,
+    });
     let outcome = async {
         let client = db.client().await?;
         put::put(&client, q, puts).await.map_err(unavailable)
@@ -440,21 +449,9 @@ async fn run_puts(db: &Arc<Db>, q: QueueRef<'_>, calls: Vec<Call>) {
             }
         }
         Ok(Outcome::Refused(puts)) => {
-            let calls = puts
-                .into_iter()
-                .zip(replies)
-                .map(|(p, reply)| Call {
-                    work: Work::Put(p),
-                    reply,
-                })
-                .collect();
-            run(db, q, calls).await;
+            run(db, q, rejoin(puts, replies, Work::Put)).await;
         }
-        Err(e) => {
-            for reply in replies {
-                let _ = reply.send(Err(e.clone()));
-            }
-        }
+        Err(e) => fail(replies, e),
     }
 }
 
@@ -484,11 +481,7 @@ async fn run(db: &Arc<Db>, q: QueueRef<'_>, calls: Vec<Call>) {
                 let _ = reply.send(Ok(None));
             }
         }
-        Err(e) => {
-            for reply in replies {
-                let _ = reply.send(Err(e.clone()));
-            }
-        }
+        Err(e) => fail(replies, e),
     }
 }
 
