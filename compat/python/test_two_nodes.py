@@ -45,6 +45,20 @@ def queue(node, name) -> QueueClient:
     return QueueClient.from_connection_string(node.connection_string(), name, **CLIENT_KWARGS)
 
 
+def drain(q: QueueClient, visibility_timeout: int, delete: bool) -> set:
+    """The contents of every message `q` still holds, received in pages until none is
+    visible; leased for `visibility_timeout` seconds, or deleted."""
+    contents = set()
+    while True:
+        batch = list(q.receive_messages(messages_per_page=32, visibility_timeout=visibility_timeout))
+        if not batch:
+            return contents
+        for m in batch:
+            contents.add(m.content)
+            if delete:
+                q.delete_message(m.id, m.pop_receipt)
+
+
 def test_a_message_put_on_one_node_is_received_and_deleted_on_the_other(nodes):
     a, b = nodes
     name = unique_name()
@@ -167,15 +181,7 @@ def test_clear_on_one_node_racing_puts_on_the_other(nodes):
     time.sleep(1.0)
     log = writers.finish()
     assert all(o == "stored" for _, _, _, o in log), "every put succeeds"
-    kept = set()
-    q = queue(a, name)
-    while True:
-        batch = list(q.receive_messages(messages_per_page=32, visibility_timeout=60))
-        if not batch:
-            break
-        for m in batch:
-            kept.add(m.content)
-            q.delete_message(m.id, m.pop_receipt)
+    kept = drain(queue(a, name), visibility_timeout=60, delete=True)
     done_before = {t for t, _, end, _ in log if end < began}
     begun_after = {t for t, start, _, _ in log if start > cleared}
     assert len(done_before) > 20 and len(begun_after) > 20
@@ -372,13 +378,7 @@ def test_killed_connections_and_a_crashed_database_lose_no_acknowledged_put(node
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.3)
-    stored = set()
-    q = queue(b, name)
-    while True:
-        batch = list(q.receive_messages(messages_per_page=32, visibility_timeout=300))
-        if not batch:
-            break
-        stored.update(m.content for m in batch)
+    stored = drain(queue(b, name), visibility_timeout=300, delete=False)
     assert len(acked) > 50, f"the load ran ({len(acked)} acknowledged, {len(failed)} failed)"
     missing = set(acked) - stored
     assert not missing, f"{len(missing)} acknowledged puts lost, e.g. {sorted(missing)[:5]}"
