@@ -139,8 +139,8 @@ impl Batches {
 }
 
 /// Counts a worker out if it ends without doing so (a panic in a call), so that calls do
-/// not wait for a worker that is gone; the calls it held are dropped, which their callers
-/// see as an error.
+/// not wait for a worker that is gone; the calls it held, and with its entity's last worker
+/// the calls waiting, are dropped, which their callers see as an error.
 struct Serving {
     db: Arc<Db>,
     key: Key,
@@ -153,7 +153,9 @@ impl Drop for Serving {
             let mut entities = self.db.batches.lock();
             if let Some(entity) = entities.get_mut(&self.key) {
                 entity.workers = entity.workers.saturating_sub(1);
-                if entity.workers == 0 && entity.waiting.is_empty() {
+                // With no worker left, calls still waiting would wait until another call
+                // came for this entity: they are dropped too, and their callers answered.
+                if entity.workers == 0 {
                     entities.remove(&self.key);
                 }
             }
@@ -363,7 +365,7 @@ async fn run_deletes(
         Ok(Some(done)) => done,
         Ok(None) => {
             forget(db, q);
-            vec![None; deletes.len()]
+            return rejoin(deletes, replies, Work::Delete);
         }
         Err(e) => {
             fail(replies, e);
