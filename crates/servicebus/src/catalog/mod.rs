@@ -13,7 +13,7 @@
 mod stored;
 mod topics;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use hematite_engine::{
@@ -252,23 +252,7 @@ impl Catalog {
     /// the two left the rules behind (a no-op when they agree).
     async fn read_all(&self) -> Result<(), Error> {
         let found = self.read_entities().await?;
-        let rules = found
-            .queues
-            .iter()
-            .map(|(k, p)| (k.clone(), p.rules()))
-            .chain(
-                found
-                    .topics
-                    .keys()
-                    .map(|k| (k.clone(), LeaseRules::default())),
-            )
-            .chain(
-                found
-                    .subscriptions
-                    .values()
-                    .map(|p| (stored::subscription_key(&p.topic, &p.name), p.lease_rules())),
-            );
-        for (key, r) in rules.collect::<Vec<_>>() {
+        for (key, r) in described_rules(&found, |_| true) {
             self.engine.set_rules(self.q(&key), r).await?;
         }
         *self.write() = found;
@@ -312,9 +296,26 @@ impl Catalog {
 
     /// Reads the catalog again from the store, for a store other nodes change too. Changes
     /// made here wait meanwhile, so none is lost from the copy.
+    ///
+    /// An update writes the description and then the rules, so two nodes updating one entity
+    /// at once can leave the earlier description's rules written last. Every node that sees
+    /// a description change here writes its rules again, so they settle on the latest
+    /// description within a refresh.
     pub async fn refresh(&self) -> Result<(), Error> {
         let _change = self.changes.lock().await;
         let found = self.read_entities().await?;
+        let changed: BTreeSet<String> = {
+            let copy = self.read();
+            found
+                .seen
+                .iter()
+                .filter(|(key, metadata)| copy.seen.get(*key) != Some(*metadata))
+                .map(|(key, _)| key.clone())
+                .collect()
+        };
+        for (key, r) in described_rules(&found, |key| changed.contains(key)) {
+            self.engine.set_rules(self.q(&key), r).await?;
+        }
         *self.write() = found;
         Ok(())
     }
@@ -416,8 +417,11 @@ impl Catalog {
                 Ok((queue_metadata(&props), props))
             })
             .await?;
+        // The copy follows the store at once: `seen` already holds the new description,
+        // and a change built from an older copy would pass the compare-and-set.
+        let props = self.insert(key.clone(), props);
         self.engine.set_rules(self.q(&key), props.rules()).await?;
-        Ok(self.insert(key, props))
+        Ok(props)
     }
 
     pub async fn delete(&self, name: &str) -> Result<(), CatalogError> {
@@ -452,6 +456,24 @@ impl Catalog {
     }
 }
 
+/// The lease rules each entity's description gives, for the engine keys `pick` chooses.
+fn described_rules(found: &Entities, pick: impl Fn(&str) -> bool) -> Vec<(String, LeaseRules)> {
+    let queues = found.queues.iter().map(|(k, p)| (k.clone(), p.rules()));
+    let topics = found
+        .topics
+        .keys()
+        .map(|k| (k.clone(), LeaseRules::default()));
+    let subscriptions = found
+        .subscriptions
+        .values()
+        .map(|p| (stored::subscription_key(&p.topic, &p.name), p.lease_rules()));
+    queues
+        .chain(topics)
+        .chain(subscriptions)
+        .filter(|(key, _)| pick(key))
+        .collect()
+}
+
 /// Up to `top` items after the first `skip`, and whether more follow.
 fn page<'a, T: 'a>(
     items: impl ExactSizeIterator<Item = &'a Arc<T>>,
@@ -468,4 +490,73 @@ fn page<'a, T: 'a>(
 pub(crate) fn date(t: Timestamp) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(t.as_millis()) * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use hematite_engine::{MemoryStore, Outgoing, Settlement, SubQueue, SystemClock, Ttl};
+
+    use super::*;
+
+    /// How many failed deliveries the engine allows `q`'s one message before it is
+    /// dead-lettered: the lease rules the store holds, read through their effect.
+    async fn deliveries(engine: &Engine, q: QueueRef<'_>) -> u32 {
+        let one = Outgoing {
+            body: b"m".to_vec(),
+            ttl: Ttl::Never,
+            scheduled_at: None,
+        };
+        engine
+            .enqueue(q, vec![one], u64::MAX)
+            .await
+            .expect("enqueue");
+        let mut n = 0;
+        while let Some(m) = engine
+            .lock(q, SubQueue::Main, 1, Duration::from_secs(30))
+            .await
+            .expect("lock")
+            .pop()
+        {
+            n += 1;
+            let abandon = Settlement::Abandon;
+            engine
+                .settle(q, SubQueue::Main, m.receipt, abandon)
+                .await
+                .expect("abandon");
+        }
+        engine.clear_messages(q).await.expect("clear");
+        n
+    }
+
+    #[tokio::test]
+    async fn a_refresh_brings_lease_rules_up_to_a_description_another_node_changed() {
+        // Two nodes update one queue at once; each writes the description, then the
+        // rules, and the first node's rules land last: the store says MaxDeliveryCount 5
+        // but enforces 2. The node that refreshes and finds the description changed writes
+        // the rules again.
+        let engine = Engine::new(Arc::new(MemoryStore::new()), Arc::new(SystemClock));
+        let none = BTreeMap::new();
+        let a = Catalog::load(engine.clone(), "acct".into(), &none)
+            .await
+            .expect("a");
+        let b = Catalog::load(engine.clone(), "acct".into(), &none)
+            .await
+            .expect("b");
+        let mut d = QueueDescription {
+            max_delivery_count: 2,
+            ..QueueDescription::default()
+        };
+        a.create("q", d.clone()).await.expect("create");
+        b.refresh().await.expect("b reads it");
+        d.max_delivery_count = 5;
+        b.update("q", d).await.expect("update on b");
+        let q = QueueRef::new("acct", "q");
+        let stale = a.get("q").expect("a's copy").rules();
+        engine.set_rules(q, stale).await.expect("a's rules last");
+        assert_eq!(deliveries(&engine, q).await, 2, "the race's outcome");
+        a.refresh().await.expect("refresh");
+        assert_eq!(deliveries(&engine, q).await, 5);
+    }
 }

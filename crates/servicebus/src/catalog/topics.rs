@@ -291,10 +291,12 @@ impl Catalog {
                 Ok((subscription_metadata(&props), (props, out)))
             })
             .await?;
+        // The copy follows the store at once (see `update`).
+        let props = self.insert_subscription(props);
         self.engine
             .set_rules(self.q(&key), props.lease_rules())
             .await?;
-        Ok((self.insert_subscription(props), out))
+        Ok((props, out))
     }
 
     fn insert_subscription(&self, props: SubscriptionProperties) -> Arc<SubscriptionProperties> {
