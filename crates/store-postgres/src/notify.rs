@@ -6,8 +6,9 @@
 //! `synchronous_commit` off: a `NOTIFY` inside the data's transaction takes a global lock at
 //! commit, which serialises every node's commits, and a lost announcement only leaves a
 //! receiver to its periodic look. A node ignores its own announcements (it woke its
-//! receivers itself) and, after its listening session breaks, connects again within a
-//! second; receivers look again on their own meanwhile.
+//! receivers itself) and, after its listening session breaks, connects again after half a
+//! second, waiting up to 30 s while connects keep failing ([`crate::reconnect`]); receivers
+//! look again on their own meanwhile.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};

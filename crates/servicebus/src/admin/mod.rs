@@ -113,14 +113,14 @@ impl Admin {
         let lower = call.path.to_ascii_lowercase();
         let method = call.req.method();
         let sb = &self.sb;
+        let sub_path = subscriptions::Path::parse(&call.path);
         if !lower.starts_with('$') {
             // Another node sharing the store may have made or changed it: read it again.
-            let path = subscriptions::Path::parse(&call.path);
-            let entity = path.as_ref().map_or(call.path.as_str(), |p| p.topic());
-            sb.read_again(entity, path.as_ref().and_then(|p| p.subscription()))
+            let entity = sub_path.as_ref().map_or(call.path.as_str(), |p| p.topic());
+            sb.read_again(entity, sub_path.as_ref().and_then(|p| p.subscription()))
                 .await;
         }
-        if let Some(path) = subscriptions::Path::parse(&call.path) {
+        if let Some(path) = sub_path {
             return subscriptions::route(sb, call, &path).await;
         }
         match (method, lower.as_str()) {

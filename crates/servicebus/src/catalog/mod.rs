@@ -343,9 +343,10 @@ impl Catalog {
                 let mut entities = self.write();
                 entities.queues.remove(key);
                 entities.topics.remove(key);
-                entities
-                    .subscriptions
-                    .retain(|(t, s), _| stored::subscription_key(t, s) != key);
+                if let Some((topic, name)) = stored::subscription_of(key) {
+                    let sub = (topic.to_owned(), name.to_owned());
+                    entities.subscriptions.remove(&sub);
+                }
                 entities.seen.remove(key);
                 return Ok(());
             }
@@ -528,6 +529,15 @@ mod tests {
         }
         engine.clear_messages(q).await.expect("clear");
         n
+    }
+
+    #[test]
+    fn a_subscription_key_reads_back_as_its_topic_and_name() {
+        // An entity read again and found gone leaves the copy by this inverse; a topic name
+        // with a path in it must not split early.
+        let key = stored::subscription_key("Orders/EU", "Audit");
+        assert_eq!(stored::subscription_of(&key), Some(("orders/eu", "audit")));
+        assert_eq!(stored::subscription_of("orders/eu"), None);
     }
 
     #[tokio::test]

@@ -31,10 +31,18 @@ pub(super) enum Stored {
 /// take it.
 pub(super) fn subscription_key(topic: &str, name: &str) -> String {
     format!(
-        "{}/$subscriptions/{}",
+        "{}{SUBSCRIPTIONS}{}",
         topic.to_ascii_lowercase(),
         name.to_ascii_lowercase()
     )
+}
+
+const SUBSCRIPTIONS: &str = "/$subscriptions/";
+
+/// The topic and subscription an engine key names, if it is a subscription's
+/// ([`subscription_key`]'s inverse; no name holds `$`, so the first separator is the one).
+pub(super) fn subscription_of(key: &str) -> Option<(&str, &str)> {
+    key.split_once(SUBSCRIPTIONS)
 }
 
 fn common(name: &str, xml: String, created: OffsetDateTime, updated: OffsetDateTime) -> Metadata {
